@@ -1,0 +1,83 @@
+"""Test-session fixtures: one real control plane per session, a fresh namespace per test.
+
+By default the session builds (once, cached) and starts etcd + kube-apiserver on loopback.
+With ZEN_TEST_KUBECONFIG set, the same tests run against that cluster instead (e.g. kind);
+tests that restart or compact the control plane need the local one and say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from tests.controlplane import cluster
+from tests.paths import REPO_ROOT
+from zenwatcher.kube import config as kube_config
+from zenwatcher.kube.client import KubeClient
+
+
+@pytest.fixture(name="control_plane", scope="session")
+def _control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.Cluster]:
+    """The running cluster with our CRDs, the upstream report CRDs and the shipped RBAC."""
+    workdir = tmp_path_factory.mktemp("controlplane")
+    with cluster.session_cluster(workdir) as running:
+        yield running
+
+
+@pytest.fixture(name="namespace")
+def _namespace(control_plane: cluster.Cluster) -> Iterator[str]:
+    """A namespace of this test's own, deleted afterwards (without waiting)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(name="watcher_client")
+async def _watcher_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
+    """Our own client, authenticated as the restricted `zen-watcher` user."""
+    connection = await kube_config.load_connection(str(control_plane.kubeconfig("zen-watcher")))
+    client = KubeClient(connection=connection, timeout=10.0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """Each test starts with structlog's default configuration."""
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+async def _no_leftover_tasks() -> AsyncIterator[None]:
+    """A test must not leave asyncio tasks running behind it (kopf's habit)."""
+    yield
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    assert leftovers == [], f"tasks left running: {leftovers}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """A failing test that used the control plane shows the end of the server logs."""
+    report = yield
+    plane = item.funcargs.get("control_plane") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(plane, cluster.Cluster):
+        report.sections.append(("control plane logs", plane.log_tails()))
+    return report
+
+
+def manifests_dir() -> Path:
+    return REPO_ROOT / "manifests"
+
+
+os.environ.setdefault("ZEN_REPO_ROOT", str(REPO_ROOT))

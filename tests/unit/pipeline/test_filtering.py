@@ -1,0 +1,401 @@
+"""Filter config parsing (the original's `filter.json`) and filter verdicts."""
+
+# ruff: noqa: SIM300  # house style: the expected value is written on the left of ==
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zenwatcher import records
+from zenwatcher.pipeline import filtering
+
+Severity = records.Severity
+
+# The shape documented by the original (kube-zen/zen-watcher docs/FILTERING.md), plus the
+# global filter and the fields its examples leave out.
+ORIGINAL_SAMPLE = {
+    "sources": {
+        "trivy": {"includeSeverity": ["CRITICAL", "HIGH"]},
+        "kyverno": {
+            "excludeRules": ["disallow-latest-tag"],
+            "excludeEventTypes": ["audit", "info"],
+            "excludeKinds": ["ConfigMap", "Secret"],
+        },
+        "kubernetesEvents": {"ignoreKinds": ["Pod", "ConfigMap"]},
+        "audit": {"includeEventTypes": ["resource-deletion", "secret-access", "rbac-change"]},
+        "falco": {
+            "enabled": True,
+            "minSeverity": "HIGH",
+            "includeNamespaces": ["production", "staging"],
+            "excludeNamespaces": ["kube-system"],
+        },
+        "kube-bench": {"excludeCategories": ["compliance"], "includeCategories": ["security"]},
+        "checkov": {"enabled": False},
+    },
+    "globalNamespaceFilter": {
+        "enabled": True,
+        "includedNamespaces": [],
+        "excludedNamespaces": ["kube-public"],
+    },
+}
+
+
+def parse(document: Any) -> filtering.FilterConfig:
+    return filtering.parse_filter_config(json.dumps(document))
+
+
+def finding(**overrides: Any) -> records.Finding:
+    """A Falco-like finding in namespace `production` on a Pod; fields overridable."""
+    fields: dict[str, Any] = {
+        "source": "falco",
+        "category": records.Category.SECURITY,
+        "severity": Severity.HIGH,
+        "event_type": "runtime_detection",
+        "identity": ("Terminal shell in container", "production", "web"),
+        "resource": records.ResourceRef(kind="Pod", name="web", namespace="production"),
+        "details": {"rule": "Terminal shell in container"},
+    }
+    fields.update(overrides)
+    return records.Finding(**fields)
+
+
+def cluster_scoped(**overrides: Any) -> records.Finding:
+    """A finding about a cluster-scoped object: no namespace."""
+    resource = records.ResourceRef(kind="ClusterRoleBinding", name="admin")
+    return finding(resource=resource, **overrides)
+
+
+class TestParse:
+    def test_original_sample(self) -> None:
+        """The original's documented sample parses into the matching rules."""
+        config = parse(ORIGINAL_SAMPLE)
+        falco = config.sources["falco"]
+        names = {"trivy", "kyverno", "kubernetesevents", "audit", "falco", "kube-bench", "checkov"}
+        assert names == set(config.sources)
+        assert {Severity.CRITICAL, Severity.HIGH} == config.sources["trivy"].include_severity
+        assert Severity.HIGH == falco.min_severity
+        assert frozenset({"production", "staging"}) == falco.include_namespaces
+        assert frozenset({"kube-system"}) == falco.exclude_namespaces
+        assert frozenset({"disallow-latest-tag"}) == config.sources["kyverno"].exclude_rules
+        assert frozenset({"configmap", "secret"}) == config.sources["kyverno"].exclude_kinds
+        assert False is config.sources["checkov"].enabled
+        assert True is config.global_namespaces.enabled
+        assert frozenset({"kube-public"}) == config.global_namespaces.excluded_namespaces
+        assert () == config.unknown_keys
+
+    def test_empty_document(self) -> None:
+        """`{}` is the empty config, under which everything passes."""
+        assert filtering.FilterConfig.empty() == parse({})
+
+    def test_event_types_are_slugged(self) -> None:
+        """The original's hyphenated event types are kept in our snake_case spelling."""
+        rules = parse(ORIGINAL_SAMPLE).sources["audit"]
+        expected = frozenset({"resource_deletion", "secret_access", "rbac_change"})
+        assert expected == rules.include_event_types
+
+    def test_ignore_kinds_merge_into_exclude_kinds(self) -> None:
+        """`ignoreKinds` is the original's alias of `excludeKinds`; both lists count."""
+        config = parse({"sources": {"k": {"excludeKinds": ["Secret"], "ignoreKinds": ["Pod"]}}})
+        assert frozenset({"secret", "pod"}) == config.sources["k"].exclude_kinds
+
+    def test_keys_match_case_insensitively(self) -> None:
+        """Field names match in any case, as Go's encoding/json matched them in the original."""
+        config = parse({"Sources": {"Falco": {"MINSEVERITY": "high", "Enabled": False}}})
+        assert Severity.HIGH == config.sources["falco"].min_severity
+        assert False is config.sources["falco"].enabled
+
+    def test_source_names_are_slugged(self) -> None:
+        """Source names are matched as the slugs findings carry."""
+        config = parse({"sources": {"Kube_Bench": {"enabled": False}}})
+        assert ["kube-bench"] == list(config.sources)
+
+    def test_nulls_are_absent(self) -> None:
+        """A JSON null leaves a field at its default, as in the original."""
+        config = parse(
+            {"sources": {"falco": {"enabled": None, "minSeverity": None}, "trivy": None}}
+        )
+        assert filtering.SourceFilter() == config.sources["falco"]
+        assert filtering.SourceFilter() == config.sources["trivy"]
+
+    def test_unknown_keys_are_collected(self) -> None:
+        """Unknown keys, and the unsupported `expression`, are kept for the caller to log."""
+        config = parse(
+            {
+                "colour": "blue",
+                "expression": "severity >= HIGH",
+                "sources": {"falco": {"minSeverty": "HIGH"}},
+                "globalNamespaceFilter": {"included": ["a"]},
+            }
+        )
+        expected = (
+            "colour",
+            "expression",
+            "sources.falco.minSeverty",
+            "globalNamespaceFilter.included",
+        )
+        assert expected == config.unknown_keys
+
+    @pytest.mark.parametrize(
+        ("word", "expected"),
+        [
+            ("CRITICAL", Severity.CRITICAL),
+            ("critical", Severity.CRITICAL),
+            ("High", Severity.HIGH),
+            ("error", Severity.HIGH),
+            ("MEDIUM", Severity.MEDIUM),
+            ("Warning", Severity.MEDIUM),
+            ("low", Severity.LOW),
+            ("UNKNOWN", Severity.INFO),
+            ("info", Severity.INFO),
+        ],
+    )
+    def test_severity_words(self, word: str, expected: Severity) -> None:
+        """Severity words are read case-insensitively with the mappers' vocabulary."""
+        config = parse({"sources": {"s": {"minSeverity": word, "includeSeverity": [word]}}})
+        assert expected == config.sources["s"].min_severity
+        assert frozenset({expected}) == config.sources["s"].include_severity
+
+    def test_bytes_input(self) -> None:
+        """The raw ConfigMap bytes parse as well as text."""
+        assert (
+            Severity.LOW
+            == filtering.parse_filter_config(b'{"sources": {"falco": {"minSeverity": "LOW"}}}')
+            .sources["falco"]
+            .min_severity
+        )
+
+
+class TestParseErrors:
+    @pytest.mark.parametrize(
+        ("raw", "message"),
+        [
+            ("", "filter config is not valid JSON"),
+            ("{'sources': {}}", "filter config is not valid JSON"),
+            ("[]", "filter config: expected an object, got an array []"),
+            ("null", "filter config: expected an object, got null"),
+            ('{"sources": ["falco"]}', "sources: expected an object, got an array"),
+            (
+                '{"sources": {"falco": "off"}}',
+                'sources.falco: expected an object, got string "off"',
+            ),
+            (
+                '{"sources": {"falco": {"enabled": "false"}}}',
+                'sources.falco.enabled: expected true or false, got string "false"',
+            ),
+            (
+                '{"sources": {"falco": {"minSeverity": "HIHG"}}}',
+                "sources.falco.minSeverity: unknown severity 'HIHG'",
+            ),
+            (
+                '{"sources": {"falco": {"minSeverity": 3}}}',
+                "sources.falco.minSeverity: expected a severity string, got number 3",
+            ),
+            (
+                '{"sources": {"trivy": {"includeSeverity": ["HIGH", "severe"]}}}',
+                "sources.trivy.includeSeverity[1]: unknown severity 'severe'",
+            ),
+            (
+                '{"sources": {"trivy": {"excludeNamespaces": "kube-system"}}}',
+                "sources.trivy.excludeNamespaces: expected an array of strings, "
+                'got string "kube-system"',
+            ),
+            (
+                '{"sources": {"trivy": {"excludeKinds": ["Pod", 7]}}}',
+                "sources.trivy.excludeKinds[1]: expected a string, got number 7",
+            ),
+            (
+                '{"globalNamespaceFilter": {"enabled": 1}}',
+                "globalNamespaceFilter.enabled: expected true or false, got number 1",
+            ),
+            (
+                '{"globalNamespaceFilter": {"excludedNamespaces": {"a": 1}}}',
+                "globalNamespaceFilter.excludedNamespaces: expected an array of strings, "
+                'got an object {"a":1}',
+            ),
+            (
+                '{"sources": {"falco": {}, "Falco": {}}}',
+                "sources: 'falco' and 'Falco' name one source",
+            ),
+        ],
+    )
+    def test_message_names_field_and_value(self, raw: str, message: str) -> None:
+        """An unusable config raises FilterConfigError naming the field and the bad value."""
+        with pytest.raises(filtering.FilterConfigError) as caught:
+            filtering.parse_filter_config(raw)
+        assert str(caught.value).startswith(message)
+
+    def test_is_a_value_error(self) -> None:
+        """Callers that catch ValueError also catch a bad filter config."""
+        assert issubclass(filtering.FilterConfigError, ValueError)
+
+
+class TestLoadFilterFile:
+    def test_reads_file(self, tmp_path: Path) -> None:
+        """A `filter.json` file on disk (a mounted ConfigMap key) loads."""
+        path = tmp_path / "filter.json"
+        path.write_text(json.dumps(ORIGINAL_SAMPLE))
+        assert parse(ORIGINAL_SAMPLE) == filtering.load_filter_file(path)
+
+    def test_missing_file_names_path(self, tmp_path: Path) -> None:
+        """A file that cannot be read gives an error naming it."""
+        path = tmp_path / "absent.json"
+        with pytest.raises(filtering.FilterConfigError, match=r"absent\.json: cannot read"):
+            filtering.load_filter_file(path)
+
+    def test_bad_content_names_path_and_field(self, tmp_path: Path) -> None:
+        """A file with a bad value gives an error naming the file and the field."""
+        path = tmp_path / "filter.json"
+        path.write_text('{"sources": {"falco": {"minSeverity": "loud"}}}')
+        with pytest.raises(filtering.FilterConfigError) as caught:
+            filtering.load_filter_file(str(path))
+        assert f"{path}: sources.falco.minSeverity: unknown severity 'loud'" in str(caught.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class DropCase:
+    reason: str
+    config: dict[str, Any]
+    finding: records.Finding
+
+
+def rules(**source: Any) -> dict[str, Any]:
+    """A config with `source` as the rules of the `falco` source."""
+    return {"sources": {"falco": source}}
+
+
+DROP_CASES = [
+    DropCase("source_disabled", rules(enabled=False), finding()),
+    DropCase(
+        "global_exclude_namespace",
+        {"globalNamespaceFilter": {"enabled": True, "excludedNamespaces": ["Production"]}},
+        finding(),
+    ),
+    DropCase(
+        "global_include_namespace",
+        {"globalNamespaceFilter": {"enabled": True, "includedNamespaces": ["staging"]}},
+        finding(),
+    ),
+    DropCase("include_severity", rules(includeSeverity=["critical"]), finding()),
+    DropCase("min_severity", rules(minSeverity="CRITICAL"), finding()),
+    DropCase("exclude_event_type", rules(excludeEventTypes=["runtime-detection"]), finding()),
+    DropCase("include_event_type", rules(includeEventTypes=["pod_exec"]), finding()),
+    DropCase("exclude_namespace", rules(excludeNamespaces=["production"]), finding()),
+    DropCase("include_namespace", rules(includeNamespaces=["staging"]), finding()),
+    DropCase("exclude_kind", rules(excludeKinds=["pod"]), finding()),
+    DropCase("include_kind", rules(includeKinds=["Deployment"]), finding()),
+    DropCase("exclude_category", rules(excludeCategories=["Security"]), finding()),
+    DropCase("include_category", rules(includeCategories=["compliance"]), finding()),
+    DropCase("exclude_rule", rules(excludeRules=["terminal shell in container"]), finding()),
+]
+
+
+class TestEvaluate:
+    @pytest.mark.parametrize("case", DROP_CASES, ids=[case.reason for case in DROP_CASES])
+    def test_drop_reason(self, case: DropCase) -> None:
+        """Each rule drops a finding it matches, with its own reason."""
+        assert case.reason == filtering.evaluate(parse(case.config), case.finding)
+
+    def test_cases_cover_every_reason(self) -> None:
+        """Every declared drop reason is exercised above, and no other."""
+        assert filtering.DROP_REASONS == {case.reason for case in DROP_CASES}
+
+    def test_empty_config_passes(self) -> None:
+        """Without rules every finding passes."""
+        assert None is filtering.evaluate(filtering.FilterConfig.empty(), finding())
+
+    def test_other_sources_pass(self) -> None:
+        """A source without an entry is not filtered."""
+        config = parse(rules(enabled=False))
+        assert None is filtering.evaluate(config, finding(source="audit"))
+
+    def test_matching_rules_pass(self) -> None:
+        """A finding that satisfies every rule of its source passes."""
+        config = parse(ORIGINAL_SAMPLE)
+        assert None is filtering.evaluate(config, finding())
+
+    def test_min_severity_is_inclusive(self) -> None:
+        """A finding exactly at minSeverity passes."""
+        assert None is filtering.evaluate(parse(rules(minSeverity="high")), finding())
+
+    def test_include_severity_overrides_min_severity(self) -> None:
+        """With includeSeverity set, minSeverity is ignored, as in the original."""
+        config = parse(rules(minSeverity="CRITICAL", includeSeverity=["LOW", "HIGH"]))
+        assert None is filtering.evaluate(config, finding())
+
+    def test_exclude_wins_over_include(self) -> None:
+        """A value both excluded and included is dropped as excluded."""
+        config = parse(rules(excludeKinds=["Pod"], includeKinds=["Pod"]))
+        assert "exclude_kind" == filtering.evaluate(config, finding())
+
+    def test_checks_run_in_original_order(self) -> None:
+        """A disabled source wins, then the global filter, then severity, then the rest."""
+        everything = {
+            "globalNamespaceFilter": {"enabled": True, "includedNamespaces": ["x"]},
+            **rules(minSeverity="CRITICAL", excludeKinds=["Pod"]),
+        }
+        assert "global_include_namespace" == filtering.evaluate(parse(everything), finding())
+        everything["sources"]["falco"]["enabled"] = False
+        assert "source_disabled" == filtering.evaluate(parse(everything), finding())
+        del everything["globalNamespaceFilter"]
+        everything["sources"]["falco"]["enabled"] = True
+        assert "min_severity" == filtering.evaluate(parse(everything), finding())
+
+    def test_disabled_global_filter_is_ignored(self) -> None:
+        """Global namespace lists apply only when `enabled` is true."""
+        config = parse({"globalNamespaceFilter": {"excludedNamespaces": ["production"]}})
+        assert None is filtering.evaluate(config, finding())
+
+    def test_global_filter_applies_to_unlisted_sources(self) -> None:
+        """The global namespace filter applies to sources that have no entry of their own."""
+        config = parse({"globalNamespaceFilter": {"enabled": True, "excludedNamespaces": ["p"]}})
+        dropped = finding(source="audit", resource=records.ResourceRef(kind="Pod", namespace="p"))
+        assert "global_exclude_namespace" == filtering.evaluate(config, dropped)
+
+    def test_cluster_scoped_dropped_by_include_list(self) -> None:
+        """A finding without a namespace is not in a namespace include list."""
+        config = parse(rules(includeNamespaces=["production"]))
+        assert "include_namespace" == filtering.evaluate(config, cluster_scoped())
+
+    def test_cluster_scoped_kept_when_empty_namespace_listed(self) -> None:
+        """Listing "" in an include list keeps findings without a namespace."""
+        config = parse(rules(includeNamespaces=["production", ""]))
+        assert None is filtering.evaluate(config, cluster_scoped())
+
+    def test_cluster_scoped_passes_exclude_list(self) -> None:
+        """Exclude lists do not drop findings without a namespace."""
+        config = parse({"globalNamespaceFilter": {"enabled": True, "excludedNamespaces": ["a"]}})
+        assert None is filtering.evaluate(config, cluster_scoped())
+
+    def test_finding_without_resource_dropped_by_kind_include(self) -> None:
+        """A finding with no resource has kind "", which no kind include list holds."""
+        config = parse(rules(includeKinds=["Pod"]))
+        assert "include_kind" == filtering.evaluate(config, finding(resource=None))
+
+    @pytest.mark.parametrize(
+        "details",
+        [
+            {"policy": "Disallow-Latest-Tag"},
+            {"rule": "other", "policy": "disallow-latest-tag"},
+            {"checkID": "disallow-latest-tag"},
+            {"vulnerabilityID": "DISALLOW-LATEST-TAG"},
+        ],
+    )
+    def test_exclude_rules_match_any_rule_field(self, details: dict[str, str]) -> None:
+        """excludeRules matches the rule, policy, check or vulnerability id, in any case."""
+        config = parse(rules(excludeRules=["disallow-latest-tag"]))
+        assert "exclude_rule" == filtering.evaluate(config, finding(details=details))
+
+    def test_exclude_rules_ignore_findings_without_rule(self) -> None:
+        """A finding without any rule name is not dropped by excludeRules."""
+        config = parse(rules(excludeRules=["disallow-latest-tag"]))
+        assert None is filtering.evaluate(config, finding(details={"rule": 3}))
+
+    def test_severity_case_insensitive_in_include(self) -> None:
+        """includeSeverity matches whatever case the config used."""
+        config = parse(rules(includeSeverity=["hIgH"]))
+        assert None is filtering.evaluate(config, finding())

@@ -1,0 +1,1 @@
+"""Small asyncio helpers with no Kubernetes and no HTTP in them."""

@@ -1,0 +1,178 @@
+"""`zen-watcher convert`: the daemon's mapping, filters and dedup without a cluster.
+
+Reads payload files (JSON, JSON lines, or YAML for reports), prints one Observation per distinct
+finding as a JSON line (count = how many times it was seen), and notes skipped or rejected
+entries on stderr. Exit 2 only for a file it cannot read or parse.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+import yaml
+
+from zenwatcher import records
+from zenwatcher.mapping import audit, falco, reports
+from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.pipeline import filtering
+
+
+class InputError(Exception):
+    """A file that cannot be read or parsed; the message names it and the problem."""
+
+
+@dataclass
+class Collected:
+    """Distinct findings in first-seen order, with their counts, and what was skipped."""
+
+    findings: dict[str, records.Finding] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, finding: records.Finding) -> None:
+        self.findings.setdefault(finding.name, finding)
+        self.counts[finding.name] = self.counts.get(finding.name, 0) + 1
+
+
+def convert_files(
+    *,
+    source: str,
+    paths: list[str],
+    filter_path: str | None,
+    namespace: str,
+    ttl_seconds: int,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run the conversion; the process exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        config = filtering.load_filter_file(filter_path) if filter_path else None
+        documents = [(path, load_documents(path, source=source)) for path in paths]
+    except (InputError, filtering.FilterConfigError) as error:
+        print(f"zen-watcher convert: {error}", file=err)
+        return 2
+    collected = Collected()
+    for path, docs in documents:
+        for document in docs:
+            _collect(source, path, document, config, collected)
+    now = datetime.now(UTC)
+    for name, finding in collected.findings.items():
+        body = records.to_observation(
+            finding,
+            namespace=records.observation_namespace(finding, default_namespace=namespace),
+            now=now,
+            ttl_seconds=ttl_seconds,
+            count=collected.counts[name],
+        )
+        out.write(orjson.dumps(body).decode() + "\n")
+    for note in collected.notes:
+        print(f"zen-watcher convert: {note}", file=err)
+    return 0
+
+
+def load_documents(path: str, *, source: str) -> list[Any]:
+    """Decoded documents of one file: a JSON value, JSON lines, or (reports) YAML documents."""
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror or error}") from None
+    try:
+        return [orjson.loads(raw)]
+    except orjson.JSONDecodeError as error:
+        first_error = error
+    lines = [line for line in raw.splitlines() if line.strip()]
+    if len(lines) > 1:
+        try:
+            return [orjson.loads(line) for line in lines]
+        except orjson.JSONDecodeError:
+            pass
+    if source in ("kyverno", "trivy"):
+        try:
+            return [doc for doc in yaml.safe_load_all(raw) if doc is not None]
+        except yaml.YAMLError as error:
+            raise InputError(f"{path}: not JSON or YAML: {_first_line(error)}") from None
+    raise InputError(f"{path}: not JSON or JSON lines: {first_error}")
+
+
+def _collect(
+    source: str,
+    path: str,
+    document: Any,
+    config: filtering.FilterConfig | None,
+    collected: Collected,
+) -> None:
+    if source in ("falco", "audit"):
+        findings = _events(source, path, document, collected)
+    else:
+        findings = _reports(source, path, document, collected)
+    for finding in findings:
+        reason = filtering.evaluate(config, finding) if config else None
+        if reason is None:
+            collected.add(finding)
+        else:
+            collected.notes.append(f"{path}: {finding.name} filtered ({reason})")
+
+
+def _events(source: str, path: str, document: Any, collected: Collected) -> list[records.Finding]:
+    split: Callable[[Any], list[Any]] = (
+        falco.split_falco_body if source == "falco" else audit.split_audit_body
+    )
+    map_event: Callable[[Any], records.Finding] = (
+        falco.map_falco_alert if source == "falco" else audit.map_audit_event
+    )
+    try:
+        events = split(document)
+    except Rejected as rejected:
+        collected.notes.append(f"{path}: rejected ({rejected.reason}): {rejected}")
+        return []
+    findings = []
+    for index, event in enumerate(events):
+        try:
+            findings.append(map_event(event))
+        except Ignored as ignored:
+            collected.notes.append(f"{path}: event {index} skipped ({ignored.reason}): {ignored}")
+        except Rejected as rejected:
+            collected.notes.append(f"{path}: event {index} rejected ({rejected.reason}): {rejected}")
+    return findings
+
+
+def _reports(source: str, path: str, document: Any, collected: Collected) -> list[records.Finding]:
+    findings: list[records.Finding] = []
+    for report in reports.split_documents(document):
+        label = _describe(report)
+        api_version = report.get("apiVersion", "") if isinstance(report, dict) else ""
+        if reports.report_source(str(api_version)) != source:
+            collected.notes.append(f"{path}: {label} skipped: not a {source} report kind")
+            continue
+        try:
+            mapped = reports.map_report(report)
+        except (Ignored, Rejected) as error:
+            collected.notes.append(f"{path}: {label} skipped ({error.reason}): {error}")
+            continue
+        findings.extend(mapped.findings)
+        collected.notes.extend(_entry_notes(path, label, mapped.rejected))
+    return findings
+
+
+def _entry_notes(path: str, label: str, rejected: Iterable[Rejected]) -> list[str]:
+    return [f"{path}: {label}: entry rejected ({item.reason}): {item}" for item in rejected]
+
+
+def _describe(report: Any) -> str:
+    if not isinstance(report, dict):
+        return f"a {type(report).__name__}"
+    metadata = report.get("metadata") if isinstance(report.get("metadata"), dict) else {}
+    name = (metadata or {}).get("name") or "(unnamed)"
+    return f"{report.get('kind', '(no kind)')} {name}"
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

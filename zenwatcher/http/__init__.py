@@ -1,0 +1,1 @@
+"""The HTTP edge: webhook listener (every pod) and metrics/probes listener."""

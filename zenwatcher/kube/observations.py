@@ -1,0 +1,99 @@
+"""Observation API calls: create, read, status updates, paginated lists, delete.
+
+Creates carry the whole object; the API server drops `.status` on create (status subresource),
+so the caller follows a create with `replace_status`. Status updates send the resourceVersion
+they read, so two replicas incrementing one count never lose an increment (409 = re-read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from zenwatcher import records
+from zenwatcher.kube.client import MERGE_PATCH, KubeClient
+
+_BASE = f"/apis/{records.GROUP}/{records.VERSION}"
+
+
+def collection_path(namespace: str | None) -> str:
+    """The Observation collection in `namespace`, or across all namespaces for None."""
+    if namespace is None:
+        return f"{_BASE}/{records.PLURAL}"
+    return f"{_BASE}/namespaces/{namespace}/{records.PLURAL}"
+
+
+def object_path(namespace: str, name: str) -> str:
+    return f"{collection_path(namespace)}/{name}"
+
+
+async def create_observation(client: KubeClient, body: dict[str, Any]) -> dict[str, Any]:
+    """POST the Observation; raises Conflict (AlreadyExists) when the name is taken."""
+    namespace = body["metadata"]["namespace"]
+    return await client.request("POST", collection_path(namespace), body=body)
+
+
+async def get_observation(client: KubeClient, namespace: str, name: str) -> dict[str, Any]:
+    return await client.request("GET", object_path(namespace, name))
+
+
+async def patch_status(
+    client: KubeClient,
+    namespace: str,
+    name: str,
+    *,
+    status: dict[str, Any],
+    resource_version: str | None = None,
+) -> dict[str, Any]:
+    """Merge-patch `.status`; with `resource_version` the server refuses a stale write (409)."""
+    body: dict[str, Any] = {"status": status}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
+    return await client.request(
+        "PATCH", object_path(namespace, name) + "/status", body=body, content_type=MERGE_PATCH
+    )
+
+
+async def patch_labels(
+    client: KubeClient, namespace: str, name: str, *, labels: dict[str, str]
+) -> dict[str, Any]:
+    """Merge-patch metadata labels (a report finding that moved to a recreated report)."""
+    return await client.request(
+        "PATCH",
+        object_path(namespace, name),
+        body={"metadata": {"labels": labels}},
+        content_type=MERGE_PATCH,
+    )
+
+
+async def delete_observation(
+    client: KubeClient, namespace: str, name: str, *, resource_version: str | None = None
+) -> None:
+    """DELETE, optionally only if unchanged since it was read (GC must not race an update)."""
+    body = None
+    if resource_version is not None:
+        body = {"preconditions": {"resourceVersion": resource_version}}
+    await client.request("DELETE", object_path(namespace, name), body=body)
+
+
+async def list_observations(
+    client: KubeClient,
+    *,
+    namespace: str | None,
+    label_selector: str = "",
+    page_size: int = 500,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every Observation in scope, one page of `page_size` at a time (limit/continue)."""
+    token = ""
+    while True:
+        params: dict[str, str | int | bool] = {"limit": page_size}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if token:
+            params["continue"] = token
+        page = await client.request("GET", collection_path(namespace), params=params)
+        for item in page.get("items") or []:
+            yield item
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return

@@ -1,0 +1,298 @@
+"""Kubernetes API-server audit events mapped to findings (DESIGN.md §4).
+
+`split_audit_body` unpacks a webhook body; `map_audit_event` type-checks one Event, judges it only
+at the stage its request is judged at, runs the rule table (`audit_rules`) and builds the finding.
+Its identity is the rule, user, verb and objectRef (DESIGN.md §3): never auditID, times, IPs, agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from zenwatcher import records
+from zenwatcher.mapping import audit_fields, audit_rules, kinds, rejection, timestamps
+
+SOURCE = "audit"
+AUDIT_GROUP = "audit.k8s.io"
+STAGE_RESPONSE_STARTED = "ResponseStarted"
+# A request that panicked never reaches ResponseComplete; Panic is its last word.
+STAGES_COMPLETE = frozenset({"ResponseComplete", "Panic"})
+
+_TITLES = {
+    "pod_exec": "pod exec",
+    "pod_attach": "pod attach",
+    "pod_portforward": "pod port-forward",
+    "privileged_pod": "privileged pod spec",
+    "cluster_admin_binding": "cluster-admin binding",
+    "rbac_wildcard": "over-broad RBAC role",
+    "rbac_change": "RBAC change",
+    "secret_write": "secret write",
+    "sensitive_configmap": "credentials in a ConfigMap",
+    "anonymous_access": "anonymous access",
+    "forbidden_request": "forbidden request",
+    "nodeport_service": "NodePort service",
+    "namespace_change": "namespace change",
+}
+# Kinds a requestObject may carry that are not the affected object's kind.
+_NOT_OBJECT_KINDS = frozenset({"DeleteOptions", "Status", "Scale", "Eviction", "Binding"})
+
+
+def split_audit_body(payload: Any) -> list[Any]:
+    """The audit Events of a decoded webhook body: an EventList's items, one Event, or an array."""
+    if isinstance(payload, list):
+        return list(payload)
+    if not isinstance(payload, dict) or not _is_audit_api(payload.get("apiVersion")):
+        raise rejection.Rejected("invalid_shape", _shape_message(payload))
+    kind = payload.get("kind")
+    if kind == "Event":
+        return [payload]
+    if kind != "EventList":
+        raise rejection.Rejected("invalid_shape", _shape_message(payload))
+    items = payload.get("items")
+    if items is None:  # Go encodes an empty list as null
+        return []
+    if not isinstance(items, list):
+        raise rejection.Rejected("invalid_shape", "an audit EventList's items must be an array")
+    return list(items)
+
+
+def audit_id(event: Any) -> str:
+    """The auditID naming one request across its stages: the caller's key for judging it once."""
+    if not isinstance(event, dict):
+        raise rejection.Rejected("not_an_object", _shape_message(event))
+    return audit_fields.required_str(event, "auditID")
+
+
+def is_streaming(event: Any) -> bool:
+    """Whether the event is an exec, attach or portforward request (judged when it starts)."""
+    ref = event.get("objectRef") if isinstance(event, dict) else None
+    if not isinstance(ref, dict) or ref.get("apiGroup") or ref.get("resource") != "pods":
+        return False
+    subresource = ref.get("subresource")
+    return isinstance(subresource, str) and subresource in audit_rules.STREAMING_SUBRESOURCES
+
+
+def map_audit_event(event: Any, *, streaming_at_complete: bool = False) -> records.Finding:
+    """The finding one audit Event stands for.
+
+    Each request is judged once: normal ones at ResponseComplete (or Panic), streaming ones at
+    ResponseStarted, since a session's ResponseComplete may come hours later. An audit policy that
+    omits ResponseStarted leaves only ResponseComplete; then the caller passes
+    `streaming_at_complete=True` and remembers the auditIDs it judged (`audit_id`), which is state
+    this pure function does not keep. Raises `Rejected` for a malformed event, `Ignored("stage")`
+    for a stage not judged and `Ignored("no_rule")` when no rule of DESIGN.md §4 matches.
+    """
+    if not isinstance(event, dict):
+        raise rejection.Rejected("not_an_object", _shape_message(event))
+    _check_envelope(event)
+    request = _request_of(event)
+    _check_stage(
+        audit_fields.required_str(event, "stage"),
+        streaming=is_streaming(event),
+        streaming_at_complete=streaming_at_complete,
+    )
+    verdicts = audit_rules.matches(request)
+    if not verdicts:
+        raise rejection.Ignored(
+            "no_rule", f"no audit rule matches {request.verb} {_target(request)}"
+        )
+    verdict = audit_rules.most_severe(verdicts)
+    return records.Finding(
+        source=SOURCE,
+        category=verdict.category,
+        severity=verdict.severity,
+        event_type=verdict.event_type,
+        identity=_identity(event, request, verdict),
+        resource=_resource(event, request),
+        title=_title(request, verdict),
+        message=_message(event, request, verdict),
+        details=_details(event, request, verdict, verdicts),
+        detected_at=timestamps.parse_time(event.get("stageTimestamp"))
+        or timestamps.parse_time(event.get("requestReceivedTimestamp")),
+    )
+
+
+def _check_envelope(event: Mapping[str, Any]) -> None:
+    kind = event.get("kind")
+    if kind != "Event":
+        raise rejection.Rejected("invalid_kind", f"expected an audit Event, got kind {kind!r}")
+    api_version = event.get("apiVersion")
+    if not _is_audit_api(api_version):
+        raise rejection.Rejected(
+            "invalid_api_version", f"expected apiVersion {AUDIT_GROUP}/*, got {api_version!r}"
+        )
+    for key in ("auditID", "stage", "verb"):
+        audit_fields.required_str(event, key)
+    # Fields only the details use are checked here too, so a bad event is rejected at any stage.
+    audit_fields.optional_str(event, "userAgent")
+    audit_fields.strings(event, "sourceIPs")
+    audit_fields.optional_map(event, "impersonatedUser")
+
+
+def _check_stage(stage: str, *, streaming: bool, streaming_at_complete: bool) -> None:
+    # A streaming request's Panic follows its ResponseStarted, so it is not judged a second time.
+    judged_at = STAGES_COMPLETE
+    if streaming and not streaming_at_complete:
+        judged_at = frozenset({STAGE_RESPONSE_STARTED})
+    if stage not in judged_at:
+        kind = "streaming" if streaming else "normal"
+        raise rejection.Ignored("stage", f"a {kind} request is not judged at stage {stage}")
+
+
+def _request_of(event: Mapping[str, Any]) -> audit_rules.Request:
+    user = audit_fields.optional_map(event, "user")
+    ref = audit_fields.optional_map(event, "objectRef")
+    resource = audit_fields.optional_str(ref, "resource", where="objectRef")
+    namespace = audit_fields.optional_str(ref, "namespace", where="objectRef")
+    name = audit_fields.optional_str(ref, "name", where="objectRef")
+    if resource == "namespaces":
+        # A Namespace is cluster-scoped; the API server reports it as its own namespace.
+        name, namespace = name or namespace, ""
+    uri = audit_fields.optional_str(event, "requestURI")
+    verb = audit_fields.required_str(event, "verb")
+    if not name and verb == "create":
+        name = audit_fields.metadata(event.get("requestObject"), "name") or audit_fields.metadata(
+            event.get("responseObject"), "name"
+        )
+    return audit_rules.Request(
+        verb=verb,
+        username=audit_fields.optional_str(user, "username", where="user"),
+        groups=audit_fields.strings(user, "groups", where="user"),
+        api_group=_api_group(ref, uri) if resource else "",
+        resource=resource,
+        subresource=audit_fields.optional_str(ref, "subresource", where="objectRef"),
+        namespace=namespace,
+        name=name,
+        path=uri.partition("?")[0],
+        code=audit_fields.response_code(event),
+        request_object=event.get("requestObject"),
+        response_object=event.get("responseObject"),
+    )
+
+
+def _identity(
+    event: Mapping[str, Any], request: audit_rules.Request, verdict: audit_rules.Verdict
+) -> tuple[str, ...]:
+    # The server picks generated names (pod-xyz12) per create, so a create identifies its object by
+    # the name the client asked for: objectRef's, the request's, else its generateName prefix.
+    ref_name = audit_fields.optional_str(
+        audit_fields.optional_map(event, "objectRef"), "name", where="objectRef"
+    )
+    if request.resource == "namespaces":
+        ref_name = request.name
+    elif request.verb == "create" and not ref_name:
+        requested = event.get("requestObject")
+        ref_name = audit_fields.metadata(requested, "name") or audit_fields.metadata(
+            requested, "generateName"
+        )
+    # Non-resource requests (/version, /metrics) have no objectRef; their path names them.
+    where = ref_name if request.resource else request.path
+    return (
+        verdict.event_type,
+        request.username,
+        request.verb,
+        request.resource,
+        request.subresource,
+        request.namespace,
+        where,
+    )
+
+
+def _resource(event: Mapping[str, Any], request: audit_rules.Request) -> records.ResourceRef | None:
+    if not request.resource:
+        return None
+    ref = audit_fields.optional_map(event, "objectRef")
+    version = audit_fields.optional_str(ref, "apiVersion", where="objectRef")
+    if version and request.api_group:
+        api_version = f"{request.api_group}/{version}"
+    else:
+        api_version = version or kinds.api_version_for(request.resource)
+    kind = kinds.kind_for(request.resource)
+    if not kind and request.verb in ("create", "update") and not request.subresource:
+        kind = _metadata_kind(request.request_object)
+    return records.ResourceRef(
+        api_version=api_version, kind=kind, name=request.name, namespace=request.namespace
+    )
+
+
+def _title(request: audit_rules.Request, verdict: audit_rules.Verdict) -> str:
+    phrase = _TITLES.get(verdict.event_type, verdict.event_type)
+    user = request.username or "an unknown user"
+    if verdict.event_type in audit_rules.STREAMING_SUBRESOURCES.values():
+        return f"{phrase} by {user} into {request.namespace}/{request.name}"
+    return f"{phrase} by {user}: {request.verb} {_target(request)}"
+
+
+def _message(
+    event: Mapping[str, Any], request: audit_rules.Request, verdict: audit_rules.Verdict
+) -> str:
+    uri = audit_fields.optional_str(event, "requestURI") or _target(request)
+    code = "no response code" if request.code is None else f"response {request.code}"
+    user = request.username or "an unknown user"
+    return f"{user} sent {request.verb} {uri} ({code}): {'; '.join(verdict.reasons)}"
+
+
+def _target(request: audit_rules.Request) -> str:
+    if not request.resource:
+        return request.path or "a non-resource URL"
+    plural = (
+        f"{request.resource}/{request.subresource}" if request.subresource else request.resource
+    )
+    where = "/".join(part for part in (request.namespace, request.name) if part)
+    return f"{plural} {where}" if where else plural
+
+
+def _details(
+    event: Mapping[str, Any],
+    request: audit_rules.Request,
+    verdict: audit_rules.Verdict,
+    verdicts: list[audit_rules.Verdict],
+) -> dict[str, Any]:
+    annotations = event.get("annotations")
+    annotations = annotations if isinstance(annotations, dict) else {}
+    details: dict[str, Any] = {
+        "rule": verdict.event_type,
+        "reasons": list(verdict.reasons),
+        "user": request.username,
+        "groups": list(request.groups),
+        "verb": request.verb,
+        "requestURI": audit_fields.optional_str(event, "requestURI"),
+        "sourceIPs": list(audit_fields.strings(event, "sourceIPs")),
+        "userAgent": audit_fields.optional_str(event, "userAgent"),
+        "auditID": audit_fields.required_str(event, "auditID"),
+        "stage": audit_fields.required_str(event, "stage"),
+        "responseCode": request.code,
+        "objectRef": dict(audit_fields.optional_map(event, "objectRef")),
+        "alsoMatched": [item.event_type for item in verdicts if item is not verdict],
+        "authorizationDecision": annotations.get("authorization.k8s.io/decision"),
+        "authorizationReason": annotations.get("authorization.k8s.io/reason"),
+        "impersonatedUser": audit_fields.optional_map(event, "impersonatedUser").get("username"),
+    }
+    return {key: value for key, value in details.items() if value not in (None, "", [], {})}
+
+
+def _api_group(ref: Mapping[str, Any], uri: str) -> str:
+    if "apiGroup" in ref:
+        return audit_fields.optional_str(ref, "apiGroup", where="objectRef")
+    # Old events leave apiGroup out; /apis/<group>/<version>/… still names it.
+    parts = uri.split("/")
+    return parts[2] if len(parts) > 3 and parts[1] == "apis" else ""
+
+
+def _is_audit_api(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.startswith(f"{AUDIT_GROUP}/"))
+
+
+def _metadata_kind(obj: object) -> str:
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    return kind if isinstance(kind, str) and kind not in _NOT_OBJECT_KINDS else ""
+
+
+def _shape_message(payload: object) -> str:
+    if isinstance(payload, dict):
+        return (
+            "expected an audit Event or EventList (apiVersion audit.k8s.io/v1 or v1beta1), "
+            f"got kind {payload.get('kind')!r}, apiVersion {payload.get('apiVersion')!r}"
+        )
+    return f"expected an audit Event or EventList object, got {type(payload).__name__}"

@@ -1,0 +1,226 @@
+"""The audit rule table of DESIGN.md §4: which requests are findings, of what type and severity.
+
+Each rule looks at one type-checked `Request` and returns a `Verdict` or None; `matches` runs them
+in table order and `most_severe` picks the one a request is reported as (ties: table order).
+Object inspections (pod specs, ConfigMap data, RBAC rules) live in `audit_inspect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from zenwatcher import records
+from zenwatcher.mapping import audit_inspect
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+STREAMING_SUBRESOURCES = {
+    "exec": "pod_exec",
+    "attach": "pod_attach",
+    "portforward": "pod_portforward",
+}
+ANONYMOUS_USER = "system:anonymous"
+UNAUTHENTICATED_GROUP = "system:unauthenticated"
+
+# WebSocket clients (kubectl >= 1.30) open exec/attach/portforward with GET, audited as verb get.
+_STREAM_VERBS = frozenset({"create", "get"})
+_WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# Patches are judged too: a merge patch has the object's shape (a JSON patch is a list, skipped).
+_SPEC_VERBS = frozenset({"create", "update", "patch"})
+_ROLES = frozenset({"roles", "clusterroles"})
+_BINDINGS = frozenset({"rolebindings", "clusterrolebindings"})
+# Anonymous GETs the default system:public-info-viewer role allows: load-balancer health probes,
+# not a breach, and audited thousands of times a day where anonymous auth is on.
+_PUBLIC_INFO_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+
+_HIGH = records.Severity.HIGH
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """The fields of one audit Event the rules look at, already type-checked.
+
+    `namespace` and `name` are the affected object's (a Namespace is cluster-scoped, its own name in
+    `name`); `path` is the requestURI without its query, which names non-resource requests.
+    """
+
+    verb: str
+    username: str
+    groups: tuple[str, ...]
+    api_group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+    path: str
+    code: int | None
+    request_object: Any = None
+    response_object: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """One rule's match: the finding's eventType, severity, category and why it matched."""
+
+    event_type: str
+    severity: records.Severity
+    category: records.Category = records.Category.SECURITY
+    reasons: tuple[str, ...] = ()
+
+
+def matches(request: Request) -> list[Verdict]:
+    """Every rule the request matches, in table order."""
+    verdicts = (rule(request) for rule in RULES)
+    return [verdict for verdict in verdicts if verdict is not None]
+
+
+def most_severe(verdicts: list[Verdict]) -> Verdict:
+    """The verdict a request is reported as; `max` keeps the first of equals, so table order."""
+    return max(verdicts, key=lambda verdict: verdict.severity.rank)
+
+
+def _is_core(request: Request, resource: str) -> bool:
+    return not request.api_group and request.resource == resource
+
+
+def _object(request: Request) -> object:
+    """What the request wrote: its requestObject; for create/update the stored result will do."""
+    if isinstance(request.request_object, dict) or request.verb == "patch":
+        return request.request_object
+    return request.response_object
+
+
+def _pod_stream(request: Request) -> Verdict | None:
+    event_type = STREAMING_SUBRESOURCES.get(request.subresource)
+    if event_type is None or not _is_core(request, "pods") or request.verb not in _STREAM_VERBS:
+        return None
+    reason = f"{request.verb} on pods/{request.subresource}"
+    return Verdict(event_type=event_type, severity=_HIGH, reasons=(reason,))
+
+
+def _privileged_pod(request: Request) -> Verdict | None:
+    if request.verb not in _SPEC_VERBS or request.resource not in audit_inspect.WORKLOAD_RESOURCES:
+        return None
+    # kubectl debug adds ephemeral containers through the pods/ephemeralcontainers subresource.
+    subresources = ("", "ephemeralcontainers") if request.resource == "pods" else ("",)
+    if request.subresource not in subresources:
+        return None
+    spec = audit_inspect.pod_spec_of(request.resource, _object(request))
+    reasons = audit_inspect.privileged_reasons(spec) if spec is not None else []
+    return _verdict("privileged_pod", _HIGH, reasons)
+
+
+def _cluster_admin_binding(request: Request) -> Verdict | None:
+    if not _is_rbac(request, _BINDINGS) or request.verb not in _SPEC_VERBS:
+        return None
+    reasons = audit_inspect.cluster_admin_reasons(_object(request))
+    return _verdict("cluster_admin_binding", records.Severity.CRITICAL, reasons)
+
+
+def _rbac_wildcard(request: Request) -> Verdict | None:
+    if not _is_rbac(request, _ROLES) or request.verb not in _SPEC_VERBS:
+        return None
+    reasons = audit_inspect.rbac_wildcard_reasons(_object(request))
+    return _verdict("rbac_wildcard", _HIGH, reasons)
+
+
+def _rbac_change(request: Request) -> Verdict | None:
+    if not _is_rbac(request, _ROLES | _BINDINGS) or request.verb not in _WRITE_VERBS:
+        return None
+    reason = f"{request.verb} {request.resource}"
+    return Verdict(event_type="rbac_change", severity=records.Severity.MEDIUM, reasons=(reason,))
+
+
+def _secret_write(request: Request) -> Verdict | None:
+    if not _is_core(request, "secrets") or request.subresource or request.verb not in _WRITE_VERBS:
+        return None
+    # Secrets in kube-system hold bootstrap tokens and controller credentials.
+    in_kube_system = request.namespace == "kube-system"
+    severity = _HIGH if in_kube_system else records.Severity.MEDIUM
+    reason = f"{request.verb} secrets in {request.namespace or 'all namespaces'}"
+    return Verdict(event_type="secret_write", severity=severity, reasons=(reason,))
+
+
+def _sensitive_configmap(request: Request) -> Verdict | None:
+    if not _is_core(request, "configmaps") or request.verb not in _SPEC_VERBS:
+        return None
+    reasons = audit_inspect.credential_reasons(_object(request))
+    return _verdict("sensitive_configmap", records.Severity.MEDIUM, reasons)
+
+
+def _anonymous_access(request: Request) -> Verdict | None:
+    anonymous = request.username == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in request.groups
+    # No code yet (ResponseStarted) counts as not failed.
+    failed = request.code is not None and request.code >= 400
+    if not anonymous or failed or _is_public_info(request):
+        return None
+    reason = f"{request.username or UNAUTHENTICATED_GROUP} request answered {request.code}"
+    return Verdict(event_type="anonymous_access", severity=_HIGH, reasons=(reason,))
+
+
+def _is_public_info(request: Request) -> bool:
+    if request.resource or request.verb != "get":
+        return False
+    path = request.path.rstrip("/")
+    return any(path == known or path.startswith(known + "/") for known in _PUBLIC_INFO_PATHS)
+
+
+def _forbidden_request(request: Request) -> Verdict | None:
+    if request.code != 403:
+        return None
+    return Verdict(
+        event_type="forbidden_request", severity=records.Severity.LOW, reasons=("response 403",)
+    )
+
+
+def _nodeport_service(request: Request) -> Verdict | None:
+    if not _is_core(request, "services") or request.subresource or request.verb != "create":
+        return None
+    obj = _object(request)
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    if not isinstance(spec, dict) or spec.get("type") != "NodePort":
+        return None
+    reason = "spec.type NodePort"
+    return Verdict(event_type="nodeport_service", severity=records.Severity.LOW, reasons=(reason,))
+
+
+def _namespace_change(request: Request) -> Verdict | None:
+    if not _is_core(request, "namespaces") or request.subresource:
+        return None
+    if request.verb not in ("create", "delete"):
+        return None
+    return Verdict(
+        event_type="namespace_change",
+        severity=records.Severity.LOW,
+        category=records.Category.OPERATIONS,
+        reasons=(f"{request.verb} namespace {request.name}",),
+    )
+
+
+def _is_rbac(request: Request, resources: frozenset[str]) -> bool:
+    return request.api_group == RBAC_GROUP and request.resource in resources
+
+
+def _verdict(event_type: str, severity: records.Severity, reasons: list[str]) -> Verdict | None:
+    return (
+        Verdict(event_type=event_type, severity=severity, reasons=tuple(reasons))
+        if reasons
+        else None
+    )
+
+
+# DESIGN.md §4's table, in its order (the order breaks severity ties).
+RULES: tuple[Callable[[Request], Verdict | None], ...] = (
+    _pod_stream,
+    _privileged_pod,
+    _cluster_admin_binding,
+    _rbac_wildcard,
+    _rbac_change,
+    _secret_write,
+    _sensitive_configmap,
+    _anonymous_access,
+    _forbidden_request,
+    _nodeport_service,
+    _namespace_change,
+)

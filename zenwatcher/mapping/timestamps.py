@@ -1,0 +1,37 @@
+"""Lenient parsing of tools' own timestamps: a bad one never rejects a finding (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+# Falco writes nanoseconds ("2021-05-04T13:57:22.512929126Z"); fromisoformat takes at most six
+# fraction digits, so the rest is cut off.
+_LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_time(value: object) -> datetime | None:
+    """An aware UTC datetime from RFC 3339 text or epoch seconds/nanoseconds; None if unusable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _LONG_FRACTION.sub(r"\1", value.strip())
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _from_epoch(number: float) -> datetime | None:
+    # Values past year ~5000 in seconds are nanoseconds (Falco's `output_fields.evt.time`).
+    seconds = number / 1e9 if number > 1e11 else number
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -1,0 +1,179 @@
+"""Every Prometheus metric zen-watcher exposes, registered on a registry passed in.
+
+Accounting (DESIGN.md §8): every event that arrives is counted once in `events_received` and
+once in `events_total{bucket}`; buckets are created, updated, deduplicated, filtered,
+rejected and failed, so `received == sum(buckets)` per source is checkable. The original
+operator's metric names are kept alongside for existing dashboards.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Bucket(enum.StrEnum):
+    """Where an event ended (DESIGN.md §8)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DEDUPLICATED = "deduplicated"
+    FILTERED = "filtered"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+WRITE_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The collectors; one instance per process (tests make one per registry)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_received = Counter(
+            "zen_watcher_events_received_total",
+            "Events (alerts, audit events, report findings) that arrived, by source.",
+            ["source"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "zen_watcher_events_total",
+            "Where each event ended: created, updated, deduplicated, filtered, rejected, failed.",
+            ["source", "bucket", "reason"],
+            registry=registry,
+        )
+        self.observations_created = Counter(
+            "zen_watcher_observations_created_total",
+            "Observations created.",
+            ["source", "severity"],
+            registry=registry,
+        )
+        self.observations_updated = Counter(
+            "zen_watcher_observations_updated_total",
+            "Observation status updates (repeat counts, resolve, reopen).",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.observations_filtered = Counter(
+            "zen_watcher_observations_filtered_total",
+            "Findings dropped by filters or not mapped, by reason.",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.observations_deduped = Counter(
+            "zen_watcher_observations_deduped_total",
+            "Repeats absorbed by the in-memory dedup cache.",
+            ["source"],
+            registry=registry,
+        )
+        self.create_errors = Counter(
+            "zen_watcher_observations_create_errors_total",
+            "Writes that failed after retries, by reason.",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "zen_watcher_events_rejected_total",
+            "Malformed events, counted and skipped, by reason.",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.webhook_requests = Counter(
+            "zen_watcher_webhook_requests_total",
+            "Webhook HTTP requests by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=registry,
+        )
+        self.api_writes = Counter(
+            "zen_watcher_api_writes_total",
+            "API server write calls by operation and outcome.",
+            ["operation", "outcome"],
+            registry=registry,
+        )
+        self.api_retries = Counter(
+            "zen_watcher_api_retries_total",
+            "API calls retried after 429, 5xx or connection errors.",
+            ["operation", "reason"],
+            registry=registry,
+        )
+        self.write_latency = Histogram(
+            "zen_watcher_write_duration_seconds",
+            "Latency of one Observation write (create or status update), retries included.",
+            ["operation"],
+            buckets=WRITE_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "zen_watcher_queue_depth", "Write jobs waiting for a writer.", registry=registry
+        )
+        self.queue_capacity = Gauge(
+            "zen_watcher_queue_capacity", "Write queue capacity (QUEUE_SIZE).", registry=registry
+        )
+        self.dedup_cache_size = Gauge(
+            "zen_watcher_dedup_cache_size", "Entries in the dedup cache.", registry=registry
+        )
+        self.dedup_pending = Gauge(
+            "zen_watcher_dedup_pending_repeats",
+            "Absorbed repeats not yet flushed to status.count.",
+            registry=registry,
+        )
+        self.filter_reloads = Counter(
+            "zen_watcher_filter_reloads_total",
+            "Filter configuration loads by outcome (applied or invalid).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.filter_config_valid = Gauge(
+            "zen_watcher_filter_config_valid",
+            "1 when the last filter configuration seen was valid, 0 when it was refused.",
+            registry=registry,
+        )
+        self.leader = Gauge(
+            "zen_watcher_leader", "1 while this pod holds the leader Lease.", registry=registry
+        )
+        self.leader_transitions = Counter(
+            "zen_watcher_leader_transitions_total",
+            "Leadership gained or lost by this pod.",
+            ["direction"],
+            registry=registry,
+        )
+        self.watch_restarts = Counter(
+            "zen_watcher_watch_restarts_total",
+            "Watch streams restarted, by resource and reason.",
+            ["resource", "reason"],
+            registry=registry,
+        )
+        self.relists = Counter(
+            "zen_watcher_relists_total",
+            "Full lists (initial, 410 Gone), by resource.",
+            ["resource", "reason"],
+            registry=registry,
+        )
+        self.informers_synced = Gauge(
+            "zen_watcher_informers_synced",
+            "1 when every informer of this leader has listed.",
+            registry=registry,
+        )
+        self.gc_runs = Counter(
+            "zen_watcher_gc_runs_total", "GC sweeps by outcome.", ["outcome"], registry=registry
+        )
+        self.gc_deleted = Counter(
+            "zen_watcher_gc_deleted_total",
+            "Observations deleted by GC, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.gc_errors = Counter(
+            "zen_watcher_gc_errors_total", "GC delete or list errors.", ["reason"], registry=registry
+        )
+        self.gc_duration = Histogram(
+            "zen_watcher_gc_duration_seconds", "Duration of a GC sweep.", registry=registry
+        )
+        self.reconciles = Counter(
+            "zen_watcher_report_reconciles_total",
+            "Report reconciliations, by kind and outcome.",
+            ["kind", "outcome"],
+            registry=registry,
+        )

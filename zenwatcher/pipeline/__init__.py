@@ -1,0 +1,1 @@
+"""The event pipeline stages between mapping and writing: filters, then dedup."""

@@ -1,0 +1,127 @@
+"""Event intake for push sources (Falco, audit): map → filter → dedup → write queue.
+
+`EventIntake.process` is synchronous on purpose: it runs between the HTTP handler's capacity
+check and its answer with no await in between, so the queue cannot fill up under it and the
+answer's counts are exactly what happened to the request's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from zenwatcher import records
+from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.pipeline import filtering
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.dedup import DedupCache, Decision
+from zenwatcher.pipeline.jobs import CreateJob, WriteJob
+
+MAX_ERRORS_IN_ANSWER = 5
+
+
+@dataclass(slots=True)
+class FilterState:
+    """The filter configuration in force; replaced whole by a reload, never mutated."""
+
+    config: filtering.FilterConfig = field(default_factory=filtering.FilterConfig.empty)
+
+
+@dataclass(slots=True)
+class Tally:
+    """What happened to one request's events; the webhook's JSON answer."""
+
+    accepted: int = 0
+    deduplicated: int = 0
+    filtered: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "accepted": self.accepted,
+            "deduplicated": self.deduplicated,
+            "filtered": self.filtered,
+            "rejected": self.rejected,
+        }
+        if self.errors:
+            answer["errors"] = self.errors
+        return answer
+
+    def reject(self, message: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_ERRORS_IN_ANSWER:
+            self.errors.append(message)
+
+
+class EventIntake:
+    """One push source's pipeline up to the write queue."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        map_event: Callable[[Any], records.Finding],
+        filters: FilterState,
+        dedup: DedupCache,
+        accounting: Accounting,
+        enqueue: Callable[[WriteJob], None],
+        default_namespace: str,
+        allowed_namespaces: frozenset[str] = frozenset(),
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.source = source
+        self._map_event = map_event
+        self._filters = filters
+        self._dedup = dedup
+        self._accounting = accounting
+        self._enqueue = enqueue
+        self._default_namespace = default_namespace
+        self._allowed_namespaces = allowed_namespaces
+        self._wall_clock = wall_clock
+
+    def process(self, events: list[Any]) -> Tally:
+        """Account for every event; queue a write for each finding new to this window."""
+        tally = Tally()
+        now = self._wall_clock()
+        self._accounting.received(self.source, len(events))
+        for index, event in enumerate(events):
+            self._process_one(event, index, now, tally)
+        return tally
+
+    def _process_one(self, event: Any, index: int, now: datetime, tally: Tally) -> None:
+        try:
+            finding = self._map_event(event)
+        except Ignored as ignored:
+            self._accounting.filtered(self.source, ignored.reason)
+            tally.filtered += 1
+            return
+        except Rejected as rejected:
+            self._accounting.rejected(self.source, rejected.reason)
+            tally.reject(f"event {index}: {rejected}")
+            return
+        reason = filtering.evaluate(self._filters.config, finding)
+        if reason is None:
+            reason = self._out_of_scope(finding)
+        if reason is not None:
+            self._accounting.filtered(finding.source, reason)
+            tally.filtered += 1
+            return
+        namespace = records.observation_namespace(
+            finding, default_namespace=self._default_namespace
+        )
+        key = f"{namespace}/{finding.name}"
+        if self._dedup.observe(key, now_wall=now, payload=finding) is Decision.REPEAT:
+            self._accounting.deduplicated(finding.source)
+            tally.deduplicated += 1
+            return
+        self._enqueue(CreateJob(finding=finding, namespace=namespace, seen_at=now))
+        tally.accepted += 1
+
+    def _out_of_scope(self, finding: records.Finding) -> str | None:
+        """With WATCH_NAMESPACE set, findings for other namespaces are not ours to write."""
+        if not self._allowed_namespaces or not finding.namespace:
+            return None
+        return None if finding.namespace in self._allowed_namespaces else "out_of_scope"

@@ -1,0 +1,34 @@
+"""Write jobs: what the intake and the report controller ask the writer to do.
+
+Each job names the source it is accounted to, so the writer can put its event(s) in the
+created / updated / failed bucket once the API has answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from zenwatcher.records import Finding
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateJob:
+    """A finding seen for the first time in this dedup window: create, or count a repeat on 409."""
+
+    finding: Finding
+    namespace: str
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncrementJob:
+    """Repeats absorbed in memory, flushed to status.count/lastSeen (created if it vanished)."""
+
+    finding: Finding
+    namespace: str
+    count_delta: int
+    last_seen: datetime
+
+
+WriteJob = CreateJob | IncrementJob

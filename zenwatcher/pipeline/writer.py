@@ -1,0 +1,214 @@
+"""The Observation writer: a fixed number of workers draining the bounded write queue.
+
+A new finding is created and its status set from the create's answer; a 409 AlreadyExists means
+the finding exists already (another window, another replica), so it counts as a repeat. Counts
+are added with the resourceVersion that was read, so concurrent replicas never lose one (409 on
+a stale read = read again). 429, 5xx and connection errors are retried with jittered backoff
+(Retry-After honoured) for up to `retry_for` seconds; other errors fail the job at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from zenwatcher import records
+from zenwatcher.aiokits.backoff import Backoff
+from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.kube import errors, observations
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.mapping.timestamps import parse_time
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.jobs import CreateJob, IncrementJob, WriteJob
+
+logger = structlog.get_logger()
+T = TypeVar("T")
+MAX_CONFLICT_RETRIES = 20
+
+
+class WriteFailed(Exception):
+    """A write that did not succeed; `reason` is the metric label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Writer:
+    """Turns write jobs into API calls, accounting each job's events once."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        accounting: Accounting,
+        metrics: Metrics,
+        limiter: TokenBucket,
+        ttl_seconds: int,
+        retry_for: float = 300.0,
+    ) -> None:
+        self._client = client
+        self._accounting = accounting
+        self._metrics = metrics
+        self._limiter = limiter
+        self._ttl_seconds = ttl_seconds
+        self._retry_for = retry_for
+
+    async def worker(self, queue: asyncio.Queue[WriteJob]) -> None:
+        """Forever: take a job, write it, mark it done (so `queue.join()` can drain)."""
+        while True:
+            job = await queue.get()
+            try:
+                await self.write(job)
+            finally:
+                queue.task_done()
+                self._metrics.queue_depth.set(queue.qsize())
+
+    async def write(self, job: WriteJob) -> None:
+        """Do one job; failures are accounted, logged and swallowed (the worker lives on)."""
+        source = job.finding.source
+        started = time.perf_counter()
+        operation = "create" if isinstance(job, CreateJob) else "increment"
+        try:
+            if isinstance(job, CreateJob):
+                await self._create(job)
+            else:
+                await self._increment(job)
+        except WriteFailed as failure:
+            events = 1 if isinstance(job, CreateJob) else 0
+            self._accounting.failed(source, failure.reason, events=events)
+            logger.warning(
+                "observation_write_failed",
+                name=job.finding.name,
+                namespace=job.namespace,
+                operation=operation,
+                reason=failure.reason,
+                error=str(failure),
+            )
+        finally:
+            self._metrics.write_latency.labels(operation).observe(time.perf_counter() - started)
+
+    async def _create(self, job: CreateJob) -> None:
+        finding = job.finding
+        body = records.to_observation(
+            finding, namespace=job.namespace, now=job.seen_at, ttl_seconds=self._ttl_seconds
+        )
+        try:
+            created = await self._call(
+                "create", lambda: observations.create_observation(self._client, body)
+            )
+        except errors.Conflict as conflict:
+            if not conflict.already_exists:
+                raise WriteFailed("conflict", str(conflict)) from conflict
+            await self._add(finding, job.namespace, delta=1, seen=job.seen_at, current=None)
+            self._accounting.updated(finding.source, "repeat")
+            return
+        await self._add(finding, job.namespace, delta=1, seen=job.seen_at, current=created)
+        self._accounting.created(finding.source, finding.severity.value)
+
+    async def _increment(self, job: IncrementJob) -> None:
+        try:
+            await self._add(
+                job.finding, job.namespace, delta=job.count_delta, seen=job.last_seen, current=None
+            )
+        except errors.NotFound:
+            # Collected or never created (its create failed): the repeats still happened.
+            body = records.to_observation(
+                job.finding,
+                namespace=job.namespace,
+                now=job.last_seen,
+                ttl_seconds=self._ttl_seconds,
+            )
+            created = await self._call(
+                "create", lambda: observations.create_observation(self._client, body)
+            )
+            await self._add(
+                job.finding,
+                job.namespace,
+                delta=job.count_delta,
+                seen=job.last_seen,
+                current=created,
+            )
+        self._accounting.updated(job.finding.source, "flush", events=0)
+
+    async def _add(
+        self,
+        finding: records.Finding,
+        namespace: str,
+        *,
+        delta: int,
+        seen: datetime,
+        current: dict[str, Any] | None,
+    ) -> None:
+        """status.count += delta and lastSeen = max(lastSeen, seen), safe against races."""
+        name = finding.name
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if current is None:
+                current = await self._call(
+                    "get", lambda: observations.get_observation(self._client, namespace, name)
+                )
+            status = merged_status(current, delta=delta, seen=seen)
+            version = current["metadata"]["resourceVersion"]
+            try:
+                await self._call(
+                    "patch_status",
+                    lambda: observations.patch_status(
+                        self._client, namespace, name, status=status, resource_version=version
+                    ),
+                )
+            except errors.Conflict:
+                current = None  # someone else wrote first: read again and add on top
+                continue
+            return
+        raise WriteFailed("conflict", f"{namespace}/{name}: status kept changing under us")
+
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Rate-limited call with retries on 429 / 5xx / transport errors."""
+        backoff = Backoff(base=0.2, cap=10.0)
+        deadline = time.monotonic() + self._retry_for
+        while True:
+            await self._limiter.acquire()
+            try:
+                result = await call()
+            except (errors.NotFound, errors.Conflict):
+                self._metrics.api_writes.labels(operation, "conflict_or_missing").inc()
+                raise
+            except (errors.ApiError, errors.TransportError) as error:
+                self._metrics.api_writes.labels(operation, "error").inc()
+                if not errors.is_retriable(error):
+                    raise WriteFailed(_reason(error), str(error)) from error
+                hint = error.retry_after if isinstance(error, errors.ApiError) else None
+                delay = backoff.next_delay(hint=hint)
+                if time.monotonic() + delay > deadline:
+                    raise WriteFailed(_reason(error), f"gave up: {error}") from error
+                self._metrics.api_retries.labels(operation, _reason(error)).inc()
+                await asyncio.sleep(delay)
+                continue
+            self._metrics.api_writes.labels(operation, "ok").inc()
+            return result
+
+
+def merged_status(current: dict[str, Any], *, delta: int, seen: datetime) -> dict[str, Any]:
+    """The status after adding `delta` occurrences, the latest of them at `seen`."""
+    status = current.get("status") or {}
+    spec = current.get("spec") or {}
+    last_seen = parse_time(status.get("lastSeen"))
+    latest = seen if last_seen is None or seen > last_seen else last_seen
+    merged: dict[str, Any] = {
+        "count": int(status.get("count") or 0) + delta,
+        "firstSeen": status.get("firstSeen") or spec.get("detectedAt") or records.rfc3339(seen),
+        "lastSeen": records.rfc3339(latest.astimezone(UTC)),
+    }
+    return merged
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, errors.ApiError):
+        return f"http_{error.status}"
+    return "transport"

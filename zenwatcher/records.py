@@ -1,0 +1,251 @@
+"""The finding record every source maps to, and how it becomes an Observation.
+
+A `Finding` keeps the fields that say *what* was found *where* (its identity) apart from the
+volatile ones (times, counts, free text), so the fingerprint, and the Observation name derived
+from it, is the same on every replica, after every restart and failover (DESIGN.md §3).
+Pure: no I/O, no clock of its own.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NewType
+
+import orjson
+
+GROUP = "zen.kube-zen.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "Observation"
+PLURAL = "observations"
+
+LABEL_SOURCE = f"{GROUP}/source"
+LABEL_SEVERITY = f"{GROUP}/severity"
+LABEL_CATEGORY = f"{GROUP}/category"
+LABEL_EVENT_TYPE = f"{GROUP}/event-type"
+LABEL_ORIGIN_UID = f"{GROUP}/origin-uid"
+LABEL_ORIGIN = f"{GROUP}/origin"
+
+Fingerprint = NewType("Fingerprint", str)
+ObservationName = NewType("ObservationName", str)
+
+# Keeps `<source>-<16 hex>` inside a 63-character label value and a DNS-1123 name.
+MAX_SOURCE_LEN = 46
+_SLUG_JUNK = re.compile(r"[^a-z0-9]+")
+_EVENT_TYPE_JUNK = re.compile(r"[^a-z0-9_]+")
+
+
+class Severity(enum.StrEnum):
+    """Observation severities, most severe first."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """4 for critical down to 0 for info, so severities compare by number."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+
+
+class Category(enum.StrEnum):
+    """What kind of concern a finding is."""
+
+    SECURITY = "security"
+    COMPLIANCE = "compliance"
+    PERFORMANCE = "performance"
+    OPERATIONS = "operations"
+    COST = "cost"
+
+
+class Phase(enum.StrEnum):
+    """Lifecycle of a report-derived finding."""
+
+    OPEN = "Open"
+    RESOLVED = "Resolved"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceRef:
+    """The affected Kubernetes object, as far as the tool told us."""
+
+    api_version: str = ""
+    kind: str = ""
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+
+    def to_spec(self) -> dict[str, str]:
+        """The `spec.resource` object, without empty fields."""
+        fields = {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "uid": self.uid,
+        }
+        return {key: value for key, value in fields.items() if value}
+
+    def describe(self) -> str:
+        """`Kind/namespace/name`, for printer columns and log lines."""
+        parts = [self.kind, self.namespace, self.name]
+        return "/".join(part for part in parts if part)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Origin:
+    """The report a finding came from (report sources only)."""
+
+    uid: str
+    key: str  # stable across trivy's delete-and-recreate: digest of group/kind/namespace/name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One finding from one tool, before it becomes an Observation.
+
+    `identity` holds only the fields that say what was found where; everything in it goes into
+    the fingerprint, nothing else does.
+    """
+
+    source: str
+    category: Category
+    severity: Severity
+    event_type: str
+    identity: tuple[str, ...]
+    resource: ResourceRef | None = None
+    title: str = ""
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    detected_at: datetime | None = None  # the tool's own time; None = when it arrived
+    origin: Origin | None = None
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """Hex sha256 of source and identity."""
+        return fingerprint_of(self.source, self.identity)
+
+    @property
+    def name(self) -> ObservationName:
+        """The Observation's name: `<source>-<first 16 hex of the fingerprint>`."""
+        return name_for(self.source, self.fingerprint)
+
+    @property
+    def namespace(self) -> str:
+        """The affected resource's namespace, or "" when the finding has none."""
+        return self.resource.namespace if self.resource else ""
+
+
+def slugify(text: str, *, default: str = "unknown") -> str:
+    """Lowercase `[a-z0-9-]` slug of a tool name, short enough for names and labels."""
+    slug = _SLUG_JUNK.sub("-", text.lower()).strip("-")[:MAX_SOURCE_LEN].strip("-")
+    return slug or default
+
+
+def event_type_slug(text: str) -> str:
+    """Lowercase `[a-z0-9_]` form of an event type."""
+    return _EVENT_TYPE_JUNK.sub("_", text.lower()).strip("_") or "unknown"
+
+
+def fingerprint_of(source: str, identity: tuple[str, ...]) -> Fingerprint:
+    """sha256 over an unambiguous encoding (a JSON array), so ("a b", "c") != ("a", "b c")."""
+    encoded = orjson.dumps([source, *identity])
+    return Fingerprint(hashlib.sha256(encoded).hexdigest())
+
+
+def name_for(source: str, fingerprint: Fingerprint) -> ObservationName:
+    """`<source>-<16 hex>`: a valid DNS-1123 subdomain for any slug source."""
+    return ObservationName(f"{slugify(source)}-{fingerprint[:16]}")
+
+
+def observation_namespace(finding: Finding, *, default_namespace: str) -> str:
+    """Where the Observation lives: the resource's namespace, else the watcher's own."""
+    return finding.namespace or default_namespace
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC RFC 3339 with a `Z` and whole seconds, as Kubernetes writes times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def labels_for(finding: Finding) -> dict[str, str]:
+    """The labels every Observation carries; report-derived ones also name their origin."""
+    labels = {
+        LABEL_SOURCE: finding.source,
+        LABEL_SEVERITY: finding.severity.value,
+        LABEL_CATEGORY: finding.category.value,
+        LABEL_EVENT_TYPE: label_value(finding.event_type),
+    }
+    if finding.origin is not None:
+        labels[LABEL_ORIGIN_UID] = label_value(finding.origin.uid)
+        labels[LABEL_ORIGIN] = finding.origin.key
+    return labels
+
+
+def label_value(text: str) -> str:
+    """Clamp to the 63-character label limit, ending on an alphanumeric."""
+    return text[:63].rstrip("-_.")
+
+
+def to_observation(
+    finding: Finding,
+    *,
+    namespace: str,
+    now: datetime,
+    ttl_seconds: int,
+    count: int = 1,
+    last_seen: datetime | None = None,
+) -> dict[str, Any]:
+    """The full Observation object for a create: metadata, spec and status.
+
+    `detectedAt`/`firstSeen` use the tool's own time when it gave one, else `now`.
+    """
+    detected = finding.detected_at or now
+    spec: dict[str, Any] = {
+        "source": finding.source,
+        "category": finding.category.value,
+        "severity": finding.severity.value,
+        "eventType": finding.event_type,
+        "title": finding.title,
+        "message": finding.message,
+        "details": dict(finding.details),
+        "fingerprint": finding.fingerprint,
+        "detectedAt": rfc3339(detected),
+        "ttlSecondsAfterCreation": ttl_seconds,
+    }
+    if finding.resource is not None and finding.resource.to_spec():
+        spec["resource"] = finding.resource.to_spec()
+    status: dict[str, Any] = {
+        "count": count,
+        "firstSeen": rfc3339(detected),
+        "lastSeen": rfc3339(last_seen or now),
+    }
+    if finding.origin is not None:
+        status["phase"] = Phase.OPEN.value
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": finding.name,
+            "namespace": namespace,
+            "labels": labels_for(finding),
+        },
+        "spec": spec,
+        "status": status,
+    }

@@ -124,13 +124,16 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--service-cluster-ip-range=10.96.0.0/24",
             "--allow-privileged=true",
+            # The kubernetes Service endpoint may not be a loopback address, and nothing here
+            # needs it: no pod talks to this API server through the Service.
+            "--endpoint-reconciler-type=none",
             # No controller-manager runs here, so nothing would create service-account tokens.
             "--disable-admission-plugins=ServiceAccount",
             f"--cert-dir={pki}",
             *self.extra_apiserver_args,
         ]
-        log = self.log_file("kube-apiserver").open("ab")
-        self._apiserver = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        with self.log_file("kube-apiserver").open("ab") as log:
+            self._apiserver = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready(self._apiserver, "kube-apiserver")
 
     def stop_apiserver(self) -> None:
@@ -202,8 +205,8 @@ class ControlPlane:
             "--unsafe-no-fsync",  # test data on loopback; durability is not under test
             "--log-level=warn",
         ]
-        log = self.log_file("etcd").open("ab")
-        self._etcd = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        with self.log_file("etcd").open("ab") as log:
+            self._etcd = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             _check_alive(self._etcd, "etcd", self.log_file("etcd"))

@@ -155,7 +155,8 @@ def _anonymous_access(request: Request) -> Verdict | None:
     failed = request.code is not None and request.code >= 400
     if not anonymous or failed or _is_public_info(request):
         return None
-    reason = f"{request.username or UNAUTHENTICATED_GROUP} request answered {request.code}"
+    answer = "not refused" if request.code is None else f"answered {request.code}"
+    reason = f"unauthenticated request by {request.username or UNAUTHENTICATED_GROUP} {answer}"
     return Verdict(event_type="anonymous_access", severity=_HIGH, reasons=(reason,))
 
 

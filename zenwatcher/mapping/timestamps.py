@@ -14,6 +14,8 @@ def parse_time(value: object) -> datetime | None:
     """An aware UTC datetime from RFC 3339 text or epoch seconds/nanoseconds; None if unusable."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, datetime):  # YAML decodes unquoted timestamps itself
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, int | float):
         return _from_epoch(float(value))
     if not isinstance(value, str) or not value.strip():

@@ -25,19 +25,9 @@ LABEL_CONTAINER = "trivy-operator.container.name"
 
 # Entry fields copied into details. Secrets leave out `match`: it is the matched line, i.e.
 # possibly the secret itself.
-_VULNERABILITY_FIELDS = (
-    "vulnerabilityID",
-    "resource",
-    "installedVersion",
-    "fixedVersion",
-    "title",
-    "primaryLink",
-    "score",
-    "target",
-    "class",
-    "packageType",
-    "packagePath",
-    "severity",
+_VULNERABILITY_FIELDS: tuple[str, ...] = (
+    *("vulnerabilityID", "resource", "installedVersion", "fixedVersion", "severity", "score"),
+    *("title", "primaryLink", "target", "class", "packageType", "packagePath"),
 )
 _CHECK_FIELDS = ("checkID", "title", "category", "severity", "description", "remediation")
 _SECRET_FIELDS = ("ruleID", "category", "title", "target", "severity")

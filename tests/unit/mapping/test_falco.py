@@ -1,5 +1,8 @@
 """Unit tests for zenwatcher.mapping.falco: Falco alerts to findings."""
 
+# The house style puts the expected value first (STYLE.md §2), which SIM300 calls Yoda.
+# ruff: noqa: SIM300
+
 from __future__ import annotations
 
 import copy
@@ -94,7 +97,9 @@ class TestFixtures:
         assert name_ == (finding.resource.name if finding.resource else "")
         assert finding.name.startswith("falco-")
 
-    @pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if not isinstance(e, str)))
+    @pytest.mark.parametrize(
+        "name", sorted(n for n, e in EXPECTED.items() if not isinstance(e, str))
+    )
     def test_fixture_title_message_and_time(self, name: str) -> None:
         """Title is the rule, message the output, detected_at the alert's own time."""
         alert = load(name)
@@ -125,7 +130,7 @@ class TestSplitFalcoBody:
         assert [alert] == falco.split_falco_body(alert)
 
     def test_array_is_its_alerts(self) -> None:
-        """An array is returned element by element, non-objects included for per-entry rejection."""
+        """An array is its elements, non-objects included (each is rejected on its own)."""
         assert [{"rule": "a"}, 3] == falco.split_falco_body([{"rule": "a"}, 3])
 
     def test_empty_array(self) -> None:

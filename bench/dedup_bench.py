@@ -1,0 +1,165 @@
+"""Micro-benchmark of the dedup cache: memory per key, observe() rate, due_flushes() cost.
+
+Run from the repository root: `python bench/dedup_bench.py [--keys 100000 1000000] [--json FILE]`.
+Memory is the tracemalloc delta of filling a cache, key strings included and the shared payload
+excluded, divided by the number of keys. Timings use a steppable clock, so nothing expires
+mid-run; each figure is the best of `--repeat` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import json
+import operator
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# Run as a script, the repository root is not on sys.path; the package is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from zenwatcher.pipeline import dedup
+
+WINDOW = 60.0
+WALL = datetime(2025, 6, 1, tzinfo=UTC)
+PAYLOAD = object()  # shared by every key, like one Finding per distinct key would not be
+
+KEY_FORMATS: dict[str, Callable[[int], str]] = {
+    # An Observation name, what the daemon keys on: "<source>-<16 hex>", 22 characters.
+    "name": lambda index: f"falco-{index:016x}",
+    # A full sha256 fingerprint, 64 hex characters.
+    "fingerprint": lambda index: f"{index:064x}",
+}
+
+
+def machine() -> dict[str, Any]:
+    """Python and CPU facts, so numbers from different machines are not compared blindly."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": len(os.sched_getaffinity(0)),
+    }
+
+
+def stepped_clock() -> tuple[Callable[[], float], list[float]]:
+    """A clock as cheap as time.monotonic (all C calls) whose value the bench sets."""
+    now = [0.0]
+    return functools.partial(operator.getitem, now, 0), now
+
+
+def bytes_per_key(count: int, key_format: Callable[[int], str]) -> tuple[float, float]:
+    """(cache bytes per key including the key string, the key string's own share)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    cache = dedup.DedupCache(window_seconds=WINDOW, max_size=count)
+    for index in range(count):
+        cache.observe(key_format(index), now_wall=WALL, payload=PAYLOAD)
+    total = tracemalloc.get_traced_memory()[0] - before
+    del cache
+    gc.collect()
+    keys: list[str | None] = [None] * count  # allocated before measuring: only strings count
+    before = tracemalloc.get_traced_memory()[0]
+    for index in range(count):
+        keys[index] = key_format(index)
+    strings = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return total / count, strings / count
+
+
+def timings(count: int, repeat: int) -> dict[str, float]:
+    """observe() rates for FIRST inserts and REPEAT hits, and due_flushes() cost per key."""
+    keys = [KEY_FORMATS["name"](index) for index in range(count)]
+    result: dict[str, list[float]] = {"first": [], "repeat_new": [], "repeat": [], "flush": []}
+    for _ in range(repeat):
+        clock, now = stepped_clock()
+        cache = dedup.DedupCache(window_seconds=WINDOW, max_size=count, clock=clock)
+        observe = cache.observe
+        for label in ("first", "repeat_new", "repeat"):
+            gc.collect()
+            started = time.perf_counter()
+            for key in keys:
+                observe(key, now_wall=WALL, payload=PAYLOAD)
+            result[label].append(count / (time.perf_counter() - started))
+        now[0] += WINDOW * 2
+        gc.collect()
+        started = time.perf_counter()
+        flushed = len(cache.due_flushes())
+        result["flush"].append((time.perf_counter() - started) / flushed * 1e9)
+        del cache
+    return {
+        "first_per_s": max(result["first"]),
+        "repeat_new_per_s": max(result["repeat_new"]),
+        "repeat_per_s": max(result["repeat"]),
+        "flush_ns_per_key": min(result["flush"]),
+    }
+
+
+def measure(count: int, repeat: int) -> dict[str, float]:
+    row: dict[str, float] = {"keys": count}
+    for name, key_format in KEY_FORMATS.items():
+        total, strings = bytes_per_key(count, key_format)
+        row[f"bytes_per_key_{name}"] = total
+        row[f"key_string_bytes_{name}"] = strings
+    row.update(timings(count, repeat))
+    return row
+
+
+def markdown(facts: dict[str, Any], rows: list[dict[str, float]]) -> str:
+    lines = [
+        f"Python {facts['python']} ({facts['implementation']}), {facts['cpu']}, "
+        f"{facts['cpus']} CPUs, {facts['platform']}",
+        "",
+        "| keys | B/key (22-char name) | of which key | B/key (64-hex key) | of which key "
+        "| FIRST observe/s | REPEAT observe/s (1st) | REPEAT observe/s | due_flushes ns/key |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['keys']:,} | {row['bytes_per_key_name']:.0f} "
+            f"| {row['key_string_bytes_name']:.0f} | {row['bytes_per_key_fingerprint']:.0f} "
+            f"| {row['key_string_bytes_fingerprint']:.0f} | {row['first_per_s']:,.0f} "
+            f"| {row['repeat_new_per_s']:,.0f} | {row['repeat_per_s']:,.0f} "
+            f"| {row['flush_ns_per_key']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3, help="timing runs; the best counts")
+    parser.add_argument("--json", type=Path, help="also write the raw results to this file")
+    args = parser.parse_args(argv)
+    facts = machine()
+    rows = [measure(count, args.repeat) for count in args.keys]
+    print(markdown(facts, rows))
+    print(
+        "\nREPEAT (1st) is a key's first repeat, which allocates its pending counter; "
+        "due_flushes ns/key is per key flushed, with every key due."
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"machine": facts, "results": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

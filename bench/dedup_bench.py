@@ -65,15 +65,19 @@ def stepped_clock() -> tuple[Callable[[], float], list[float]]:
     return functools.partial(operator.getitem, now, 0), now
 
 
-def bytes_per_key(count: int, key_format: Callable[[int], str]) -> tuple[float, float]:
-    """(cache bytes per key including the key string, the key string's own share)."""
+def bytes_per_key(count: int, key_format: Callable[[int], str]) -> tuple[float, float, float]:
+    """Cache bytes per key, key string included: seen once, then with a repeat pending each;
+    and the key string's own share."""
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     cache = dedup.DedupCache(window_seconds=WINDOW, max_size=count)
     for index in range(count):
         cache.observe(key_format(index), now_wall=WALL, payload=PAYLOAD)
-    total = tracemalloc.get_traced_memory()[0] - before
+    once = tracemalloc.get_traced_memory()[0] - before
+    for index in range(count):
+        cache.observe(key_format(index), now_wall=WALL, payload=PAYLOAD)
+    pending = tracemalloc.get_traced_memory()[0] - before
     del cache
     gc.collect()
     keys: list[str | None] = [None] * count  # allocated before measuring: only strings count
@@ -82,7 +86,7 @@ def bytes_per_key(count: int, key_format: Callable[[int], str]) -> tuple[float, 
         keys[index] = key_format(index)
     strings = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    return total / count, strings / count
+    return once / count, pending / count, strings / count
 
 
 def timings(count: int, repeat: int) -> dict[str, float]:
@@ -116,8 +120,9 @@ def timings(count: int, repeat: int) -> dict[str, float]:
 def measure(count: int, repeat: int) -> dict[str, float]:
     row: dict[str, float] = {"keys": count}
     for name, key_format in KEY_FORMATS.items():
-        total, strings = bytes_per_key(count, key_format)
-        row[f"bytes_per_key_{name}"] = total
+        once, pending, strings = bytes_per_key(count, key_format)
+        row[f"bytes_per_key_{name}"] = once
+        row[f"bytes_per_pending_key_{name}"] = pending
         row[f"key_string_bytes_{name}"] = strings
     row.update(timings(count, repeat))
     return row
@@ -128,15 +133,18 @@ def markdown(facts: dict[str, Any], rows: list[dict[str, float]]) -> str:
         f"Python {facts['python']} ({facts['implementation']}), {facts['cpu']}, "
         f"{facts['cpus']} CPUs, {facts['platform']}",
         "",
-        "| keys | B/key (22-char name) | of which key | B/key (64-hex key) | of which key "
-        "| FIRST observe/s | REPEAT observe/s (1st) | REPEAT observe/s | due_flushes ns/key |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| keys | B/key (22-char name) | of which key | pending | B/key (64-hex key) "
+        "| of which key | pending | FIRST observe/s | REPEAT observe/s (1st) "
+        "| REPEAT observe/s | due_flushes ns/key |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['keys']:,} | {row['bytes_per_key_name']:.0f} "
-            f"| {row['key_string_bytes_name']:.0f} | {row['bytes_per_key_fingerprint']:.0f} "
-            f"| {row['key_string_bytes_fingerprint']:.0f} | {row['first_per_s']:,.0f} "
+            f"| {row['key_string_bytes_name']:.0f} | {row['bytes_per_pending_key_name']:.0f} "
+            f"| {row['bytes_per_key_fingerprint']:.0f} "
+            f"| {row['key_string_bytes_fingerprint']:.0f} "
+            f"| {row['bytes_per_pending_key_fingerprint']:.0f} | {row['first_per_s']:,.0f} "
             f"| {row['repeat_new_per_s']:,.0f} | {row['repeat_per_s']:,.0f} "
             f"| {row['flush_ns_per_key']:.0f} |"
         )
@@ -153,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [measure(count, args.repeat) for count in args.keys]
     print(markdown(facts, rows))
     print(
-        "\nREPEAT (1st) is a key's first repeat, which allocates its pending counter; "
-        "due_flushes ns/key is per key flushed, with every key due."
+        "\nB/key: a cache filled with distinct keys, tracemalloc delta / keys, the shared payload "
+        "excluded; 'pending': after one repeat of every key (a pending counter each; a per-key "
+        "now_wall datetime would add 48 B). REPEAT (1st) is a key's first repeat, which "
+        "allocates that counter. due_flushes ns/key is per key flushed, with every key due."
     )
     if args.json:
         args.json.write_text(json.dumps({"machine": facts, "results": rows}, indent=2) + "\n")

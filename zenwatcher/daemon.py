@@ -140,6 +140,7 @@ def _make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> 
         metrics=metrics,
         limiter=TokenBucket(rate=config.api_qps, burst=config.api_burst),
         ttl_seconds=settings.ttl_seconds,
+        default_namespace=settings.pod_namespace,
     )
     return Pipeline(queue=queue, dedup=dedup, filters=filters, accounting=accounting, writer=writer)
 

@@ -1,7 +1,7 @@
 """Looks inside the objects an audit event carries: pod specs, ConfigMap data, RBAC rules.
 
 Each function takes a decoded object of unknown shape and returns human-readable reasons (empty when
-nothing is wrong), so the audit rules stay one-liners and every finding says *why* it matched.
+nothing is wrong), so the audit rules stay short and every finding says *why* it matched.
 Reasons never quote a value that might be a credential.
 """
 

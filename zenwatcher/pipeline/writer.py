@@ -51,6 +51,7 @@ class Writer:
         metrics: Metrics,
         limiter: TokenBucket,
         ttl_seconds: int,
+        default_namespace: str,
         retry_for: float = 300.0,
     ) -> None:
         self._client = client
@@ -59,6 +60,7 @@ class Writer:
         self._limiter = limiter
         self._ttl_seconds = ttl_seconds
         self._retry_for = retry_for
+        self._default_namespace = default_namespace
 
     async def worker(self, queue: asyncio.Queue[WriteJob]) -> None:
         """Forever: take a job, write it, mark it done (so `queue.join()` can drain)."""
@@ -77,40 +79,64 @@ class Writer:
         operation = "create" if isinstance(job, CreateJob) else "increment"
         try:
             if isinstance(job, CreateJob):
-                await self._create(job)
+                outcome = await self._create_or_add(
+                    job.finding, job.namespace, delta=1, seen=job.seen_at
+                )
+                if outcome == "created":
+                    self._accounting.created(source, job.finding.severity.value)
+                else:
+                    self._accounting.updated(source, "repeat")
             else:
                 await self._increment(job)
+                self._accounting.updated(source, "flush", events=0)
         except WriteFailed as failure:
-            events = 1 if isinstance(job, CreateJob) else 0
-            self._accounting.failed(source, failure.reason, events=events)
-            logger.warning(
-                "observation_write_failed",
-                name=job.finding.name,
-                namespace=job.namespace,
-                operation=operation,
-                reason=failure.reason,
-                error=str(failure),
-            )
+            self._fail(job, operation, failure.reason, str(failure))
+        except Exception as error:  # a bug must not kill the worker or lose the accounting
+            logger.exception("observation_write_crashed", name=job.finding.name)
+            self._fail(job, operation, "internal", repr(error))
         finally:
             self._metrics.write_latency.labels(operation).observe(time.perf_counter() - started)
 
-    async def _create(self, job: CreateJob) -> None:
-        finding = job.finding
+    def _fail(self, job: WriteJob, operation: str, reason: str, message: str) -> None:
+        events = 1 if isinstance(job, CreateJob) else 0
+        self._accounting.failed(job.finding.source, reason, events=events)
+        logger.warning(
+            "observation_write_failed",
+            name=job.finding.name,
+            namespace=job.namespace,
+            operation=operation,
+            reason=reason,
+            error=message,
+        )
+
+    async def _create_or_add(
+        self, finding: records.Finding, namespace: str, *, delta: int, seen: datetime
+    ) -> str:
+        """Create with count `delta`, or add `delta` to the existing one: "created" or "repeat".
+
+        A namespace that does not exist (deleted, or named by a tool but never created) sends
+        the finding to the watcher's own namespace rather than losing it.
+        """
         body = records.to_observation(
-            finding, namespace=job.namespace, now=job.seen_at, ttl_seconds=self._ttl_seconds
+            finding, namespace=namespace, now=seen, ttl_seconds=self._ttl_seconds
         )
         try:
             created = await self._call(
                 "create", lambda: observations.create_observation(self._client, body)
             )
+        except errors.NotFound as missing:
+            if namespace == self._default_namespace:
+                raise WriteFailed("namespace_missing", str(missing)) from missing
+            return await self._create_or_add(
+                finding, self._default_namespace, delta=delta, seen=seen
+            )
         except errors.Conflict as conflict:
             if not conflict.already_exists:
                 raise WriteFailed("conflict", str(conflict)) from conflict
-            await self._add(finding, job.namespace, delta=1, seen=job.seen_at, current=None)
-            self._accounting.updated(finding.source, "repeat")
-            return
-        await self._add(finding, job.namespace, delta=1, seen=job.seen_at, current=created)
-        self._accounting.created(finding.source, finding.severity.value)
+            await self._add(finding, namespace, delta=delta, seen=seen, current=None)
+            return "repeat"
+        await self._add(finding, namespace, delta=delta, seen=seen, current=created)
+        return "created"
 
     async def _increment(self, job: IncrementJob) -> None:
         try:
@@ -118,24 +144,11 @@ class Writer:
                 job.finding, job.namespace, delta=job.count_delta, seen=job.last_seen, current=None
             )
         except errors.NotFound:
-            # Collected or never created (its create failed): the repeats still happened.
-            body = records.to_observation(
-                job.finding,
-                namespace=job.namespace,
-                now=job.last_seen,
-                ttl_seconds=self._ttl_seconds,
+            # Collected, never created, or written to the fallback namespace: the repeats
+            # still happened, so create (or find) it and add them there.
+            await self._create_or_add(
+                job.finding, job.namespace, delta=job.count_delta, seen=job.last_seen
             )
-            created = await self._call(
-                "create", lambda: observations.create_observation(self._client, body)
-            )
-            await self._add(
-                job.finding,
-                job.namespace,
-                delta=job.count_delta,
-                seen=job.last_seen,
-                current=created,
-            )
-        self._accounting.updated(job.finding.source, "flush", events=0)
 
     async def _add(
         self,

@@ -1,8 +1,5 @@
 """Unit tests for zenwatcher.mapping.falco: Falco alerts to findings."""
 
-# The house style puts the expected value first (STYLE.md §2), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import copy

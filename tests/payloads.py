@@ -1,0 +1,42 @@
+"""The shared Falco and audit fixtures as payloads to send (JSON files or JSON lines)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.paths import SHARED_FIXTURES
+
+
+def json_objects(path: Path) -> list[Any]:
+    """A file's JSON value, or one value per line for JSON-lines files."""
+    raw = path.read_bytes()
+    try:
+        return [orjson.loads(raw)]
+    except orjson.JSONDecodeError:
+        return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def falco_alerts() -> list[tuple[str, dict[str, Any]]]:
+    """(file name, alert) for every Falco fixture."""
+    alerts = []
+    for path in sorted((SHARED_FIXTURES / "falco").glob("*.json")):
+        alerts.extend((path.name, alert) for alert in json_objects(path))
+    return alerts
+
+
+def audit_events(*, include_malformed: bool = False) -> list[dict[str, Any]]:
+    """Every audit Event of the fixtures (the deliberately malformed file only on request)."""
+    events = []
+    for path in sorted((SHARED_FIXTURES / "audit").glob("*.json")):
+        for value in json_objects(path):
+            if include_malformed or value.get("kind") == "Event":
+                events.append(value)
+    return events
+
+
+def event_list(events: list[dict[str, Any]], *, api_version: str = "audit.k8s.io/v1") -> bytes:
+    """An audit EventList as the API server's webhook backend posts it."""
+    return orjson.dumps({"kind": "EventList", "apiVersion": api_version, "metadata": {}, "items": events})

@@ -12,7 +12,6 @@ import argparse
 import functools
 import gc
 import json
-import operator
 import os
 import platform
 import sys
@@ -62,7 +61,7 @@ def machine() -> dict[str, Any]:
 def stepped_clock() -> tuple[Callable[[], float], list[float]]:
     """A clock as cheap as time.monotonic (all C calls) whose value the bench sets."""
     now = [0.0]
-    return functools.partial(operator.getitem, now, 0), now
+    return functools.partial(now.__getitem__, 0), now
 
 
 def bytes_per_key(count: int, key_format: Callable[[int], str]) -> tuple[float, float, float]:

@@ -77,7 +77,7 @@ class SourceFilter:
     include_namespaces: frozenset[str] = frozenset()
     exclude_kinds: frozenset[str] = frozenset()  # `ignoreKinds` merged in, as in the original
     include_kinds: frozenset[str] = frozenset()
-    exclude_event_types: frozenset[str] = frozenset()  # as `event_type_slug`s
+    exclude_event_types: frozenset[str] = frozenset()  # as snake_case slugs
     include_event_types: frozenset[str] = frozenset()
     exclude_categories: frozenset[str] = frozenset()
     include_categories: frozenset[str] = frozenset()
@@ -121,15 +121,10 @@ def evaluate(config: FilterConfig, finding: records.Finding) -> str | None:
     namespace = finding.namespace.lower()
     scope = config.global_namespaces
     if scope.enabled:
-        reason = _list_reason(
-            namespace,
-            exclude=scope.excluded_namespaces,
-            include=scope.included_namespaces,
-            excluded="global_exclude_namespace",
-            not_included="global_include_namespace",
-        )
+        excluded, included = scope.excluded_namespaces, scope.included_namespaces
+        reason = _list_reason("namespace", namespace, excluded, included)
         if reason is not None:
-            return reason
+            return f"global_{reason}"
     if rules is None:
         return None
     return _severity_reason(rules, finding.severity) or _source_reason(rules, finding, namespace)
@@ -145,38 +140,17 @@ def _severity_reason(rules: SourceFilter, level: records.Severity) -> str | None
 
 
 def _source_reason(rules: SourceFilter, finding: records.Finding, namespace: str) -> str | None:
-    if rules.exclude_event_types or rules.include_event_types:
-        reason = _list_reason(
-            records.event_type_slug(finding.event_type),
-            exclude=rules.exclude_event_types,
-            include=rules.include_event_types,
-            excluded="exclude_event_type",
-            not_included="include_event_type",
-        )
-        if reason is not None:
-            return reason
+    # Event types are snake_case slugs on both sides: the mappers emit them, parsing slugs the
+    # config's values (the original's examples spell them with hyphens).
+    kind = finding.resource.kind.lower() if finding.resource else ""
+    category = finding.category.value
     reason = (
         _list_reason(
-            namespace,
-            exclude=rules.exclude_namespaces,
-            include=rules.include_namespaces,
-            excluded="exclude_namespace",
-            not_included="include_namespace",
+            "event_type", finding.event_type, rules.exclude_event_types, rules.include_event_types
         )
-        or _list_reason(
-            finding.resource.kind.lower() if finding.resource else "",
-            exclude=rules.exclude_kinds,
-            include=rules.include_kinds,
-            excluded="exclude_kind",
-            not_included="include_kind",
-        )
-        or _list_reason(
-            finding.category.value,
-            exclude=rules.exclude_categories,
-            include=rules.include_categories,
-            excluded="exclude_category",
-            not_included="include_category",
-        )
+        or _list_reason("namespace", namespace, rules.exclude_namespaces, rules.include_namespaces)
+        or _list_reason("kind", kind, rules.exclude_kinds, rules.include_kinds)
+        or _list_reason("category", category, rules.exclude_categories, rules.include_categories)
     )
     if reason is None and rules.exclude_rules and _rule_names(finding) & rules.exclude_rules:
         return "exclude_rule"
@@ -184,17 +158,13 @@ def _source_reason(rules: SourceFilter, finding: records.Finding, namespace: str
 
 
 def _list_reason(
-    value: str,
-    *,
-    exclude: frozenset[str],
-    include: frozenset[str],
-    excluded: str,
-    not_included: str,
+    what: str, value: str, exclude: frozenset[str], include: frozenset[str]
 ) -> str | None:
+    """`exclude_<what>` or `include_<what>`, naming the list the value failed; else None."""
     if value in exclude:
-        return excluded
+        return f"exclude_{what}"
     if include and value not in include:
-        return not_included
+        return f"include_{what}"
     return None
 
 

@@ -30,6 +30,7 @@ from zenwatcher.pipeline.jobs import CreateJob, IncrementJob, WriteJob
 logger = structlog.get_logger()
 T = TypeVar("T")
 MAX_CONFLICT_RETRIES = 20
+FORBIDDEN_GRACE = 30.0  # seconds a 403 is retried before it counts as final
 
 
 class WriteFailed(Exception):
@@ -184,7 +185,8 @@ class Writer:
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """Rate-limited call with retries on 429 / 5xx / transport errors."""
         backoff = Backoff(base=0.2, cap=10.0)
-        deadline = time.monotonic() + self._retry_for
+        started = time.monotonic()
+        deadline = started + self._retry_for
         while True:
             await self._limiter.acquire()
             try:
@@ -194,7 +196,7 @@ class Writer:
                 raise
             except (errors.ApiError, errors.TransportError) as error:
                 self._metrics.api_writes.labels(operation, "error").inc()
-                if not errors.is_retriable(error):
+                if not (errors.is_retriable(error) or _transient_forbidden(error, started)):
                     raise WriteFailed(_reason(error), str(error)) from error
                 hint = error.retry_after if isinstance(error, errors.ApiError) else None
                 delay = backoff.next_delay(hint=hint)
@@ -219,6 +221,13 @@ def merged_status(current: dict[str, Any], *, delta: int, seen: datetime) -> dic
         "lastSeen": records.rfc3339(latest.astimezone(UTC)),
     }
     return merged
+
+
+def _transient_forbidden(error: BaseException, started: float) -> bool:
+    """A 403 in the first seconds of a call may be RBAC warming up (a restarted API server
+    answers before its authorizer cache is filled; a fresh install binds roles after the pod
+    starts), so it is retried briefly rather than losing the finding."""
+    return isinstance(error, errors.Forbidden) and time.monotonic() - started < FORBIDDEN_GRACE
 
 
 def _reason(error: BaseException) -> str:

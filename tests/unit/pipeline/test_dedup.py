@@ -1,7 +1,5 @@
 """The dedup cache: FIRST and REPEAT, window expiry, flushes of absorbed counts, eviction."""
 
-# ruff: noqa: SIM300  # house style: the expected value is written on the left of ==
-
 from __future__ import annotations
 
 import itertools
@@ -70,16 +68,11 @@ class TestObserve:
             see(cache, clock, key)
         assert 2 == len(cache)
 
-    @pytest.mark.parametrize(
-        "arguments",
-        [{"window_seconds": 0, "max_size": 1}, {"window_seconds": 1, "max_size": 0}],
-    )
-    def test_rejects_bad_limits(self, arguments: dict[str, float]) -> None:
-        """A zero window or size is a configuration error."""
+    @pytest.mark.parametrize(("window", "size"), [(0.0, 1), (-1.0, 1), (1.0, 0)])
+    def test_rejects_bad_limits(self, window: float, size: int) -> None:
+        """A window or size that is not positive is a configuration error."""
         with pytest.raises(ValueError, match="must be"):
-            dedup.DedupCache(
-                window_seconds=arguments["window_seconds"], max_size=int(arguments["max_size"])
-            )
+            dedup.DedupCache(window_seconds=window, max_size=size)
 
 
 class TestExpiry:

@@ -1,7 +1,5 @@
 """Filter config parsing (the original's `filter.json`) and filter verdicts."""
 
-# ruff: noqa: SIM300  # house style: the expected value is written on the left of ==
-
 from __future__ import annotations
 
 import dataclasses

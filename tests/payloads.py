@@ -21,7 +21,7 @@ def json_objects(path: Path) -> list[Any]:
 
 def falco_alerts() -> list[tuple[str, dict[str, Any]]]:
     """(file name, alert) for every Falco fixture."""
-    alerts = []
+    alerts: list[tuple[str, dict[str, Any]]] = []
     for path in sorted((SHARED_FIXTURES / "falco").glob("*.json")):
         alerts.extend((path.name, alert) for alert in json_objects(path))
     return alerts
@@ -39,4 +39,6 @@ def audit_events(*, include_malformed: bool = False) -> list[dict[str, Any]]:
 
 def event_list(events: list[dict[str, Any]], *, api_version: str = "audit.k8s.io/v1") -> bytes:
     """An audit EventList as the API server's webhook backend posts it."""
-    return orjson.dumps({"kind": "EventList", "apiVersion": api_version, "metadata": {}, "items": events})
+    return orjson.dumps(
+        {"kind": "EventList", "apiVersion": api_version, "metadata": {}, "items": events}
+    )

@@ -140,7 +140,9 @@ def _events(source: str, path: str, document: Any, collected: Collected) -> list
         except Ignored as ignored:
             collected.notes.append(f"{path}: event {index} skipped ({ignored.reason}): {ignored}")
         except Rejected as rejected:
-            collected.notes.append(f"{path}: event {index} rejected ({rejected.reason}): {rejected}")
+            collected.notes.append(
+                f"{path}: event {index} rejected ({rejected.reason}): {rejected}"
+            )
     return findings
 
 

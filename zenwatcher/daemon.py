@@ -79,7 +79,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     try:
         connection = await load_connection(settings.kubeconfig)
     except KubeConfigError as error:
-        log.error("kube_config_invalid", error=str(error))
+        log.error("kube_config_invalid", error=str(error))  # noqa: TRY400 - the message says it all
         return 1
     client = KubeClient(connection=connection, timeout=settings.pipeline.api_timeout_seconds)
     registry = CollectorRegistry()
@@ -88,12 +88,14 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     try:
         pipeline = _make_pipeline(settings, client, metrics)
     except filtering.FilterConfigError as error:
-        log.error("filter_config_invalid", error=str(error))
+        log.error("filter_config_invalid", error=str(error))  # noqa: TRY400 - the message says it all
         await client.close()
         return 2
     readiness = Readiness()
     tasks = _start_tasks(settings, client, pipeline, metrics, readiness)
-    probe_server = Server(make_probe_app(registry=registry, readiness=readiness), port=settings.metrics_port)
+    probe_server = Server(
+        make_probe_app(registry=registry, readiness=readiness), port=settings.metrics_port
+    )
     webhook_server = Server(
         make_webhook_app(
             settings=settings.webhook,
@@ -116,7 +118,14 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         watch_namespaces=list(settings.watch_namespaces) or "all",
     )
     await _wait_for_stop_or_crash(stop, tasks)
-    await _shutdown(settings, pipeline, readiness, webhook_server, tasks, log)
+    await _shutdown(
+        settings=settings,
+        pipeline=pipeline,
+        readiness=readiness,
+        webhook_server=webhook_server,
+        tasks=tasks,
+        log=log,
+    )
     await probe_server.stop()
     await client.close()
     log.info("zen_watcher_stopped")
@@ -168,7 +177,9 @@ def _start_tasks(
     readiness: Readiness,
 ) -> dict[str, asyncio.Task[None]]:
     tasks = {
-        f"writer-{index}": create_guarded_task(pipeline.writer.worker(pipeline.queue), name=f"writer-{index}")
+        f"writer-{index}": create_guarded_task(
+            pipeline.writer.worker(pipeline.queue), name=f"writer-{index}"
+        )
         for index in range(settings.pipeline.writer_workers)
     }
     tasks["flusher"] = create_guarded_task(
@@ -216,7 +227,9 @@ async def api_checker(client: KubeClient, readiness: Readiness) -> None:
         await asyncio.sleep(API_CHECK_INTERVAL)
 
 
-async def _wait_for_stop_or_crash(stop: asyncio.Event, tasks: dict[str, asyncio.Task[None]]) -> None:
+async def _wait_for_stop_or_crash(
+    stop: asyncio.Event, tasks: dict[str, asyncio.Task[None]]
+) -> None:
     """Wait for the stop signal; a root task that ends early is a failure, so stop then too."""
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait([stopper, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
@@ -226,6 +239,7 @@ async def _wait_for_stop_or_crash(stop: asyncio.Event, tasks: dict[str, asyncio.
 
 
 async def _shutdown(
+    *,
     settings: Settings,
     pipeline: Pipeline,
     readiness: Readiness,

@@ -166,7 +166,10 @@ class Metrics:
             registry=registry,
         )
         self.gc_errors = Counter(
-            "zen_watcher_gc_errors_total", "GC delete or list errors.", ["reason"], registry=registry
+            "zen_watcher_gc_errors_total",
+            "GC delete or list errors.",
+            ["reason"],
+            registry=registry,
         )
         self.gc_duration = Histogram(
             "zen_watcher_gc_duration_seconds", "Duration of a GC sweep.", registry=registry

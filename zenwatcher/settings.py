@@ -8,6 +8,7 @@ exit code 2. Tests vary settings with `dataclasses.replace`.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,9 +108,9 @@ class Settings:
         """Build settings from environment variables; raise ConfigError on the first bad one."""
         reader = _Reader(env)
         pod_namespace = reader.get("POD_NAMESPACE", "zen-system", _dns_label)
-        settings = cls(
+        return cls(
             pod_namespace=pod_namespace,
-            pod_name=reader.get("POD_NAME", "zen-watcher", _non_empty),
+            pod_name=reader.get("POD_NAME", "zen-watcher", _any),
             watch_namespaces=reader.get("WATCH_NAMESPACE", (), _namespace_list),
             metrics_port=reader.get("METRICS_PORT", 9090, _port),
             log_level=reader.get("LOG_LEVEL", "info", _choice(LOG_LEVELS)),
@@ -131,7 +132,6 @@ class Settings:
                 page_size=reader.get("GC_PAGE_SIZE", 500, _positive_int),
             ),
         )
-        return settings
 
 
 # Every variable Settings.from_env reads, for the README table check and `--help`.
@@ -268,10 +268,6 @@ def _any(raw: str) -> str:
     return raw
 
 
-def _non_empty(raw: str) -> str:
-    return raw
-
-
 def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.lower()
@@ -307,7 +303,7 @@ def _float(raw: str, allowed: str) -> float:
         value = float(raw)
     except ValueError:
         raise _Invalid(allowed) from None
-    if value != value or value in (float("inf"), float("-inf")):  # NaN or infinite
+    if math.isnan(value) or math.isinf(value):
         raise _Invalid(allowed)
     return value
 

@@ -69,7 +69,7 @@ class Cluster:
     def require_local(self) -> controlplane.ControlPlane:
         """The local control plane; tests that restart or compact it need one."""
         if self.local is None:
-            import pytest  # noqa: PLC0415 - only this path needs pytest
+            import pytest
 
             pytest.skip("needs the local control plane (restart/compact), not ZEN_TEST_KUBECONFIG")
         return self.local
@@ -111,7 +111,9 @@ def prepare(running: Cluster) -> None:
     for path in crds:
         running.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     running.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    running.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "manifests/base/namespace.yaml"))
+    running.kubectl(
+        "apply", "--server-side", "-f", str(REPO_ROOT / "manifests/base/namespace.yaml")
+    )
     running.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "manifests/base/rbac.yaml"))
     running.kubectl("apply", "--server-side", "-f", "-", stdin=_user_bindings())
 
@@ -135,7 +137,11 @@ def _user_bindings() -> str:
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
             "metadata": {"name": "zen-watcher-test-user", "namespace": SYSTEM_NAMESPACE},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "zen-watcher"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "zen-watcher",
+            },
             "subjects": [subject],
         },
     ]
@@ -164,13 +170,16 @@ def _external_cluster(workdir: Path, kubeconfig: Path) -> Cluster:
         "clusters": [cluster_entry],
         "users": [{"name": WATCHER_USER, "user": {"token": token}}],
         "contexts": [
-            {"name": WATCHER_USER, "context": {"cluster": cluster_entry["name"], "user": WATCHER_USER}}
+            {
+                "name": WATCHER_USER,
+                "context": {"cluster": cluster_entry["name"], "user": WATCHER_USER},
+            }
         ],
         "current-context": WATCHER_USER,
     }
     path = workdir / "kubeconfig-zen-watcher"
     path.write_text(yaml.safe_dump(restricted))
-    running._kubeconfigs[WATCHER_USER] = path  # noqa: SLF001 - completing our own object
+    running._kubeconfigs[WATCHER_USER] = path
     return running
 
 

@@ -158,11 +158,11 @@ class ControlPlane:
 
     def get_json(self, path: str) -> dict[str, Any]:
         """GET `path` as the admin user."""
-        request = urllib.request.Request(  # noqa: S310 - our own https loopback server
+        request = urllib.request.Request(
             self.url + path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         )
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
             document: dict[str, Any] = orjson.loads(response.read())
             return document
 
@@ -221,21 +221,23 @@ class ControlPlane:
         context = ssl.create_default_context(cafile=str(self.ca_file))
         while time.monotonic() < deadline:
             _check_alive(process, name, self.log_file(name))
-            request = urllib.request.Request(  # noqa: S310
+            request = urllib.request.Request(
                 self.url + "/readyz", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
             )
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(request, context=context, timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(request, context=context, timeout=2) as response,
+            ):
+                if response.status == 200:
+                    return
             time.sleep(0.2)
         raise ControlPlaneError(f"{name} not ready in {START_TIMEOUT}s; see {self.log_file(name)}")
 
     def _etcd_call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(  # noqa: S310 - etcd's JSON gateway on loopback
+        request = urllib.request.Request(
             self.etcd_url + path, data=orjson.dumps(body), method="POST"
         )
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5) as response:
             answer: dict[str, Any] = orjson.loads(response.read())
             return answer
 

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -66,7 +67,9 @@ class DaemonProcess:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise AssertionError(f"zen-watcher exited {self.process.returncode}:\n{self.logs()}")
+                raise AssertionError(
+                    f"zen-watcher exited {self.process.returncode}:\n{self.logs()}"
+                )
             if self.probe("/readyz") == 200:
                 return
             time.sleep(0.1)
@@ -96,14 +99,14 @@ class DaemonProcess:
         """Sum of `name` samples whose labels include `labels`."""
         total = 0.0
         for key, value in self.metrics().items():
-            if key == name or key.startswith(name + "{"):
-                if all(f'{label}="{wanted}"' in key for label, wanted in labels.items()):
-                    total += value
+            named = key == name or key.startswith(name + "{")
+            if named and all(f'{label}="{wanted}"' in key for label, wanted in labels.items()):
+                total += value
         return total
 
     def post(
         self, path: str, body: bytes, *, token: str | None = TOKEN, method: str = "POST"
-    ) -> tuple[int, dict[str, str], dict[str, object]]:
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
         """Send `body`; (status, headers, decoded JSON answer or {})."""
         headers = {"Content-Type": "application/json"}
         if token is not None:
@@ -155,7 +158,7 @@ class DaemonProcess:
         return events
 
 
-def _json(raw: bytes) -> dict[str, object]:
+def _json(raw: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:

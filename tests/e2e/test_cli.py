@@ -44,7 +44,9 @@ class TestCommandLine:
         assert 2 == result.returncode
         lines = result.stderr.strip().splitlines()
         assert 1 == len(lines)
-        assert lines[0].startswith("zen-watcher: invalid DEDUP_WINDOW_SECONDS='abc': must be a duration")
+        assert lines[0].startswith(
+            "zen-watcher: invalid DEDUP_WINDOW_SECONDS='abc': must be a duration"
+        )
 
     def test_unknown_log_level(self) -> None:
         """An unknown LOG_LEVEL is refused the same way."""
@@ -95,7 +97,9 @@ class TestConvert:
 
     def test_malformed_audit_fixture_is_a_clear_rejection(self) -> None:
         """`{"kind": 0}` parses, so exit 0, nothing printed, and the rejection on stderr."""
-        result = _run("convert", "--source", "audit", str(SHARED_FIXTURES / "audit/fal_01_003.json"))
+        result = _run(
+            "convert", "--source", "audit", str(SHARED_FIXTURES / "audit/fal_01_003.json")
+        )
         assert 0 == result.returncode
         assert "" == result.stdout
         assert "rejected (invalid_shape)" in result.stderr

@@ -18,14 +18,32 @@ from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_webhooks import unique_alert, wait_for
 from zenwatcher.mapping import falco
 
-JSON_LEAVES = st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=20)
+JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+)
 JSON_VALUES = st.recursive(
     JSON_LEAVES,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=20,
 )
 FALCO_KEYS = ["rule", "priority", "output", "time", "source", "output_fields", "hostname", "tags"]
-AUDIT_KEYS = ["kind", "apiVersion", "items", "auditID", "stage", "verb", "user", "objectRef", "responseStatus"]
+AUDIT_KEYS = [
+    "kind",
+    "apiVersion",
+    "items",
+    "auditID",
+    "stage",
+    "verb",
+    "user",
+    "objectRef",
+    "responseStatus",
+]
 
 
 def shaped(keys: list[str]) -> st.SearchStrategy[Any]:
@@ -37,9 +55,15 @@ PAYLOADS = st.one_of(
     JSON_VALUES.map(orjson.dumps),
     shaped(FALCO_KEYS).map(orjson.dumps),
     shaped(AUDIT_KEYS).map(orjson.dumps),
-    st.lists(shaped(AUDIT_KEYS), max_size=4).map(lambda items: orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items})),
+    st.lists(shaped(AUDIT_KEYS), max_size=4).map(
+        lambda items: orjson.dumps(
+            {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}
+        )
+    ),
     st.binary(max_size=200),
-    st.sampled_from([b'{"rule": 1' + b"0" * 40 + b"}", b"[" * 5000 + b"]" * 5000, b'{"items": null}']),
+    st.sampled_from(
+        [b'{"rule": 1' + b"0" * 40 + b"}", b"[" * 5000 + b"]" * 5000, b'{"items": null}']
+    ),
 )
 
 
@@ -52,7 +76,9 @@ class TestHostileInput:
         daemon = start_daemon()
         seen: list[int] = []
 
-        @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         @given(body=PAYLOADS, endpoint=st.sampled_from(["/falco/webhook", "/audit/webhook"]))
         def check(body: bytes, endpoint: str) -> None:
             status, _, _ = daemon.post(endpoint, body)
@@ -62,7 +88,8 @@ class TestHostileInput:
         check()
         assert len(seen) >= 500
         assert 200 == daemon.probe("/healthz")
-        assert daemon.process is not None and daemon.process.poll() is None
+        assert daemon.process is not None
+        assert daemon.process.poll() is None
         for source in ("falco", "audit"):
             received = daemon.metric_sum("zen_watcher_events_received_total", source=source)
             assert received == daemon.metric_sum("zen_watcher_events_total", source=source)
@@ -109,7 +136,9 @@ class TestGracefulShutdown:
         stored = {item["metadata"]["name"] for item in list_observations(control_plane, namespace)}
         assert set() == set(accepted) - stored
 
-    def test_readiness_goes_false_before_the_listener_closes(self, start_daemon: StartDaemon) -> None:
+    def test_readiness_goes_false_before_the_listener_closes(
+        self, start_daemon: StartDaemon
+    ) -> None:
         """After SIGTERM the pod reports not-ready (or is already gone), never ready again."""
         daemon = start_daemon(SHUTDOWN_GRACE_SECONDS="5")
         assert 200 == daemon.probe("/readyz")
@@ -147,7 +176,9 @@ class TestApiServerOutage:
         assert 50 <= len(accepted) <= 50 + 8  # the queue, plus one job held by each writer
 
         def written() -> bool:
-            stored = {item["metadata"]["name"] for item in list_observations(control_plane, namespace)}
+            stored = {
+                item["metadata"]["name"] for item in list_observations(control_plane, namespace)
+            }
             return set(accepted) <= stored
 
         wait_for(written, timeout=90)
@@ -162,4 +193,8 @@ class TestNamespaceFallback:
         alert = unique_alert(1, "no-such-namespace")
         assert 200 == daemon.post("/falco/webhook", orjson.dumps(alert))[0]
         name = falco.map_falco_alert(alert).name
-        wait_for(lambda: name in {o["metadata"]["name"] for o in list_observations(control_plane, namespace)})
+        wait_for(
+            lambda: (
+                name in {o["metadata"]["name"] for o in list_observations(control_plane, namespace)}
+            )
+        )

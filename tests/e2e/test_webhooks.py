@@ -51,7 +51,11 @@ def unique_alert(index: int, namespace: str) -> dict[str, Any]:
         "priority": "Warning",
         "rule": "Terminal shell in container",
         "time": "2026-01-01T00:00:00.000000000Z",
-        "output_fields": {"k8s.ns.name": namespace, "k8s.pod.name": f"pod-{index}", "container.id": "c1"},
+        "output_fields": {
+            "k8s.ns.name": namespace,
+            "k8s.pod.name": f"pod-{index}",
+            "container.id": "c1",
+        },
     }
 
 
@@ -88,7 +92,9 @@ class TestFalco:
         alert = dict(payloads.falco_alerts())["internal-metrics-snapshot.json"]
         status, _, answer = daemon.post("/falco/webhook", orjson.dumps(alert))
         assert (200, 1, 0) == (status, answer["filtered"], answer["accepted"])
-        assert 1 == daemon.metric_sum("zen_watcher_events_total", bucket="filtered", reason="internal")
+        assert 1 == daemon.metric_sum(
+            "zen_watcher_events_total", bucket="filtered", reason="internal"
+        )
 
     def test_fifty_repeats_are_one_observation_counting_fifty(
         self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str
@@ -101,8 +107,18 @@ class TestFalco:
         assert 49 == sum(int(answer["deduplicated"]) for answer in answers)
 
         name = falco.map_falco_alert(alert).name
-        wait_for(lambda: by_name(list_observations(control_plane, namespace)).get(name, {}).get("status", {}).get("count") == 50)
-        assert [name] == [item["metadata"]["name"] for item in list_observations(control_plane, namespace)]
+        wait_for(
+            lambda: (
+                by_name(list_observations(control_plane, namespace))
+                .get(name, {})
+                .get("status", {})
+                .get("count")
+                == 50
+            )
+        )
+        assert [name] == [
+            item["metadata"]["name"] for item in list_observations(control_plane, namespace)
+        ]
         # At most about one write per window: one create and a few flushes, not fifty writes.
         assert daemon.metric_sum("zen_watcher_api_writes_total", operation="patch_status") <= 4
 
@@ -116,7 +132,9 @@ class TestAudit:
         events = payloads.audit_events()
         status, _, answer = daemon.post("/audit/webhook", payloads.event_list(events))
         assert 200 == status, answer
-        assert len(events) == sum(int(answer[key]) for key in ("accepted", "deduplicated", "filtered", "rejected"))
+        assert len(events) == sum(
+            int(answer[key]) for key in ("accepted", "deduplicated", "filtered", "rejected")
+        )
 
         expected: dict[str, Finding] = {}
         for event in events:
@@ -130,7 +148,9 @@ class TestAudit:
         }
         for finding in expected.values():
             target = observation_namespace(finding, default_namespace=namespace)
-            observation = wait_for(lambda f=finding, t=target: by_name(list_observations(control_plane, t)).get(f.name))
+            observation = wait_for(
+                lambda f=finding, t=target: by_name(list_observations(control_plane, t)).get(f.name)
+            )
             assert finding.event_type == observation["spec"]["eventType"]
             assert finding.severity.value == observation["spec"]["severity"]
             assert "audit" == observation["spec"]["source"]
@@ -146,23 +166,37 @@ class TestTwoReplicas:
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
             statuses = list(pool.map(lambda d: d.post("/falco/webhook", alert)[0], [first, second]))
         assert [200, 200] == statuses
-        wait_for(lambda: [o.get("status", {}).get("count") for o in list_observations(control_plane, namespace)] == [2])
+        wait_for(
+            lambda: (
+                [
+                    o.get("status", {}).get("count")
+                    for o in list_observations(control_plane, namespace)
+                ]
+                == [2]
+            )
+        )
 
 
 class TestBadInput:
     @pytest.mark.parametrize(
         ("token", "expected"), [(None, 401), ("wrong", 401), ("test-webhook-token", 200)]
     )
-    def test_bearer_token(self, start_daemon: StartDaemon, namespace: str, token: str | None, expected: int) -> None:
+    def test_bearer_token(
+        self, start_daemon: StartDaemon, namespace: str, token: str | None, expected: int
+    ) -> None:
         """Missing or wrong token: 401 and nothing processed; the right one: 200."""
         daemon = start_daemon()
-        status, headers, _ = daemon.post("/falco/webhook", orjson.dumps(unique_alert(1, namespace)), token=token)
+        status, headers, _ = daemon.post(
+            "/falco/webhook", orjson.dumps(unique_alert(1, namespace)), token=token
+        )
         assert expected == status
         if expected == 401:
             assert "Bearer" == headers.get("WWW-Authenticate")
             assert 0 == daemon.metric_sum("zen_watcher_events_received_total")
 
-    def test_answers_for_bad_requests(self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str) -> None:
+    def test_answers_for_bad_requests(
+        self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str
+    ) -> None:
         """GET 405, invalid JSON 400, non-object JSON 400, oversize body 413 — each a JSON reason."""
         daemon = start_daemon(WEBHOOK_MAX_BODY_BYTES="2048")
         cases = [
@@ -185,7 +219,9 @@ class TestBadInput:
         daemon = start_daemon(QUEUE_SIZE="5", API_QPS="0.2", API_BURST="1", WRITER_WORKERS="1")
         statuses = []
         for index in range(20):
-            status, headers, _ = daemon.post("/falco/webhook", orjson.dumps(unique_alert(index, namespace)))
+            status, headers, _ = daemon.post(
+                "/falco/webhook", orjson.dumps(unique_alert(index, namespace))
+            )
             statuses.append(status)
             if status == 503:
                 assert "1" == headers.get("Retry-After")
@@ -199,7 +235,9 @@ class TestBadInput:
 
 
 class TestAccounting:
-    def test_received_equals_sum_of_buckets(self, start_daemon: StartDaemon, namespace: str) -> None:
+    def test_received_equals_sum_of_buckets(
+        self, start_daemon: StartDaemon, namespace: str
+    ) -> None:
         """Every event that arrived is in exactly one bucket, per source."""
         daemon = start_daemon()
         events = payloads.audit_events(include_malformed=True)
@@ -220,5 +258,7 @@ class TestAccounting:
             return True
 
         wait_for(balanced)
-        assert len(alerts) + 2 == daemon.metric_sum("zen_watcher_events_received_total", source="falco")
+        assert len(alerts) + 2 == daemon.metric_sum(
+            "zen_watcher_events_received_total", source="falco"
+        )
         assert 1 == daemon.metric_sum("zen_watcher_events_total", source="falco", bucket="rejected")

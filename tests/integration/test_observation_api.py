@@ -17,14 +17,18 @@ from zenwatcher.kube.client import KubeClient
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def _finding(namespace: str, *, severity: records.Severity = records.Severity.HIGH) -> records.Finding:
+def _finding(
+    namespace: str, *, severity: records.Severity = records.Severity.HIGH
+) -> records.Finding:
     return records.Finding(
         source="falco",
         category=records.Category.SECURITY,
         severity=severity,
         event_type="runtime_detection",
         identity=("Terminal shell in container", namespace, "web-1", "ee97d9c4186f"),
-        resource=records.ResourceRef(api_version="v1", kind="Pod", name="web-1", namespace=namespace),
+        resource=records.ResourceRef(
+            api_version="v1", kind="Pod", name="web-1", namespace=namespace
+        ),
         title="Terminal shell in container",
         message="A shell was spawned in a container with an attached terminal",
         details={"rule": "Terminal shell in container", "priority": "Critical"},
@@ -74,14 +78,20 @@ class TestObservationRoundTrip:
 
         assert finding.name == created["metadata"]["name"]
         assert body["spec"] == stored["spec"]
-        assert {"count": 1, "firstSeen": "2026-01-02T03:04:05Z", "lastSeen": "2026-01-02T03:04:05Z"} == stored["status"]
+        assert {
+            "count": 1,
+            "firstSeen": "2026-01-02T03:04:05Z",
+            "lastSeen": "2026-01-02T03:04:05Z",
+        } == stored["status"]
         assert "high" == stored["metadata"]["labels"][records.LABEL_SEVERITY]
 
     async def test_second_create_is_a_conflict(
         self, watcher_client: KubeClient, namespace: str
     ) -> None:
         """The same finding created twice: the API server itself answers 409 AlreadyExists."""
-        body = records.to_observation(_finding(namespace), namespace=namespace, now=NOW, ttl_seconds=3600)
+        body = records.to_observation(
+            _finding(namespace), namespace=namespace, now=NOW, ttl_seconds=3600
+        )
         await observations.create_observation(watcher_client, body)
         with pytest.raises(errors.Conflict) as raised:
             await observations.create_observation(watcher_client, body)
@@ -94,14 +104,35 @@ class TestObservationRoundTrip:
         finding = _finding(namespace)
         body = records.to_observation(finding, namespace=namespace, now=NOW, ttl_seconds=3600)
         await observations.create_observation(watcher_client, body)
-        await observations.patch_status(watcher_client, namespace, finding.name, status=body["status"])
+        await observations.patch_status(
+            watcher_client, namespace, finding.name, status=body["status"]
+        )
 
         table = control_plane.kubectl("get", "obs", "-A", user="zen-watcher").stdout.splitlines()
         header = table[0].split()
         row = next(line.split() for line in table if finding.name in line)
 
-        assert ["NAMESPACE", "NAME", "SOURCE", "SEVERITY", "CATEGORY", "TYPE", "RESOURCE", "COUNT", "AGE"] == header
-        assert [namespace, finding.name, "falco", "high", "security", "runtime_detection", "web-1", "1"] == row[:8]
+        assert [
+            "NAMESPACE",
+            "NAME",
+            "SOURCE",
+            "SEVERITY",
+            "CATEGORY",
+            "TYPE",
+            "RESOURCE",
+            "COUNT",
+            "AGE",
+        ] == header
+        assert [
+            namespace,
+            finding.name,
+            "falco",
+            "high",
+            "security",
+            "runtime_detection",
+            "web-1",
+            "1",
+        ] == row[:8]
 
 
 class TestSchemaValidation:
@@ -118,7 +149,9 @@ class TestSchemaValidation:
         self, watcher_client: KubeClient, namespace: str, field: str, value: str, complaint: str
     ) -> None:
         """The API server's schema refuses bad enums and patterns with a message naming the field."""
-        body = records.to_observation(_finding(namespace), namespace=namespace, now=NOW, ttl_seconds=3600)
+        body = records.to_observation(
+            _finding(namespace), namespace=namespace, now=NOW, ttl_seconds=3600
+        )
         body["spec"][field] = value
         with pytest.raises(errors.ApiError) as raised:
             await observations.create_observation(watcher_client, body)
@@ -136,6 +169,8 @@ class TestSchemaValidation:
             "spec: {source: falco, category: security, severity: Critical, eventType: x,"
             " fingerprint: 0123456789abcdef, detectedAt: '2026-01-01T00:00:00Z'}\n"
         )
-        result = control_plane.kubectl("apply", "-f", str(manifest), user="zen-watcher", check=False)
+        result = control_plane.kubectl(
+            "apply", "-f", str(manifest), user="zen-watcher", check=False
+        )
         assert 0 != result.returncode
         assert 'spec.severity: Unsupported value: "Critical"' in result.stderr

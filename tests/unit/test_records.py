@@ -41,7 +41,11 @@ class TestName:
     def test_volatile_fields_do_not_change_it(self) -> None:
         """Times, text, severity and details are not identity."""
         volatile = _finding(
-            title="other", message="other", details={"pid": 7}, detected_at=NOW, severity=records.Severity.LOW
+            title="other",
+            message="other",
+            details={"pid": 7},
+            detected_at=NOW,
+            severity=records.Severity.LOW,
         )
         assert _finding().name == volatile.name
 
@@ -52,14 +56,19 @@ class TestName:
     @given(st.text(max_size=80), st.lists(st.text(max_size=30), max_size=6))
     def test_always_a_valid_dns_name(self, source: str, identity: list[str]) -> None:
         """Any source text and identity give a valid DNS-1123 subdomain of at most 63 chars."""
-        name = records.name_for(records.slugify(source), records.fingerprint_of(source, tuple(identity)))
+        name = records.name_for(
+            records.slugify(source), records.fingerprint_of(source, tuple(identity))
+        )
         assert DNS_SUBDOMAIN.match(name)
         assert len(name) <= 63
 
     @given(st.sets(st.tuples(st.text(max_size=12), st.text(max_size=12)), min_size=2, max_size=200))
     def test_different_findings_get_different_names(self, identities: set[tuple[str, str]]) -> None:
         """Distinct identities never share a name in practice (64 bits of sha256)."""
-        names = {records.name_for("falco", records.fingerprint_of("falco", ident)) for ident in identities}
+        names = {
+            records.name_for("falco", records.fingerprint_of("falco", ident))
+            for ident in identities
+        }
         assert len(identities) == len(names)
 
 
@@ -83,15 +92,23 @@ class TestObservationBody:
         } == body["metadata"]["labels"]
         assert "2026-05-06T07:08:09Z" == body["spec"]["detectedAt"]
         assert {"kind": "Pod", "name": "web-1", "namespace": "default"} == body["spec"]["resource"]
-        assert {"count": 1, "firstSeen": "2026-05-06T07:08:09Z", "lastSeen": "2026-05-06T07:08:09Z"} == body["status"]
+        assert {
+            "count": 1,
+            "firstSeen": "2026-05-06T07:08:09Z",
+            "lastSeen": "2026-05-06T07:08:09Z",
+        } == body["status"]
 
     def test_tool_time_wins_for_detected_at(self) -> None:
         """detectedAt is the tool's own time when it gave one."""
         tool_time = datetime(2020, 1, 1, tzinfo=UTC)
-        body = records.to_observation(_finding(detected_at=tool_time), namespace="d", now=NOW, ttl_seconds=60)
+        body = records.to_observation(
+            _finding(detected_at=tool_time), namespace="d", now=NOW, ttl_seconds=60
+        )
         assert "2020-01-01T00:00:00Z" == body["spec"]["detectedAt"]
 
     def test_namespace_falls_back_to_watcher_namespace(self) -> None:
         """Findings without a namespace go to the watcher's own."""
         finding = _finding(resource=None)
-        assert "zen-system" == records.observation_namespace(finding, default_namespace="zen-system")
+        assert "zen-system" == records.observation_namespace(
+            finding, default_namespace="zen-system"
+        )

@@ -40,7 +40,8 @@ class TestParsing:
         assert ("a", "b") == settings.watch_namespaces
 
     @pytest.mark.parametrize(
-        ("text", "seconds"), [("90", 90.0), ("1h", 3600.0), ("1h30m", 5400.0), ("500ms", 0.5), ("2d", 172800.0)]
+        ("text", "seconds"),
+        [("90", 90.0), ("1h", 3600.0), ("1h30m", 5400.0), ("500ms", 0.5), ("2d", 172800.0)],
     )
     def test_durations(self, text: str, seconds: float) -> None:
         """GC_INTERVAL and friends take Go-style durations or plain seconds."""
@@ -48,14 +49,22 @@ class TestParsing:
 
     def test_ttl_seconds_wins_over_days_and_is_clamped(self) -> None:
         """OBSERVATION_TTL_SECONDS beats OBSERVATION_TTL_DAYS; both clamp to [60 s, 1 year]."""
-        assert 60 == Settings.from_env({"OBSERVATION_TTL_SECONDS": "5", "OBSERVATION_TTL_DAYS": "3"}).ttl_seconds
+        assert (
+            60
+            == Settings.from_env(
+                {"OBSERVATION_TTL_SECONDS": "5", "OBSERVATION_TTL_DAYS": "3"}
+            ).ttl_seconds
+        )
         assert 3 * 86400 == Settings.from_env({"OBSERVATION_TTL_DAYS": "3"}).ttl_seconds
         assert 365 * 86400 == Settings.from_env({"OBSERVATION_TTL_DAYS": "9999"}).ttl_seconds
 
     def test_cidrs(self) -> None:
         """WEBHOOK_ALLOWED_CIDRS parses addresses and networks."""
         settings = Settings.from_env({"WEBHOOK_ALLOWED_CIDRS": "10.0.0.0/8, 127.0.0.1"})
-        assert (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32")) == settings.webhook.allowed_cidrs
+        assert (
+            ipaddress.ip_network("10.0.0.0/8"),
+            ipaddress.ip_network("127.0.0.1/32"),
+        ) == settings.webhook.allowed_cidrs
 
 
 class TestErrors:
@@ -74,7 +83,9 @@ class TestErrors:
             ("LEADER_ELECTION_ID", "Not_Valid", "DNS-1123 subdomain"),
         ],
     )
-    def test_bad_value_names_variable_value_and_allowed(self, variable: str, value: str, allowed: str) -> None:
+    def test_bad_value_names_variable_value_and_allowed(
+        self, variable: str, value: str, allowed: str
+    ) -> None:
         """The error names the variable, repeats the value and says what is allowed."""
         with pytest.raises(ConfigError) as raised:
             Settings.from_env({variable: value})
@@ -99,9 +110,18 @@ class TestVariableList:
     def test_every_listed_variable_is_read(self) -> None:
         """ENV_VARIABLES (the README table's source) names only variables from_env reads."""
         for variable in ENV_VARIABLES:
-            if variable in ("KUBECONFIG", "WEBHOOK_AUTH_TOKEN", "FILTER_FILE", "FILTER_CONFIGMAP_NAME",
-                            "WEBHOOK_TLS_CERT_FILE", "WEBHOOK_TLS_KEY_FILE", "WEBHOOK_TLS_CLIENT_CA_FILE",
-                            "POD_NAME", "OBSERVATION_TTL_SECONDS", "OBSERVATION_TTL_DAYS"):
+            if variable in (
+                "KUBECONFIG",
+                "WEBHOOK_AUTH_TOKEN",
+                "FILTER_FILE",
+                "FILTER_CONFIGMAP_NAME",
+                "WEBHOOK_TLS_CERT_FILE",
+                "WEBHOOK_TLS_KEY_FILE",
+                "WEBHOOK_TLS_CLIENT_CA_FILE",
+                "POD_NAME",
+                "OBSERVATION_TTL_SECONDS",
+                "OBSERVATION_TTL_DAYS",
+            ):
                 continue  # free-form values: checked by the README table test instead
             with pytest.raises(ConfigError, match=variable):
                 Settings.from_env({variable: "!!"})

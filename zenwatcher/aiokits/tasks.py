@@ -18,8 +18,7 @@ logger = structlog.get_logger()
 
 def create_guarded_task(coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
     """A named task whose unexpected end (return or exception) is logged."""
-    task = asyncio.create_task(_guard(coro, name=name), name=name)
-    return task
+    return asyncio.create_task(_guard(coro, name=name), name=name)
 
 
 async def _guard(coro: Coroutine[Any, Any, None], *, name: str) -> None:

@@ -38,8 +38,14 @@ def make_webhook_app(
         ],
     )
     routes: list[tuple[str, Any]] = [
-        ("/falco/webhook", make_handler(intake=falco_intake, split=falco.split_falco_body, admission=admission)),
-        ("/audit/webhook", make_handler(intake=audit_intake, split=audit.split_audit_body, admission=admission)),
+        (
+            "/falco/webhook",
+            make_handler(intake=falco_intake, split=falco.split_falco_body, admission=admission),
+        ),
+        (
+            "/audit/webhook",
+            make_handler(intake=audit_intake, split=audit.split_audit_body, admission=admission),
+        ),
     ]
     for path, handler in routes:
         app.router.add_post(path, handler)

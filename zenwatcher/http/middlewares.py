@@ -34,17 +34,22 @@ def request_counter(*, metrics: Metrics) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        endpoint = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        endpoint = (
+            request.match_info.route.resource.canonical
+            if request.match_info.route.resource
+            else "unmatched"
+        )
         status = 500
         try:
             response = await handler(request)
-            status = response.status
-            return response
         except web.HTTPException as exception:
             status = exception.status
             raise
+        else:
+            status = response.status
         finally:
             metrics.webhook_requests.labels(endpoint, str(status)).inc()
+        return response
 
     return middleware
 
@@ -103,9 +108,15 @@ def error_mapper() -> Middleware:
 
 
 def _keep(exception: web.HTTPException) -> dict[str, str]:
-    return {key: value for key, value in exception.headers.items() if key in ("Allow", "Retry-After")}
+    return {
+        key: value for key, value in exception.headers.items() if key in ("Allow", "Retry-After")
+    }
 
 
 def _has_client_certificate(request: web.Request) -> bool:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-    return ssl_object is not None and ssl_object.getpeercert() is not None and bool(ssl_object.getpeercert())
+    return (
+        ssl_object is not None
+        and ssl_object.getpeercert() is not None
+        and bool(ssl_object.getpeercert())
+    )

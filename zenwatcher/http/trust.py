@@ -18,7 +18,9 @@ class PeerPolicy:
 
     __slots__ = ("_allowed", "_proxies")
 
-    def __init__(self, *, allowed: Sequence[IpNetwork], trusted_proxies: Sequence[IpNetwork]) -> None:
+    def __init__(
+        self, *, allowed: Sequence[IpNetwork], trusted_proxies: Sequence[IpNetwork]
+    ) -> None:
         self._allowed = tuple(allowed)
         self._proxies = tuple(trusted_proxies)
 

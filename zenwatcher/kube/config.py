@@ -37,7 +37,10 @@ async def load_connection(kubeconfig: str = "") -> Connection:
     configuration = Configuration()
     try:
         if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            kube_config.load_incluster_config(client_configuration=configuration)
+            # kubernetes_asyncio leaves this one untyped.
+            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
         else:
             await kube_config.load_kube_config(
                 config_file=kubeconfig or None, client_configuration=configuration
@@ -46,14 +49,14 @@ async def load_connection(kubeconfig: str = "") -> Connection:
         source = kubeconfig or "~/.kube/config or in-cluster service account"
         raise KubeConfigError(f"no usable Kubernetes configuration ({source}): {error}") from None
     return Connection(
-        base_url=configuration.host.rstrip("/"),
+        base_url=str(configuration.host).rstrip("/"),
         ssl_context=_ssl_context(configuration),
         configuration=configuration,
     )
 
 
 def _ssl_context(configuration: Configuration) -> ssl.SSLContext | bool:
-    if not configuration.host.startswith("https"):
+    if not str(configuration.host).startswith("https"):
         return False
     context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
     if configuration.cert_file:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class Rejected(ValueError):  # noqa: N818 - reads as a verdict: `raise Rejected(...)`
+class Rejected(ValueError):
     """A payload (or one entry of it) that is not a valid finding.
 
     `reason` is a short snake_case metric label value; the message says what was wrong.
@@ -14,7 +14,7 @@ class Rejected(ValueError):  # noqa: N818 - reads as a verdict: `raise Rejected(
         self.reason = reason
 
 
-class Ignored(ValueError):  # noqa: N818 - reads as a verdict: `raise Ignored(...)`
+class Ignored(ValueError):
     """A well-formed payload that is not a finding (Falco internal events, audit requests no rule
     matches, audit stages that are not judged). Counted as filtered{reason}, answered 2xx.
     """

@@ -6,6 +6,7 @@ increment itself on the webhook hot path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -51,20 +52,14 @@ class Accounting:
 
     def _lookup(self, kind: str, source: str, first: str, second: str) -> Any:
         metrics = self.metrics
-        match kind:
-            case "received":
-                return metrics.events_received.labels(source)
-            case "bucket":
-                return metrics.events.labels(source, first, second)
-            case "created":
-                return metrics.observations_created.labels(source, first)
-            case "updated":
-                return metrics.observations_updated.labels(source, first)
-            case "deduped":
-                return metrics.observations_deduped.labels(source)
-            case "filtered":
-                return metrics.observations_filtered.labels(source, first)
-            case "rejected":
-                return metrics.rejected.labels(source, first)
-            case _:
-                return metrics.create_errors.labels(source, first)
+        families: dict[str, Callable[[], Any]] = {
+            "received": lambda: metrics.events_received.labels(source),
+            "bucket": lambda: metrics.events.labels(source, first, second),
+            "created": lambda: metrics.observations_created.labels(source, first),
+            "updated": lambda: metrics.observations_updated.labels(source, first),
+            "deduped": lambda: metrics.observations_deduped.labels(source),
+            "filtered": lambda: metrics.observations_filtered.labels(source, first),
+            "rejected": lambda: metrics.rejected.labels(source, first),
+            "create_errors": lambda: metrics.create_errors.labels(source, first),
+        }
+        return families[kind]()

@@ -16,7 +16,7 @@ from zenwatcher import records
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.accounting import Accounting
-from zenwatcher.pipeline.dedup import DedupCache, Decision
+from zenwatcher.pipeline.dedup import Decision, DedupCache
 from zenwatcher.pipeline.jobs import CreateJob, WriteJob
 
 MAX_ERRORS_IN_ANSWER = 5

@@ -10,6 +10,7 @@ a stale read = read again). 429, 5xx and connection errors are retried with jitt
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -172,8 +173,13 @@ class Writer:
             try:
                 await self._call(
                     "patch_status",
-                    lambda: observations.patch_status(
-                        self._client, namespace, name, status=status, resource_version=version
+                    functools.partial(
+                        observations.patch_status,
+                        self._client,
+                        namespace,
+                        name,
+                        status=status,
+                        resource_version=version,
                     ),
                 )
             except errors.Conflict:

@@ -1,7 +1,6 @@
 """trivy-operator report mapping (DESIGN.md §3, §4)."""
 
 # The house style puts the expected value first (STYLE.md §2), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

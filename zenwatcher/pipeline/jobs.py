@@ -31,4 +31,31 @@ class IncrementJob:
     last_seen: datetime
 
 
-WriteJob = CreateJob | IncrementJob
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenJob:
+    """A report finding that should be Open: create it, or reopen it if Resolved."""
+
+    finding: Finding
+    namespace: str
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolveJob:
+    """No current report has this finding any more: mark it Resolved."""
+
+    name: str
+    namespace: str
+    source: str
+    resolved_at: datetime
+
+
+WriteJob = CreateJob | IncrementJob | OpenJob | ResolveJob
+
+
+def job_source(job: WriteJob) -> str:
+    return job.source if isinstance(job, ResolveJob) else job.finding.source
+
+
+def job_name(job: WriteJob) -> str:
+    return job.name if isinstance(job, ResolveJob) else job.finding.name

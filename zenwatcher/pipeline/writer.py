@@ -26,7 +26,15 @@ from zenwatcher.kube.client import KubeClient
 from zenwatcher.mapping.timestamps import parse_time
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
-from zenwatcher.pipeline.jobs import CreateJob, IncrementJob, WriteJob
+from zenwatcher.pipeline.jobs import (
+    CreateJob,
+    IncrementJob,
+    OpenJob,
+    ResolveJob,
+    WriteJob,
+    job_name,
+    job_source,
+)
 
 logger = structlog.get_logger()
 T = TypeVar("T")
@@ -76,40 +84,93 @@ class Writer:
 
     async def write(self, job: WriteJob) -> None:
         """Do one job; failures are accounted, logged and swallowed (the worker lives on)."""
-        source = job.finding.source
+        operation = type(job).__name__.removesuffix("Job").lower()
         started = time.perf_counter()
-        operation = "create" if isinstance(job, CreateJob) else "increment"
         try:
-            if isinstance(job, CreateJob):
-                outcome = await self._create_or_add(
-                    job.finding, job.namespace, delta=1, seen=job.seen_at
-                )
-                if outcome == "created":
-                    self._accounting.created(source, job.finding.severity.value)
-                else:
-                    self._accounting.updated(source, "repeat")
-            else:
-                await self._increment(job)
-                self._accounting.updated(source, "flush", events=0)
+            await self._dispatch(job)
         except WriteFailed as failure:
             self._fail(job, operation, failure.reason, str(failure))
         except Exception as error:  # a bug must not kill the worker or lose the accounting
-            logger.exception("observation_write_crashed", name=job.finding.name)
+            logger.exception("observation_write_crashed", name=job_name(job))
             self._fail(job, operation, "internal", repr(error))
         finally:
             self._metrics.write_latency.labels(operation).observe(time.perf_counter() - started)
 
+    async def _dispatch(self, job: WriteJob) -> None:
+        source = job_source(job)
+        if isinstance(job, CreateJob):
+            outcome = await self._create_or_add(
+                job.finding, job.namespace, delta=1, seen=job.seen_at
+            )
+            if outcome == "created":
+                self._accounting.created(source, job.finding.severity.value)
+            else:
+                self._accounting.updated(source, "repeat")
+        elif isinstance(job, IncrementJob):
+            await self._increment(job)
+            self._accounting.updated(source, "flush", events=0)
+        elif isinstance(job, OpenJob):
+            outcome = await self._open(job.finding, job.namespace, seen=job.seen_at)
+            if outcome == "created":
+                self._accounting.created(source, job.finding.severity.value)
+            elif outcome == "reopened":
+                self._accounting.updated(source, "reopen")
+            else:
+                self._accounting.deduplicated(source)
+        elif await self._resolve(job):
+            self._accounting.updated(source, "resolved", events=0)
+
     def _fail(self, job: WriteJob, operation: str, reason: str, message: str) -> None:
-        events = 1 if isinstance(job, CreateJob) else 0
-        self._accounting.failed(job.finding.source, reason, events=events)
+        # Increments and resolutions are not arrivals: their events were accounted already.
+        events = 1 if isinstance(job, CreateJob | OpenJob) else 0
+        self._accounting.failed(job_source(job), reason, events=events)
         logger.warning(
             "observation_write_failed",
-            name=job.finding.name,
+            name=job_name(job),
             namespace=job.namespace,
             operation=operation,
             reason=reason,
             error=message,
         )
+
+    async def _open(self, finding: records.Finding, namespace: str, *, seen: datetime) -> str:
+        """Create a report finding ("created"), reopen it ("reopened"), or find it Open."""
+        body = records.to_observation(
+            finding, namespace=namespace, now=seen, ttl_seconds=self._ttl_seconds
+        )
+        try:
+            created = await self._call(
+                "create", lambda: observations.create_observation(self._client, body)
+            )
+        except errors.NotFound as missing:
+            if namespace == self._default_namespace:
+                raise WriteFailed("namespace_missing", str(missing)) from missing
+            return await self._open(finding, self._default_namespace, seen=seen)
+        except errors.Conflict as conflict:
+            if not conflict.already_exists:
+                raise WriteFailed("conflict", str(conflict)) from conflict
+            changed = await self._update_status(
+                namespace, finding.name, lambda obs: reopened_status(obs, seen=seen), current=None
+            )
+            return "reopened" if changed else "unchanged"
+        await self._add(finding, namespace, delta=1, seen=seen, current=created)
+        return "created"
+
+    async def _resolve(self, job: ResolveJob) -> bool:
+        """Mark Resolved unless it already is (or is gone); True when a write happened."""
+
+        def compute(observation: dict[str, Any]) -> dict[str, Any] | None:
+            if (observation.get("status") or {}).get("phase") == records.Phase.RESOLVED.value:
+                return None
+            return {
+                "phase": records.Phase.RESOLVED.value,
+                "resolvedAt": records.rfc3339(job.resolved_at),
+            }
+
+        try:
+            return await self._update_status(job.namespace, job.name, compute, current=None)
+        except errors.NotFound:
+            return False
 
     async def _create_or_add(
         self, finding: records.Finding, namespace: str, *, delta: int, seen: datetime
@@ -160,15 +221,38 @@ class Writer:
         delta: int,
         seen: datetime,
         current: dict[str, Any] | None,
+        reopen: bool = False,
     ) -> None:
         """status.count += delta and lastSeen = max(lastSeen, seen), safe against races."""
-        name = finding.name
+
+        def compute(observation: dict[str, Any]) -> dict[str, Any]:
+            status = merged_status(observation, delta=delta, seen=seen)
+            if finding.origin is not None:
+                status["phase"] = records.Phase.OPEN.value
+                if reopen:
+                    status["resolvedAt"] = None
+            return status
+
+        await self._update_status(namespace, finding.name, compute, current=current)
+
+    async def _update_status(
+        self,
+        namespace: str,
+        name: str,
+        compute: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        current: dict[str, Any] | None,
+    ) -> bool:
+        """Compare-and-set of .status: read (unless given), compute, patch with the read
+        resourceVersion; a 409 means someone wrote first, so read again. False = no change."""
         for _ in range(MAX_CONFLICT_RETRIES):
             if current is None:
                 current = await self._call(
                     "get", lambda: observations.get_observation(self._client, namespace, name)
                 )
-            status = merged_status(current, delta=delta, seen=seen)
+            status = compute(current)
+            if status is None:
+                return False
             version = current["metadata"]["resourceVersion"]
             try:
                 await self._call(
@@ -183,9 +267,9 @@ class Writer:
                     ),
                 )
             except errors.Conflict:
-                current = None  # someone else wrote first: read again and add on top
+                current = None
                 continue
-            return
+            return True
         raise WriteFailed("conflict", f"{namespace}/{name}: status kept changing under us")
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -227,6 +311,17 @@ def merged_status(current: dict[str, Any], *, delta: int, seen: datetime) -> dic
         "lastSeen": records.rfc3339(latest.astimezone(UTC)),
     }
     return merged
+
+
+def reopened_status(observation: dict[str, Any], *, seen: datetime) -> dict[str, Any] | None:
+    """Open again with one more occurrence; None when it is Open already (no write)."""
+    status = observation.get("status") or {}
+    if status.get("phase") == records.Phase.OPEN.value:
+        return None
+    reopened = merged_status(observation, delta=1, seen=seen)
+    reopened["phase"] = records.Phase.OPEN.value
+    reopened["resolvedAt"] = None
+    return reopened
 
 
 def _transient_forbidden(error: BaseException, started: float) -> bool:

@@ -1,0 +1,334 @@
+"""Garbage collection of expired Observations (DESIGN.md §3 "GC", leader only).
+
+An Observation expires `spec.ttlSecondsAfterCreation` seconds after its `status.lastSeen`, else
+after its creation. `sweep_once` walks the watched scope one list page at a time and deletes as it
+goes, each delete rate-limited and conditional on the resourceVersion it read, so an Observation
+updated since the list (a new lastSeen) survives. `gc_sweeper` sweeps forever on a jittered period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import random
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, NoReturn, cast
+
+import structlog
+
+from zenwatcher import settings
+from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.kube import errors, observations
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.mapping.timestamps import parse_time
+from zenwatcher.metrics import Metrics
+
+logger = structlog.get_logger()
+
+# gc_deleted{reason}: which time the TTL was measured from.
+REASON_LAST_SEEN = "ttl_last_seen"
+REASON_CREATED = "ttl_created"
+# gc_errors{reason}.
+ERROR_BAD_TIMESTAMP = "bad_timestamp"
+ERROR_LIST = "list"
+ERROR_DELETE = "delete"
+
+INITIAL_DELAY = 30.0  # seconds after gaining leadership before the first sweep (at most `interval`)
+JITTER = 0.1  # each sleep is `interval` stretched or shrunk by up to 10 %
+MAX_RELISTS = 3  # restarts of one scope's list after its continue token expired (410)
+
+
+class DeleteOutcome(enum.StrEnum):
+    """What a conditional delete of one expired Observation did."""
+
+    DELETED = "deleted"
+    CHANGED = "changed"  # updated (or recreated) since it was read: the precondition said 409
+    GONE = "gone"  # someone else deleted it first: 404
+
+
+@dataclass(slots=True, kw_only=True)
+class SweepResult:
+    """Counts of one sweep; `errors` includes unparseable timestamps and failed calls."""
+
+    examined: int = 0
+    deleted: int = 0
+    changed: int = 0
+    gone: int = 0
+    errors: int = 0
+    outcome: Literal["ok", "error"] = "ok"
+
+
+class _SweepStopped(Exception):
+    """The API server is in trouble (or RBAC says no): end this sweep, retry next interval."""
+
+
+def expiry_of(observation: Mapping[str, Any], *, default_ttl: int) -> datetime | None:
+    """When the Observation expires; None when its times are missing or unparseable."""
+    found = _expiry(observation, default_ttl=default_ttl)
+    return found[0] if found is not None else None
+
+
+def expired_reason(
+    observation: Mapping[str, Any], *, now: datetime, default_ttl: int
+) -> str | None:
+    """`ttl_last_seen` or `ttl_created` when expired at `now`; None when not (or times are bad)."""
+    found = _expiry(observation, default_ttl=default_ttl)
+    if found is None or found[0] > now:
+        return None
+    return found[1]
+
+
+def ttl_of(observation: Mapping[str, Any], *, default_ttl: int) -> int:
+    """spec.ttlSecondsAfterCreation, else `default_ttl`; clamped to [60 s, 1 year] like settings."""
+    value = _field(observation, "spec", "ttlSecondsAfterCreation")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        value = default_ttl
+    return max(settings.TTL_MIN_SECONDS, min(settings.TTL_MAX_SECONDS, int(value)))
+
+
+def _expiry(observation: Mapping[str, Any], *, default_ttl: int) -> tuple[datetime, str] | None:
+    # A lastSeen that is present but unparseable does not fall back to creation: that could
+    # delete a finding seen a minute ago, so it is never expired (and counted by the caller).
+    last_seen = _field(observation, "status", "lastSeen")
+    if last_seen not in (None, ""):
+        base, reason = parse_time(last_seen), REASON_LAST_SEEN
+    else:
+        base = parse_time(_field(observation, "metadata", "creationTimestamp"))
+        reason = REASON_CREATED
+    if base is None:
+        return None
+    return base + timedelta(seconds=ttl_of(observation, default_ttl=default_ttl)), reason
+
+
+def _field(observation: Mapping[str, Any], section: str, key: str) -> Any:
+    part = observation.get(section)
+    return part.get(key) if isinstance(part, Mapping) else None
+
+
+def jittered(seconds: float, *, rng: random.Random) -> float:
+    """`seconds` stretched or shrunk by up to JITTER, so shards do not sweep in step."""
+    return seconds * (1.0 + rng.uniform(-JITTER, JITTER))
+
+
+async def delete_expired(
+    *,
+    client: KubeClient,
+    observation: Mapping[str, Any],
+    limiter: TokenBucket,
+) -> DeleteOutcome:
+    """Delete the Observation only if unchanged since it was read; waits for a rate token.
+
+    Other API errors (and TransportError) are raised for the caller to judge.
+    """
+    metadata = observation["metadata"]
+    await limiter.acquire()
+    try:
+        await observations.delete_observation(
+            client,
+            metadata["namespace"],
+            metadata["name"],
+            resource_version=metadata["resourceVersion"],
+        )
+    except errors.Conflict:
+        return DeleteOutcome.CHANGED
+    except errors.NotFound:
+        return DeleteOutcome.GONE
+    return DeleteOutcome.DELETED
+
+
+async def sweep_once(
+    *,
+    client: KubeClient,
+    namespaces: tuple[str, ...],
+    default_ttl: int,
+    page_size: int,
+    limiter: TokenBucket,
+    metrics: Metrics,
+    now: Callable[[], datetime],
+) -> SweepResult:
+    """One pass over the scope (empty `namespaces` = cluster-wide), deleting what has expired."""
+    sweep = _Sweep(
+        client=client,
+        default_ttl=default_ttl,
+        page_size=page_size,
+        limiter=limiter,
+        metrics=metrics,
+        now=now,
+    )
+    started = time.perf_counter()
+    try:
+        # One list per watched namespace, so a shard never touches another shard's namespaces.
+        for namespace in namespaces or (None,):
+            await sweep.scope(namespace)
+    except _SweepStopped:
+        sweep.result.outcome = "error"
+    _report(
+        sweep.result,
+        namespaces=namespaces,
+        duration=time.perf_counter() - started,
+        metrics=metrics,
+    )
+    return sweep.result
+
+
+def _report(
+    result: SweepResult, *, namespaces: tuple[str, ...], duration: float, metrics: Metrics
+) -> None:
+    """The sweep's metrics and its one canonical log line."""
+    metrics.gc_runs.labels(outcome=result.outcome).inc()
+    metrics.gc_duration.observe(duration)
+    logger.info(
+        "gc_sweep_finished",
+        outcome=result.outcome,
+        namespaces=list(namespaces) or "*",
+        examined=result.examined,
+        deleted=result.deleted,
+        changed=result.changed,
+        gone=result.gone,
+        errors=result.errors,
+        duration_seconds=round(duration, 3),
+    )
+
+
+class _Sweep:
+    """The state of one sweep: what it needs, and what it has counted so far."""
+
+    __slots__ = ("client", "default_ttl", "limiter", "metrics", "now", "page_size", "result")
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        default_ttl: int,
+        page_size: int,
+        limiter: TokenBucket,
+        metrics: Metrics,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.client = client
+        self.default_ttl = default_ttl
+        self.page_size = page_size
+        self.limiter = limiter
+        self.metrics = metrics
+        self.now = now
+        self.result = SweepResult()
+
+    async def scope(self, namespace: str | None) -> None:
+        """Every Observation of one list scope, deleted page by page as the list goes."""
+        for attempt in range(MAX_RELISTS + 1):
+            try:
+                await self._walk(namespace)
+            except errors.Gone as error:
+                # The continue token outlived etcd compaction (a long, rate-limited sweep).
+                # What was deleted is gone; start this scope's list again from the top.
+                if attempt == MAX_RELISTS:
+                    self._fail(ERROR_LIST, error, namespace=namespace or "*")
+                logger.info("gc_list_restarted", namespace=namespace or "*")
+            except (errors.ApiError, errors.TransportError) as error:
+                self._fail(ERROR_LIST, error, namespace=namespace or "*")
+            else:
+                return
+
+    async def _walk(self, namespace: str | None) -> None:
+        listing = observations.list_observations(
+            self.client, namespace=namespace, page_size=self.page_size
+        )
+        # Close the generator here, not in a finalizer task, when a delete stops the sweep.
+        async with contextlib.aclosing(cast(AsyncGenerator[dict[str, Any], None], listing)):
+            async for observation in listing:
+                await self.examine(observation)
+
+    async def examine(self, observation: Mapping[str, Any]) -> None:
+        """Delete the Observation if it has expired."""
+        self.result.examined += 1
+        found = _expiry(observation, default_ttl=self.default_ttl)
+        if found is None:
+            self.result.errors += 1
+            self.metrics.gc_errors.labels(reason=ERROR_BAD_TIMESTAMP).inc()
+            logger.warning(
+                "gc_bad_timestamp",
+                **_where(observation),
+                last_seen=_field(observation, "status", "lastSeen"),
+                created=_field(observation, "metadata", "creationTimestamp"),
+            )
+            return
+        expiry, reason = found
+        if expiry <= self.now():
+            await self._delete(observation, reason)
+
+    async def _delete(self, observation: Mapping[str, Any], reason: str) -> None:
+        try:
+            outcome = await delete_expired(
+                client=self.client, observation=observation, limiter=self.limiter
+            )
+        except (errors.ApiError, errors.TransportError) as error:
+            # Server trouble or RBAC would fail every delete: stop. Anything else is about
+            # this one object: count it and go on, so one odd object cannot block GC.
+            if errors.is_retriable(error) or isinstance(error, errors.Forbidden):
+                self._fail(ERROR_DELETE, error, **_where(observation))
+            self._count_error(ERROR_DELETE, error, **_where(observation))
+            return
+        if outcome is DeleteOutcome.DELETED:
+            self.result.deleted += 1
+            self.metrics.gc_deleted.labels(reason=reason).inc()
+        elif outcome is DeleteOutcome.CHANGED:
+            self.result.changed += 1
+            logger.debug("gc_delete_skipped_changed", **_where(observation))
+        else:
+            self.result.gone += 1
+
+    def _count_error(self, reason: str, error: Exception, **where: str) -> None:
+        self.result.errors += 1
+        self.metrics.gc_errors.labels(reason=reason).inc()
+        logger.warning("gc_call_failed", reason=reason, error=str(error), **where)
+
+    def _fail(self, reason: str, error: Exception, **where: str) -> NoReturn:
+        self._count_error(reason, error, **where)
+        raise _SweepStopped(reason) from error
+
+
+def _where(observation: Mapping[str, Any]) -> dict[str, str]:
+    metadata = observation.get("metadata") or {}
+    return {"namespace": str(metadata.get("namespace", "")), "name": str(metadata.get("name", ""))}
+
+
+async def gc_sweeper(
+    *,
+    interval: float,
+    client: KubeClient,
+    namespaces: tuple[str, ...],
+    default_ttl: int,
+    page_size: int,
+    limiter: TokenBucket,
+    metrics: Metrics,
+    now: Callable[[], datetime],
+    initial_delay: float = INITIAL_DELAY,  # 0 for tests
+    rng: random.Random | None = None,  # seeded for tests
+) -> None:
+    """Forever: sweep, then sleep about `interval`; cancelled when leadership ends.
+
+    The first sweep waits `min(initial_delay, interval)` (jittered), so a new leader lists its
+    informers first and a leadership flap does not trigger a sweep at every acquisition.
+    """
+    rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+    await asyncio.sleep(jittered(min(initial_delay, interval), rng=rng))
+    while True:
+        try:
+            await sweep_once(
+                client=client,
+                namespaces=namespaces,
+                default_ttl=default_ttl,
+                page_size=page_size,
+                limiter=limiter,
+                metrics=metrics,
+                now=now,
+            )
+        except Exception:
+            # A bug in one sweep must not end GC for the rest of the leadership term.
+            logger.exception("gc_sweep_crashed")
+            metrics.gc_runs.labels(outcome="error").inc()
+        await asyncio.sleep(jittered(interval, rng=rng))

@@ -89,6 +89,8 @@ class Settings:
     pod_namespace: str = "zen-system"  # POD_NAMESPACE
     pod_name: str = "zen-watcher"  # POD_NAME: leader-election identity
     watch_namespaces: tuple[str, ...] = ()  # WATCH_NAMESPACE: comma-separated; empty = all
+    watch_cluster_reports: bool = True  # WATCH_CLUSTER_REPORTS: default true only when unsharded
+    report_resolve_grace_seconds: float = 30.0  # REPORT_RESOLVE_GRACE_SECONDS: churn absorber
     metrics_port: int = 9090  # METRICS_PORT
     log_level: str = "info"  # LOG_LEVEL
     log_format: str = "json"  # LOG_FORMAT: json | console
@@ -108,10 +110,17 @@ class Settings:
         """Build settings from environment variables; raise ConfigError on the first bad one."""
         reader = _Reader(env)
         pod_namespace = reader.get("POD_NAMESPACE", "zen-system", _dns_label)
+        watch_namespaces = reader.get("WATCH_NAMESPACE", (), _namespace_list)
         return cls(
             pod_namespace=pod_namespace,
             pod_name=reader.get("POD_NAME", "zen-watcher", _any),
-            watch_namespaces=reader.get("WATCH_NAMESPACE", (), _namespace_list),
+            watch_namespaces=watch_namespaces,
+            watch_cluster_reports=reader.get(
+                "WATCH_CLUSTER_REPORTS", not watch_namespaces, _boolean
+            ),
+            report_resolve_grace_seconds=reader.get(
+                "REPORT_RESOLVE_GRACE_SECONDS", 30.0, _non_negative_float
+            ),
             metrics_port=reader.get("METRICS_PORT", 9090, _port),
             log_level=reader.get("LOG_LEVEL", "info", _choice(LOG_LEVELS)),
             log_format=reader.get("LOG_FORMAT", "json", _choice(LOG_FORMATS)),
@@ -139,6 +148,8 @@ ENV_VARIABLES = (
     "POD_NAMESPACE",
     "POD_NAME",
     "WATCH_NAMESPACE",
+    "WATCH_CLUSTER_REPORTS",
+    "REPORT_RESOLVE_GRACE_SECONDS",
     "METRICS_PORT",
     "LOG_LEVEL",
     "LOG_FORMAT",
@@ -276,6 +287,15 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise _Invalid("must be true or false")
 
 
 def _positive_int(raw: str) -> int:

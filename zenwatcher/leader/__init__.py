@@ -1,1 +1,1 @@
-"""Lease-based leader election: pure lease arithmetic (`record`) and the elector loop (`elector`)."""
+"""Lease-based leader election: pure lease arithmetic (`record`) and the elector (`elector`)."""

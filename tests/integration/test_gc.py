@@ -1,0 +1,402 @@
+"""GC on a real kube-apiserver: expiry, scope, preconditions, pagination and delete rate.
+
+Observations are written as admin; every sweep runs as the restricted `zen-watcher` user, so the
+shipped ClusterRole is what lets GC list and delete. The only fakes are injected faults: a client
+that lets a test act just before a call goes out (a racing update, a failing list page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from tests.controlplane import cluster
+from zenwatcher import garbage, records
+from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.kube import config as kube_config
+from zenwatcher.kube import errors, observations
+from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
+from zenwatcher.metrics import Metrics
+
+TTL = 3600
+DEFAULT_TTL = 7 * 86400
+
+Hook = Callable[[str, str, Params | None], Awaitable[None]]
+
+
+class _SpyClient(KubeClient):
+    """Our client with injected faults: `before` runs ahead of each call; calls are recorded."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.before: Hook | None = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        content_type: str = JSON_CONTENT,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        self.calls.append((method, path, dict(params or {})))
+        if self.before is not None:
+            await self.before(method, path, params)
+        return await super().request(
+            method, path, params=params, body=body, content_type=content_type, timeout=timeout
+        )
+
+
+@pytest.fixture(name="admin_client")
+async def _admin_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
+    """A client with cluster-admin rights, for writing the test's Observations."""
+    connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
+    client = KubeClient(connection=connection, timeout=10.0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(name="spy_client")
+async def _spy_client(control_plane: cluster.Cluster) -> AsyncIterator[_SpyClient]:
+    """The restricted `zen-watcher` user's client, with a hook for injected faults."""
+    connection = await kube_config.load_connection(str(control_plane.kubeconfig("zen-watcher")))
+    client = _SpyClient(connection=connection, timeout=10.0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(name="other_namespaces")
+def _other_namespaces(control_plane: cluster.Cluster) -> Iterator[tuple[str, str]]:
+    """Two more namespaces of this test's own, deleted afterwards (without waiting)."""
+    names = (f"t-{uuid.uuid4().hex[:10]}", f"t-{uuid.uuid4().hex[:10]}")
+    for name in names:
+        control_plane.kubectl("create", "namespace", name)
+    yield names
+    for name in names:
+        control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(name="metrics")
+def _metrics() -> Metrics:
+    """Fresh collectors on a registry of this test's own."""
+    return Metrics(CollectorRegistry())
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _finding(namespace: str, key: str) -> records.Finding:
+    return records.Finding(
+        source="falco",
+        category=records.Category.SECURITY,
+        severity=records.Severity.HIGH,
+        event_type="runtime_detection",
+        identity=("Terminal shell in container", namespace, key),
+        resource=records.ResourceRef(api_version="v1", kind="Pod", name=key, namespace=namespace),
+        title="Terminal shell in container",
+    )
+
+
+async def _create(
+    admin: KubeClient,
+    namespace: str,
+    key: str,
+    *,
+    last_seen: datetime | None,
+    ttl: int = TTL,
+) -> str:
+    """An Observation last seen at `last_seen`; None leaves its status unwritten."""
+    finding = _finding(namespace, key)
+    body = records.to_observation(
+        finding, namespace=namespace, now=last_seen or _utcnow(), ttl_seconds=ttl
+    )
+    await observations.create_observation(admin, body)
+    if last_seen is not None:
+        await observations.patch_status(admin, namespace, finding.name, status=body["status"])
+    return finding.name
+
+
+async def _expired(admin: KubeClient, namespace: str, key: str) -> str:
+    return await _create(admin, namespace, key, last_seen=_utcnow() - timedelta(hours=2))
+
+
+async def _fresh(admin: KubeClient, namespace: str, key: str) -> str:
+    return await _create(admin, namespace, key, last_seen=_utcnow())
+
+
+async def _names(admin: KubeClient, namespace: str) -> set[str]:
+    listing = observations.list_observations(admin, namespace=namespace)
+    return {item["metadata"]["name"] async for item in listing}
+
+
+async def _sweep(
+    client: KubeClient,
+    metrics: Metrics,
+    *,
+    namespaces: tuple[str, ...],
+    now: Callable[[], datetime] = _utcnow,
+    page_size: int = 500,
+    limiter: TokenBucket | None = None,
+) -> garbage.SweepResult:
+    return await garbage.sweep_once(
+        client=client,
+        namespaces=namespaces,
+        default_ttl=DEFAULT_TTL,
+        page_size=page_size,
+        limiter=limiter or TokenBucket(rate=0, burst=1),
+        metrics=metrics,
+        now=now,
+    )
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+class TestExpiry:
+    async def test_expired_deleted_fresh_kept(
+        self, spy_client: KubeClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+    ) -> None:
+        """lastSeen + TTL in the past: deleted; lastSeen just now: kept; one canonical log line."""
+        expired = await _expired(admin_client, namespace, "old")
+        fresh = await _fresh(admin_client, namespace, "new")
+
+        with structlog.testing.capture_logs() as logs:
+            result = await _sweep(spy_client, metrics, namespaces=(namespace,))
+
+        assert {fresh} == await _names(admin_client, namespace)
+        assert expired != fresh
+        assert (2, 1, 0, "ok") == (result.examined, result.deleted, result.errors, result.outcome)
+        assert 1.0 == _sample(
+            metrics, "zen_watcher_gc_deleted_total", reason=garbage.REASON_LAST_SEEN
+        )
+        assert 1.0 == _sample(metrics, "zen_watcher_gc_runs_total", outcome="ok")
+        assert 1.0 == _sample(metrics, "zen_watcher_gc_duration_seconds_count")
+        finished = [entry for entry in logs if entry["event"] == "gc_sweep_finished"]
+        assert [(2, 1, [namespace])] == [
+            (entry["examined"], entry["deleted"], entry["namespaces"]) for entry in finished
+        ]
+
+    async def test_without_status_counts_from_creation(
+        self, spy_client: KubeClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+    ) -> None:
+        """No status: creation (just now) + 60 s is kept now and deleted two minutes later."""
+        name = await _create(admin_client, namespace, "bare", last_seen=None, ttl=60)
+
+        kept = await _sweep(spy_client, metrics, namespaces=(namespace,))
+        assert {name} == await _names(admin_client, namespace)
+
+        later = _utcnow() + timedelta(minutes=2)
+        swept = await _sweep(spy_client, metrics, namespaces=(namespace,), now=lambda: later)
+        assert set() == await _names(admin_client, namespace)
+        assert (0, 1) == (kept.deleted, swept.deleted)
+        assert 1.0 == _sample(metrics, "zen_watcher_gc_deleted_total", reason="ttl_created")
+
+
+class TestScope:
+    async def test_only_listed_namespaces(
+        self,
+        spy_client: _SpyClient,
+        admin_client: KubeClient,
+        namespace: str,
+        other_namespaces: tuple[str, str],
+        metrics: Metrics,
+    ) -> None:
+        """WATCH_NAMESPACE=a,b: expired Observations in a and b go, the one in c stays."""
+        ns_b, ns_c = other_namespaces
+        for each in (namespace, ns_b, ns_c):
+            await _expired(admin_client, each, "old")
+
+        result = await _sweep(spy_client, metrics, namespaces=(namespace, ns_b))
+
+        assert 2 == result.deleted
+        assert set() == await _names(admin_client, namespace)
+        assert set() == await _names(admin_client, ns_b)
+        assert 1 == len(await _names(admin_client, ns_c))
+        listed = {path for method, path, _ in spy_client.calls if method == "GET"}
+        assert {observations.collection_path(ns) for ns in (namespace, ns_b)} == listed
+
+    async def test_cluster_wide_when_no_namespaces(
+        self,
+        spy_client: _SpyClient,
+        admin_client: KubeClient,
+        namespace: str,
+        other_namespaces: tuple[str, str],
+        metrics: Metrics,
+    ) -> None:
+        """WATCH_NAMESPACE empty: one cluster-wide list finds expired ones in every namespace."""
+        for each in (namespace, *other_namespaces):
+            await _expired(admin_client, each, "old")
+            await _fresh(admin_client, each, "new")
+
+        result = await _sweep(spy_client, metrics, namespaces=())
+
+        for each in (namespace, *other_namespaces):
+            assert 1 == len(await _names(admin_client, each))
+        assert 3 <= result.deleted
+        listed = {path for method, path, _ in spy_client.calls if method == "GET"}
+        assert {observations.collection_path(None)} == listed
+
+
+class TestPreconditions:
+    async def test_stale_read_is_not_deleted(
+        self, spy_client: KubeClient, admin_client: KubeClient, namespace: str
+    ) -> None:
+        """A delete conditioned on an outdated resourceVersion is skipped as changed."""
+        name = await _expired(admin_client, namespace, "old")
+        stale = await observations.get_observation(admin_client, namespace, name)
+        await observations.patch_status(
+            admin_client, namespace, name, status={"lastSeen": records.rfc3339(_utcnow())}
+        )
+
+        outcome = await garbage.delete_expired(
+            client=spy_client, observation=stale, limiter=TokenBucket(rate=0, burst=1)
+        )
+
+        assert garbage.DeleteOutcome.CHANGED == outcome
+        assert {name} == await _names(admin_client, namespace)
+
+    async def test_already_deleted_is_fine(
+        self, spy_client: KubeClient, admin_client: KubeClient, namespace: str
+    ) -> None:
+        """Deleting what someone else deleted first is not an error."""
+        name = await _expired(admin_client, namespace, "old")
+        read = await observations.get_observation(admin_client, namespace, name)
+        await observations.delete_observation(admin_client, namespace, name)
+
+        outcome = await garbage.delete_expired(
+            client=spy_client, observation=read, limiter=TokenBucket(rate=0, burst=1)
+        )
+
+        assert garbage.DeleteOutcome.GONE == outcome
+
+    async def test_update_between_list_and_delete_survives(
+        self, spy_client: _SpyClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+    ) -> None:
+        """Scenario: a repeat of the finding lands while GC is about to delete it.
+
+        1. An expired Observation is listed by the sweep.
+        2. Just before the DELETE goes out, the writer (as admin) moves its lastSeen to now.
+        3. The DELETE carries the listed resourceVersion.
+        Result: the API server refuses it, the Observation survives, and it is no error.
+        """
+        name = await _expired(admin_client, namespace, "old")
+
+        async def racing_update(method: str, path: str, params: Params | None) -> None:
+            if method == "DELETE":
+                status = {"lastSeen": records.rfc3339(_utcnow())}
+                await observations.patch_status(admin_client, namespace, name, status=status)
+
+        spy_client.before = racing_update
+        result = await _sweep(spy_client, metrics, namespaces=(namespace,))
+
+        assert {name} == await _names(admin_client, namespace)
+        assert (1, 0, 0, "ok") == (result.changed, result.deleted, result.errors, result.outcome)
+        assert 0.0 == _sample(metrics, "zen_watcher_gc_errors_total", reason="delete")
+
+
+class TestPagination:
+    async def test_pages_of_two(
+        self, spy_client: _SpyClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+    ) -> None:
+        """Seven Observations in pages of two: deleting as it goes never loses the next page."""
+        fresh = {await _fresh(admin_client, namespace, f"new-{index}") for index in range(2)}
+        for index in range(5):
+            await _expired(admin_client, namespace, f"old-{index}")
+
+        result = await _sweep(spy_client, metrics, namespaces=(namespace,), page_size=2)
+
+        assert fresh == await _names(admin_client, namespace)
+        assert (7, 5) == (result.examined, result.deleted)
+        pages = [params for method, _, params in spy_client.calls if method == "GET"]
+        assert 4 == len(pages)
+        assert {"2"} == {str(params["limit"]) for params in pages}
+        assert 3 == sum("continue" in params for params in pages)
+
+    async def test_failed_page_ends_the_sweep_as_error(
+        self, spy_client: _SpyClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+    ) -> None:
+        """A 503 on the second page stops the sweep: first page deleted, the rest kept for later."""
+        for index in range(4):
+            await _expired(admin_client, namespace, f"old-{index}")
+
+        async def unavailable(method: str, path: str, params: Params | None) -> None:
+            if method == "GET" and params and "continue" in params:
+                raise errors.error_for(503, {"reason": "ServiceUnavailable"})
+
+        spy_client.before = unavailable
+        result = await _sweep(spy_client, metrics, namespaces=(namespace,), page_size=2)
+
+        assert ("error", 2, 1) == (result.outcome, result.deleted, result.errors)
+        assert 2 == len(await _names(admin_client, namespace))
+        assert 1.0 == _sample(metrics, "zen_watcher_gc_runs_total", outcome="error")
+        assert 1.0 == _sample(metrics, "zen_watcher_gc_errors_total", reason="list")
+
+
+class TestDeleteRate:
+    async def test_deletes_wait_for_the_token_bucket(
+        self, spy_client: KubeClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+    ) -> None:
+        """At 5 deletes/s with a burst of 1, six deletes take at least a second."""
+        for index in range(6):
+            await _expired(admin_client, namespace, f"old-{index}")
+
+        started = time.monotonic()
+        result = await _sweep(
+            spy_client, metrics, namespaces=(namespace,), limiter=TokenBucket(rate=5, burst=1)
+        )
+        elapsed = time.monotonic() - started
+
+        assert 6 == result.deleted
+        assert 1.0 <= elapsed
+
+
+class TestSweeper:
+    async def test_sweeps_again_after_the_interval(
+        self, spy_client: KubeClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+    ) -> None:
+        """The sweeper deletes at once (initial delay 0), and again after each interval."""
+        first = await _expired(admin_client, namespace, "first")
+        sweeper = asyncio.create_task(
+            garbage.gc_sweeper(
+                interval=0.2,
+                initial_delay=0,
+                client=spy_client,
+                namespaces=(namespace,),
+                default_ttl=DEFAULT_TTL,
+                page_size=500,
+                limiter=TokenBucket(rate=0, burst=1),
+                metrics=metrics,
+                now=_utcnow,
+            )
+        )
+        try:
+            await _wait_until_empty(admin_client, namespace)
+            second = await _expired(admin_client, namespace, "second")
+            await _wait_until_empty(admin_client, namespace)
+        finally:
+            sweeper.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sweeper
+
+        assert first != second
+        assert 2.0 <= _sample(metrics, "zen_watcher_gc_runs_total", outcome="ok")
+        assert 2.0 == _sample(metrics, "zen_watcher_gc_deleted_total", reason="ttl_last_seen")
+
+
+async def _wait_until_empty(admin: KubeClient, namespace: str, *, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while await _names(admin, namespace):
+            await asyncio.sleep(0.05)

@@ -1,0 +1,244 @@
+"""An informer: list, then watch from the list's resourceVersion, forever (client-go's reflector).
+
+It lists page by page, hands every object to its handler and then the (namespace, name) set that
+exists, and watches with bookmarks from the list's resourceVersion. A normal end of the stream
+re-watches from the last resourceVersion seen; 410 Gone relists; other failures back off with
+jitter; 404 means the resource is no longer served. It keeps no objects, only where to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, NoReturn, Protocol, TypeVar
+
+import structlog
+
+from zenwatcher.aiokits.backoff import Backoff
+from zenwatcher.kube import errors, watching
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.metrics import Metrics
+
+logger = structlog.get_logger()
+
+RestartReason = Literal["normal_end", "gone", "timeout", "error"]
+RelistReason = Literal["initial", "gone"]
+ObjectKey = tuple[str, str]
+
+# A watch closed this fast with no event is a broken server or proxy, not a server timeout;
+# treating it as an error (with backoff) avoids a hot re-watch loop (client-go does the same).
+SHORT_WATCH_SECONDS = 1.0
+DEFAULT_INACTIVITY_TIMEOUT = 120.0  # two bookmark periods: the API server sends one a minute
+
+_T = TypeVar("_T")
+_RANDOM = random.Random()  # noqa: S311 - spreads watch timeouts; not a secret
+
+
+class ResourceGone(Exception):
+    """The resource is no longer served (its CRD was removed): stop this informer, rediscover."""
+
+
+class HandlerError(Exception):
+    """The handler raised an API or transport error; passed up, never retried as our own."""
+
+
+class InformerHandler(Protocol):
+    """What an informer feeds; it must not keep the informer waiting long."""
+
+    async def on_object(self, obj: dict[str, Any]) -> None:
+        """An object was added or modified, or is part of a (re)list."""
+
+    async def on_deleted(self, obj: dict[str, Any]) -> None:
+        """An object was deleted (its last state)."""
+
+    async def on_listed(self, present: frozenset[ObjectKey]) -> None:
+        """A (re)list completed: (namespace, name) of every object that exists now.
+
+        Anything the handler knows that is missing was deleted while the informer was away.
+        """
+
+
+def object_key(obj: dict[str, Any]) -> ObjectKey:
+    """(namespace, name); the namespace is "" for cluster-scoped objects."""
+    metadata = obj.get("metadata") or {}
+    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+
+def watch_timeout(bounds: tuple[int, int], *, rng: random.Random = _RANDOM) -> int:
+    """A server timeoutSeconds drawn from `bounds`, so watches of many clients do not end in step."""
+    low, high = bounds
+    if not 0 < low <= high:
+        raise ValueError(f"watch timeout range must be 0 < low <= high, got {bounds!r}")
+    return rng.randint(low, high)
+
+
+async def informer(
+    *,
+    client: KubeClient,
+    path: str,
+    resource: str,
+    handler: InformerHandler,
+    metrics: Metrics,
+    server_timeout_range: tuple[int, int] = (300, 600),
+    inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
+    page_size: int = 500,
+    backoff_factory: Callable[[], Backoff] = Backoff,
+    synced: asyncio.Event | None = None,
+) -> NoReturn:
+    """List and watch `path` forever; raises ResourceGone when it is no longer served.
+
+    `resource` labels metrics and logs; `synced` is set after the first complete list.
+    """
+    watch_timeout(server_timeout_range)  # refuse a bad range now, not at the first watch
+    reflector = _Reflector(
+        client=client,
+        path=path,
+        resource=resource,
+        handler=handler,
+        metrics=metrics,
+        server_timeout_range=server_timeout_range,
+        inactivity_timeout=inactivity_timeout,
+        page_size=page_size,
+        backoff=backoff_factory(),
+        synced=synced,
+    )
+    await reflector.run()
+
+
+class _Reflector:
+    """One informer's state: where to resume, and its backoff; never the objects."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        path: str,
+        resource: str,
+        handler: InformerHandler,
+        metrics: Metrics,
+        server_timeout_range: tuple[int, int],
+        inactivity_timeout: float,
+        page_size: int,
+        backoff: Backoff,
+        synced: asyncio.Event | None,
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._resource = resource
+        self._handler = handler
+        self._metrics = metrics
+        self._server_timeout_range = server_timeout_range
+        self._inactivity_timeout = inactivity_timeout
+        self._page_size = page_size
+        self._backoff = backoff
+        self._synced = synced
+        self._log = logger.bind(resource=resource, path=path)
+        # "" means: list before watching; the reason labels the relist metric.
+        self._resource_version = ""
+        self._relist_reason: RelistReason = "initial"
+
+    async def run(self) -> NoReturn:
+        while True:
+            try:
+                if self._resource_version:
+                    await self._watch()
+                else:
+                    await self._list()
+            except errors.NotFound as error:
+                # A collection path answers 404 only when its resource type is not served.
+                self._log.warning("resource_gone", error=str(error))
+                raise ResourceGone(self._path) from error
+            except errors.Gone as error:
+                await self._expired(error)
+            except watching.StreamIdle as error:
+                self._restarted("timeout", error=str(error))
+            except (errors.ApiError, errors.TransportError) as error:
+                await self._failed(error)
+
+    async def _list(self) -> None:
+        """One complete list: every object to the handler, then the present set."""
+        present: set[ObjectKey] = set()
+        resource_version = ""
+        pages = watching.list_pages(self._client, path=self._path, page_size=self._page_size)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                resource_version = page.resource_version
+                for obj in page.items:
+                    present.add(object_key(obj))
+                    await self._deliver(self._handler.on_object, obj)
+        await self._deliver(self._handler.on_listed, frozenset(present))
+        self._metrics.relists.labels(resource=self._resource, reason=self._relist_reason).inc()
+        self._log.info(
+            "informer_listed",
+            reason=self._relist_reason,
+            objects=len(present),
+            resource_version=resource_version,
+        )
+        self._resource_version = resource_version
+        if self._synced is not None:
+            self._synced.set()
+
+    async def _watch(self) -> None:
+        """One watch stream from the last resourceVersion, until the server ends it."""
+        started, seen = time.monotonic(), 0
+        stream = watching.watch_stream(
+            self._client,
+            path=self._path,
+            resource_version=self._resource_version,
+            server_timeout=watch_timeout(self._server_timeout_range),
+            inactivity_timeout=self._inactivity_timeout,
+        )
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                seen += 1
+                self._backoff.reset()
+                await self._apply(event)
+        if not seen and time.monotonic() - started < SHORT_WATCH_SECONDS:
+            raise errors.TransportError("very short watch: closed at once with no event")
+        self._restarted("normal_end", events=seen)
+
+    async def _apply(self, event: watching.WatchEvent) -> None:
+        # Deliver first, then advance: an event whose delivery failed is seen again.
+        if event.type == "DELETED":
+            await self._deliver(self._handler.on_deleted, event.object)
+        elif event.type != "BOOKMARK":
+            await self._deliver(self._handler.on_object, event.object)
+        self._resource_version = event.resource_version or self._resource_version
+
+    async def _deliver(self, call: Callable[[_T], Awaitable[None]], argument: _T) -> None:
+        # The handler's own API errors must not pass for ours (a 404 would read as ResourceGone).
+        try:
+            await call(argument)
+        except (errors.ApiError, errors.TransportError) as error:
+            raise HandlerError(f"{self._resource} handler failed: {error}") from error
+
+    async def _expired(self, error: errors.Gone) -> None:
+        """410: our resourceVersion (or continue token) was compacted away; relist."""
+        if self._resource_version:
+            self._restarted("gone", error=str(error))
+        self._resource_version, self._relist_reason = "", "gone"
+        await self._sleep(self._backoff.next_delay(), error)
+
+    async def _failed(self, error: errors.ApiError | errors.TransportError) -> None:
+        """Anything else: back off (honouring Retry-After), then resume where we were."""
+        if self._resource_version:
+            self._restarted("error", error=str(error))
+        hint = error.retry_after if isinstance(error, errors.ApiError) else None
+        await self._sleep(self._backoff.next_delay(hint=hint), error)
+
+    def _restarted(self, reason: RestartReason, **data: Any) -> None:
+        self._metrics.watch_restarts.labels(resource=self._resource, reason=reason).inc()
+        log = self._log.debug if reason == "normal_end" else self._log.info
+        log("watch_restarted", reason=reason, resource_version=self._resource_version, **data)
+
+    async def _sleep(self, delay: float, error: Exception) -> None:
+        self._log.warning(
+            "informer_backoff",
+            delay=round(delay, 3),
+            listing=not self._resource_version,
+            error=str(error),
+        )
+        await asyncio.sleep(delay)

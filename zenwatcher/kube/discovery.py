@@ -1,0 +1,116 @@
+"""Which report kinds the API server serves, and where: discovery and resource paths.
+
+A report CRD may be installed after zen-watcher starts (trivy-operator often is), or removed
+while it runs. `Discovery.run` re-reads the group-version documents every `interval` and
+announces each wanted kind once when it becomes served; after its informer found the kind gone,
+`forget(kind)` lets a later reinstall be announced again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+import structlog
+
+from zenwatcher.kube import errors
+from zenwatcher.kube.client import KubeClient
+
+if TYPE_CHECKING:
+    # Only the type: kube/ stays free of the mapping package at run time.
+    from zenwatcher.mapping.reports import ReportKind
+
+logger = structlog.get_logger()
+
+
+def group_version_path(group: str, version: str) -> str:
+    """`/api/v1` for the core group (""), else `/apis/{group}/{version}`."""
+    return f"/api/{version}" if not group else f"/apis/{group}/{version}"
+
+
+def resource_path(group: str, version: str, plural: str, namespace: str | None) -> str:
+    """The collection path of `plural`, in `namespace` or across the cluster (None)."""
+    base = group_version_path(group, version)
+    if namespace is None:
+        return f"{base}/{plural}"
+    return f"{base}/namespaces/{namespace}/{plural}"
+
+
+def kind_paths(kind: ReportKind, namespaces: Sequence[str]) -> tuple[str, ...]:
+    """Paths to watch for `kind`: one per namespace, or cluster-wide when none are given.
+
+    Cluster-scoped kinds always have exactly one path, whatever the namespaces.
+    """
+    if not kind.namespaced or not namespaces:
+        return (resource_path(kind.group, kind.version, kind.plural, None),)
+    return tuple(resource_path(kind.group, kind.version, kind.plural, ns) for ns in namespaces)
+
+
+async def served_resources(client: KubeClient, group_version: str) -> frozenset[str] | None:
+    """Plural names served under `group/version` ("v1" for core); None when it is not served."""
+    group, _, version = group_version.rpartition("/")
+    try:
+        document = await client.request("GET", group_version_path(group, version))
+    except errors.NotFound:
+        return None
+    resources = document.get("resources") or []
+    # Subresources ("policyreports/status") are listed too; only collections matter here.
+    return frozenset(
+        str(entry["name"])
+        for entry in resources
+        if isinstance(entry, dict) and "/" not in str(entry.get("name", "/"))
+    )
+
+
+class Discovery:
+    """Announces each wanted kind once, when the API server starts serving it."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        wanted: Sequence[ReportKind],
+        on_available: Callable[[ReportKind], Awaitable[None]],
+        interval: float = 30.0,
+    ) -> None:
+        self._client = client
+        self._wanted = tuple(wanted)
+        self._on_available = on_available
+        self._interval = interval
+        self._announced: set[ReportKind] = set()
+
+    async def run(self) -> NoReturn:
+        """Check now, then every `interval` seconds, forever."""
+        while True:
+            await self.check()
+            await asyncio.sleep(self._interval)
+
+    async def check(self) -> None:
+        """One pass: announce every wanted kind that is served and not yet announced."""
+        for group_version in sorted({kind.api_version for kind in self._wanted}):
+            pending = [
+                kind
+                for kind in self._wanted
+                if kind.api_version == group_version and kind not in self._announced
+            ]
+            if not pending:
+                continue
+            served = await self._served(group_version)
+            for kind in pending:
+                if kind.plural in served:
+                    self._announced.add(kind)
+                    logger.info("resource_available", kind=kind.kind, api_version=group_version)
+                    await self._on_available(kind)
+
+    def forget(self, kind: ReportKind) -> None:
+        """Announce `kind` again the next time it is served (its informer found it gone)."""
+        self._announced.discard(kind)
+
+    async def _served(self, group_version: str) -> frozenset[str]:
+        # A failed discovery call is retried on the next pass; nothing is announced meanwhile.
+        try:
+            return await served_resources(self._client, group_version) or frozenset()
+        except (errors.ApiError, errors.TransportError) as error:
+            logger.warning("discovery_failed", api_version=group_version, error=str(error))
+            return frozenset()

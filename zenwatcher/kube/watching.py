@@ -1,0 +1,134 @@
+"""Lists and watch streams of one resource, as typed async iterators (kopf's watching.py).
+
+`list_pages` pages a list with `limit`/`continue`; a 410 on an expired continue token is raised
+as `errors.Gone` so the caller restarts the list. `watch_stream` owns one HTTP watch with
+bookmarks, a server `timeoutSeconds` and a client inactivity timeout; an in-stream ERROR event
+is raised as the ApiError its Status names (410 → `errors.Gone`), as client-go does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import aiohttp
+import structlog
+
+from zenwatcher.kube import errors
+from zenwatcher.kube.client import KubeClient
+
+logger = structlog.get_logger()
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+
+# Status reasons that mean 410 when a server leaves the code out of an ERROR event.
+_EXPIRED_REASONS = frozenset({"Expired", "Gone"})
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One event of a watch stream; BOOKMARK objects carry only a resourceVersion."""
+
+    type: EventType
+    object: dict[str, Any]
+
+    @property
+    def resource_version(self) -> str:
+        """The object's resourceVersion, "" when the server sent none."""
+        return resource_version_of(self.object)
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of a list; every page of one list shares the snapshot's resourceVersion."""
+
+    items: Sequence[dict[str, Any]]
+    resource_version: str
+
+
+class StreamIdle(errors.TransportError):
+    """No line at all (not even a bookmark) arrived for the inactivity timeout."""
+
+
+def resource_version_of(document: Mapping[str, Any]) -> str:
+    """`metadata.resourceVersion` of an object or a list, "" when absent."""
+    metadata = document.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return ""
+    return str(metadata.get("resourceVersion") or "")
+
+
+def decode_event(line: Mapping[str, Any]) -> WatchEvent | None:
+    """A watch line as a WatchEvent; None for a type we do not know; raises on ERROR."""
+    event_type = line.get("type")
+    document = line.get("object")
+    if event_type == "ERROR":
+        raise status_error(document if isinstance(document, dict) else {})
+    if event_type in EVENT_TYPES and isinstance(document, dict):
+        return WatchEvent(type=event_type, object=document)
+    return None
+
+
+def status_error(status: dict[str, Any]) -> errors.ApiError:
+    """The typed ApiError for an ERROR event's Status (410 → Gone, 404 → NotFound, …)."""
+    code = status.get("code")
+    if not isinstance(code, int) or code < 400:
+        code = 410 if status.get("reason") in _EXPIRED_REASONS else 500
+    return errors.error_for(code, status)
+
+
+async def list_pages(
+    client: KubeClient,
+    *,
+    path: str,
+    page_size: int = 500,
+) -> AsyncIterator[ListPage]:
+    """The pages of a consistent list of `path`, `page_size` objects at a time."""
+    token = ""
+    while True:
+        params: dict[str, str | int | bool] = {"limit": page_size}
+        if token:
+            params["continue"] = token
+        answer = await client.request("GET", path, params=params)
+        items = answer.get("items") or []
+        yield ListPage(items=items, resource_version=resource_version_of(answer))
+        metadata = answer.get("metadata") or {}
+        token = str(metadata.get("continue") or "")
+        if not token:
+            return
+
+
+async def watch_stream(
+    client: KubeClient,
+    *,
+    path: str,
+    resource_version: str,
+    server_timeout: int,
+    inactivity_timeout: float,
+) -> AsyncIterator[WatchEvent]:
+    """Events of one watch of `path` from `resource_version`, until the server ends it.
+
+    Raises `StreamIdle` when nothing arrived for `inactivity_timeout` seconds, the ApiError of
+    an ERROR event, and TransportError when the connection breaks.
+    """
+    params = {"resourceVersion": resource_version, "allowWatchBookmarks": True}
+    lines = client.stream_lines(
+        path, params=params, server_timeout=server_timeout, inactivity_timeout=inactivity_timeout
+    )
+    # Close the HTTP stream as soon as our consumer stops, not when the generator is collected.
+    async with contextlib.aclosing(lines):
+        try:
+            async for line in lines:
+                event = decode_event(line)
+                if event is None:
+                    logger.warning("watch_event_ignored", path=path, type=line.get("type"))
+                    continue
+                yield event
+        except errors.TransportError as error:
+            # aiohttp's sock_read timeout: the connection is up but silent.
+            if isinstance(error.__cause__, aiohttp.SocketTimeoutError):
+                raise StreamIdle(str(error)) from error
+            raise

@@ -29,9 +29,12 @@ from zenwatcher.http.app import make_webhook_app
 from zenwatcher.http.probes import Readiness, make_probe_app
 from zenwatcher.http.serving import Server, tls_context
 from zenwatcher.http.webhooks import Admission
+from zenwatcher.informers.filters import filter_watcher
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.kube.config import KubeConfigError, load_connection
+from zenwatcher.leader.elector import LeaderElector
+from zenwatcher.leading import LeaderWork
 from zenwatcher.mapping import audit, falco
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline import filtering
@@ -93,6 +96,14 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         return 2
     readiness = Readiness()
     tasks = _start_tasks(settings, client, pipeline, metrics, readiness)
+    elector = _start_leadership(
+        settings=settings,
+        client=client,
+        pipeline=pipeline,
+        metrics=metrics,
+        readiness=readiness,
+        tasks=tasks,
+    )
     probe_server = Server(
         make_probe_app(registry=registry, readiness=readiness), port=settings.metrics_port
     )
@@ -124,6 +135,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         readiness=readiness,
         webhook_server=webhook_server,
         tasks=tasks,
+        elector=elector,
         log=log,
     )
     await probe_server.stop()
@@ -187,7 +199,51 @@ def _start_tasks(
         name="flusher",
     )
     tasks["api-checker"] = create_guarded_task(api_checker(client, readiness), name="api-checker")
+    if not settings.filter_file:
+        tasks["filter-watcher"] = create_guarded_task(
+            filter_watcher(
+                client=client,
+                namespace=settings.filter_configmap_namespace,
+                name=settings.filter_configmap_name,
+                state=pipeline.filters,
+                metrics=metrics,
+            ),
+            name="filter-watcher",
+        )
     return tasks
+
+
+def _start_leadership(
+    *,
+    settings: Settings,
+    client: KubeClient,
+    pipeline: Pipeline,
+    metrics: Metrics,
+    readiness: Readiness,
+    tasks: dict[str, asyncio.Task[None]],
+) -> LeaderElector:
+    """The elector on every pod; its terms run the report controller and GC."""
+    work = LeaderWork(
+        client=client,
+        settings=settings,
+        queue=pipeline.queue,
+        filters=pipeline.filters,
+        accounting=pipeline.accounting,
+        metrics=metrics,
+    )
+    readiness.leader_synced = work.synced
+    elector = LeaderElector(
+        client=client,
+        namespace=settings.pod_namespace,
+        name=settings.leader.election_id,
+        identity=settings.pod_name,
+        lease_duration=settings.leader.lease_duration,
+        renew_deadline=settings.leader.renew_deadline,
+        retry_period=settings.leader.retry_period,
+        metrics=metrics,
+    )
+    tasks["elector"] = create_guarded_task(elector.run(work.lead), name="elector")
+    return elector
 
 
 async def flusher(pipeline: Pipeline, *, interval: float) -> None:
@@ -245,17 +301,21 @@ async def _shutdown(
     readiness: Readiness,
     webhook_server: Server,
     tasks: dict[str, asyncio.Task[None]],
+    elector: LeaderElector,
     log: structlog.typing.FilteringBoundLogger,
 ) -> None:
+    """Readiness off and 503s, listener closed, leader work stopped, counts flushed, queue
+    drained, Lease released, the rest cancelled — in that order, each step logged once."""
     deadline = time.monotonic() + settings.shutdown_grace_seconds
     readiness.draining = True
     pipeline.admission.draining = True
     log.info("shutdown_started", queued=pipeline.queue.qsize())
     await webhook_server.stop()
-    tasks.pop("flusher").cancel()
+    await stop_tasks([tasks.pop("elector"), tasks.pop("flusher")])
     await enqueue_flushes(pipeline, pipeline.dedup.drain())
     drained = await _within(deadline, pipeline.queue.join())
     log.info("shutdown_drained", complete=drained, left=pipeline.queue.qsize())
+    await elector.release()
     await stop_tasks(list(tasks.values()))
 
 

@@ -110,7 +110,8 @@ class Settings:
         """Build settings from environment variables; raise ConfigError on the first bad one."""
         reader = _Reader(env)
         pod_namespace = reader.get("POD_NAMESPACE", "zen-system", _dns_label)
-        watch_namespaces = reader.get("WATCH_NAMESPACE", (), _namespace_list)
+        no_namespaces: tuple[str, ...] = ()
+        watch_namespaces = reader.get("WATCH_NAMESPACE", no_namespaces, _namespace_list)
         return cls(
             pod_namespace=pod_namespace,
             pod_name=reader.get("POD_NAME", "zen-watcher", _any),

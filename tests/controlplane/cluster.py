@@ -74,6 +74,15 @@ class Cluster:
             pytest.skip("needs the local control plane (restart/compact), not ZEN_TEST_KUBECONFIG")
         return self.local
 
+    def grant_watcher_role(self, namespace: str) -> None:
+        """The shipped namespaced Role (Leases, the filter ConfigMap) and its binding to the
+        zen-watcher user in `namespace`, as if zen-watcher were installed there."""
+        documents = list(yaml.safe_load_all((REPO_ROOT / "manifests/base/rbac.yaml").read_text()))
+        role = next(doc for doc in documents if doc["kind"] == "Role")
+        role["metadata"]["namespace"] = namespace
+        binding = _role_binding(namespace)
+        self.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all([role, binding]))
+
     def log_tails(self) -> str:
         return self.local.log_tails() if self.local else ""
 
@@ -146,6 +155,18 @@ def _user_bindings() -> str:
         },
     ]
     return yaml.safe_dump_all(documents)
+
+
+def _role_binding(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "zen-watcher-test-user", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "zen-watcher"},
+        "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": WATCHER_USER}
+        ],
+    }
 
 
 def _external_cluster(workdir: Path, kubeconfig: Path) -> Cluster:

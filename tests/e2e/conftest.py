@@ -25,6 +25,7 @@ def _start_daemon(
     cluster-wide findings of one test never meet another's.
     """
     started: list[DaemonProcess] = []
+    control_plane.grant_watcher_role(namespace)
 
     def start(*, wait_ready: bool = True, **env: str) -> DaemonProcess:
         settings = {"POD_NAMESPACE": namespace, "DEDUP_WINDOW_SECONDS": "60", **env}

@@ -396,7 +396,10 @@ class TestSweeper:
         assert 2.0 == _sample(metrics, "zen_watcher_gc_deleted_total", reason="ttl_last_seen")
 
 
-async def _wait_until_empty(admin: KubeClient, namespace: str, *, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while await _names(admin, namespace):
-            await asyncio.sleep(0.05)
+async def _wait_until_empty(admin: KubeClient, namespace: str, *, polls: int = 100) -> None:
+    """Poll every 50 ms (5 s at most) until the namespace holds no Observation."""
+    for _ in range(polls):
+        if not await _names(admin, namespace):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"Observations left in {namespace}: {await _names(admin, namespace)}")

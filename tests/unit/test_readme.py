@@ -26,6 +26,8 @@ class TestCommands:
 
     def test_dockerfile_installs_this_version(self) -> None:
         """The Dockerfile pins the version pyproject.toml declares."""
-        version = re.search(r'^version = "([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+        version = re.search(
+            r'^version = "([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text(), re.MULTILINE
+        )
         assert version is not None
         assert f'"zen-watcher=={version.group(1)}"' in (REPO_ROOT / "Dockerfile").read_text()

@@ -68,7 +68,7 @@ def object_key(obj: dict[str, Any]) -> ObjectKey:
 
 
 def watch_timeout(bounds: tuple[int, int], *, rng: random.Random = _RANDOM) -> int:
-    """A server timeoutSeconds drawn from `bounds`, so watches of many clients do not end in step."""
+    """A server timeoutSeconds from `bounds`, so many clients' watches do not end in step."""
     low, high = bounds
     if not 0 < low <= high:
         raise ValueError(f"watch timeout range must be 0 < low <= high, got {bounds!r}")
@@ -220,21 +220,15 @@ class _Reflector:
         if self._resource_version:
             self._restarted("gone", error=str(error))
         self._resource_version, self._relist_reason = "", "gone"
-        await self._sleep(self._backoff.next_delay(), error)
+        # client-go waits one backoff step before relisting too: a 410 loop must not hammer lists.
+        await asyncio.sleep(self._backoff.next_delay())
 
     async def _failed(self, error: errors.ApiError | errors.TransportError) -> None:
         """Anything else: back off (honouring Retry-After), then resume where we were."""
         if self._resource_version:
             self._restarted("error", error=str(error))
         hint = error.retry_after if isinstance(error, errors.ApiError) else None
-        await self._sleep(self._backoff.next_delay(hint=hint), error)
-
-    def _restarted(self, reason: RestartReason, **data: Any) -> None:
-        self._metrics.watch_restarts.labels(resource=self._resource, reason=reason).inc()
-        log = self._log.debug if reason == "normal_end" else self._log.info
-        log("watch_restarted", reason=reason, resource_version=self._resource_version, **data)
-
-    async def _sleep(self, delay: float, error: Exception) -> None:
+        delay = self._backoff.next_delay(hint=hint)
         self._log.warning(
             "informer_backoff",
             delay=round(delay, 3),
@@ -242,3 +236,8 @@ class _Reflector:
             error=str(error),
         )
         await asyncio.sleep(delay)
+
+    def _restarted(self, reason: RestartReason, **data: Any) -> None:
+        self._metrics.watch_restarts.labels(resource=self._resource, reason=reason).inc()
+        log = self._log.debug if reason == "normal_end" else self._log.info
+        log("watch_restarted", reason=reason, resource_version=self._resource_version, **data)

@@ -9,9 +9,9 @@ is raised as the ApiError its Status names (410 → `errors.Gone`), as client-go
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import aiohttp
 import structlog
@@ -85,7 +85,7 @@ async def list_pages(
     *,
     path: str,
     page_size: int = 500,
-) -> AsyncIterator[ListPage]:
+) -> AsyncGenerator[ListPage, None]:
     """The pages of a consistent list of `path`, `page_size` objects at a time."""
     token = ""
     while True:
@@ -108,15 +108,25 @@ async def watch_stream(
     resource_version: str,
     server_timeout: int,
     inactivity_timeout: float,
-) -> AsyncIterator[WatchEvent]:
+) -> AsyncGenerator[WatchEvent, None]:
     """Events of one watch of `path` from `resource_version`, until the server ends it.
 
     Raises `StreamIdle` when nothing arrived for `inactivity_timeout` seconds, the ApiError of
     an ERROR event, and TransportError when the connection breaks.
     """
-    params = {"resourceVersion": resource_version, "allowWatchBookmarks": True}
-    lines = client.stream_lines(
-        path, params=params, server_timeout=server_timeout, inactivity_timeout=inactivity_timeout
+    params: dict[str, str | int | bool] = {
+        "resourceVersion": resource_version,
+        "allowWatchBookmarks": True,
+    }
+    # stream_lines is an async generator, though typed as a plain AsyncIterator.
+    lines = cast(
+        "AsyncGenerator[dict[str, Any], None]",
+        client.stream_lines(
+            path,
+            params=params,
+            server_timeout=server_timeout,
+            inactivity_timeout=inactivity_timeout,
+        ),
     )
     # Close the HTTP stream as soon as our consumer stops, not when the generator is collected.
     async with contextlib.aclosing(lines):

@@ -1,0 +1,441 @@
+"""Leader election against the real kube-apiserver: one leader, handover, loss, failing work, races.
+
+Timings are short (lease 2 s, renew deadline 1.5 s, retry 0.3 s) so the whole file runs in
+seconds. The Lease lives in the test's own namespace and is handled by an admin client, because
+the restricted `zen-watcher` user may touch Leases only in zen-system. Every candidate's lead()
+reports to one shared `LeadTracker`, and every test ends by checking that no two lead() bodies
+ever ran at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
+
+from tests.controlplane import cluster
+from zenwatcher.kube import config as kube_config
+from zenwatcher.kube import leases
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.leader import elector
+from zenwatcher.metrics import Metrics
+
+pytestmark = pytest.mark.apiserver
+
+LEASE_NAME = "zen-watcher-leader-election"
+LEASE_DURATION = 2.0
+RENEW_DEADLINE = 1.5
+RETRY_PERIOD = 0.3
+# Scheduling and API latency allowance on top of the protocol's own bounds.
+MARGIN = 0.5
+# The longest wait between two acquire attempts (client-go JitterFactor 1.2).
+MAX_JITTERED_RETRY = RETRY_PERIOD * (1 + elector.JITTER_FACTOR)
+
+
+class LeadTracker:
+    """Which candidates' lead() bodies run right now, and the most ever running at once."""
+
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+        self.max_running = 0
+        self.starts: list[tuple[str, float]] = []
+        self.stops: list[tuple[str, float]] = []
+        self._changed = asyncio.Event()
+
+    def lead_for(self, identity: str, *, first_call: str = "forever") -> elector.Lead:
+        """A lead() whose first call runs forever, raises or returns (later calls run forever)."""
+        calls = 0
+
+        async def lead() -> None:
+            nonlocal calls
+            calls += 1
+            self._begin(identity)
+            try:
+                if calls == 1 and first_call == "raise":
+                    raise RuntimeError("lead() failed (injected)")
+                if calls == 1 and first_call == "return":
+                    return
+                await asyncio.Event().wait()
+            finally:
+                self._end(identity)
+
+        return lead
+
+    async def wait_until(self, predicate: Callable[[], bool], *, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+    def _begin(self, identity: str) -> None:
+        self.running.add(identity)
+        self.max_running = max(self.max_running, len(self.running))
+        self.starts.append((identity, time.monotonic()))
+        self._notify()
+
+    def _end(self, identity: str) -> None:
+        self.running.discard(identity)
+        self.stops.append((identity, time.monotonic()))
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One elector, its own metrics registry, and the task running it."""
+
+    identity: str
+    elector: elector.LeaderElector
+    registry: CollectorRegistry
+    task: asyncio.Task[None] | None = None
+
+    def start(self, lead: elector.Lead) -> None:
+        self.task = asyncio.create_task(self.elector.run(lead), name=f"elector:{self.identity}")
+
+    async def stop(self) -> None:
+        """Cancel run() and wait; an unexpected error from run() surfaces here."""
+        if self.task is None:
+            return
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+class StallingProxy:
+    """An injected network fault: a loopback TCP forwarder to the API server that can stall.
+
+    Once stalled, no byte moves either way and new connections hang, so requests through it
+    time out instead of failing fast: the worst case for a leader's renewals.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            await self._flowing.wait()
+            up_reader, upstream = await asyncio.open_connection(*self._target)
+            pipes = [
+                asyncio.create_task(self._pipe(reader, upstream)),
+                asyncio.create_task(self._pipe(up_reader, writer)),
+            ]
+            try:
+                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for pipe in pipes:
+                    pipe.cancel()
+                await asyncio.gather(*pipes, return_exceptions=True)
+        except OSError:
+            pass
+        finally:
+            for stream in (writer, upstream):
+                if stream is not None:
+                    stream.close()
+                    with contextlib.suppress(OSError, asyncio.CancelledError):
+                        await stream.wait_closed()
+            self._handlers.discard(task)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            await self._flowing.wait()
+            writer.write(data)
+            await writer.drain()
+
+
+class Field:
+    """The candidates of one test, their shared tracker, and what must be closed afterwards."""
+
+    def __init__(self, *, client: KubeClient, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.tracker = LeadTracker()
+        self.candidates: list[Candidate] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def candidate(self, identity: str, *, client: KubeClient | None = None) -> Candidate:
+        registry = CollectorRegistry()
+        made = Candidate(
+            identity=identity,
+            elector=elector.LeaderElector(
+                client=client or self.client,
+                namespace=self.namespace,
+                name=LEASE_NAME,
+                identity=identity,
+                lease_duration=LEASE_DURATION,
+                renew_deadline=RENEW_DEADLINE,
+                retry_period=RETRY_PERIOD,
+                metrics=Metrics(registry),
+            ),
+            registry=registry,
+        )
+        self.candidates.append(made)
+        return made
+
+    async def stalling_client(
+        self, control_plane: cluster.Cluster
+    ) -> tuple[KubeClient, StallingProxy]:
+        """An admin client whose traffic passes through a `StallingProxy`."""
+        connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
+        url = urllib.parse.urlsplit(connection.base_url)
+        assert url.hostname is not None
+        assert url.port is not None
+        proxy = StallingProxy(url.hostname, url.port)
+        port = await proxy.start()
+        proxied = dataclasses.replace(connection, base_url=f"{url.scheme}://{url.hostname}:{port}")
+        client = KubeClient(connection=proxied, timeout=5)
+        self._closers += [proxy.close, client.close]
+        return client, proxy
+
+    async def lease(self) -> dict[str, Any]:
+        return await leases.get_lease(self.client, self.namespace, LEASE_NAME)
+
+    async def close(self) -> None:
+        for candidate in self.candidates:
+            await candidate.stop()
+        for closer in reversed(self._closers):
+            await closer()
+
+
+@pytest.fixture(name="admin_client")
+async def _admin_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
+    """An admin client: the Lease lives in the test's namespace, outside zen-watcher's RBAC."""
+    connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
+    client = KubeClient(connection=connection, timeout=5)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(name="field")
+async def _field(admin_client: KubeClient, namespace: str) -> AsyncIterator[Field]:
+    """Candidates for one test; all stopped (and their extra clients closed) afterwards."""
+    field = Field(client=admin_client, namespace=namespace)
+    yield field
+    await field.close()
+    assert field.tracker.max_running <= 1, "two lead() bodies ran at the same time"
+
+
+def events(
+    logs: list[dict[str, Any]], name: str, identity: str | None = None
+) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == name and identity in (None, e.get("identity"))]
+
+
+async def first_leader(*candidates: Candidate, timeout: float = 5.0) -> Candidate:
+    """The first of `candidates` to lead."""
+    waiters = {asyncio.ensure_future(c.elector.wait_leading()): c for c in candidates}
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+    assert done, f"nobody led within {timeout} s"
+    return waiters[done.pop()]
+
+
+class TestOneLeader:
+    async def test_exactly_one_of_two_leads(self, field: Field) -> None:
+        """Two candidates: one leads, the other follows, and the Lease names the leader.
+
+        1. Start candidates a and b.
+        2. Wait for the first to lead, then for several retry periods.
+        Result: exactly one leads, its gauge is 1 and the other's 0, the Lease names it.
+        """
+        a, b = field.candidate("pod-a"), field.candidate("pod-b")
+        a.start(field.tracker.lead_for("pod-a"))
+        b.start(field.tracker.lead_for("pod-b"))
+        leader = await first_leader(a, b)
+        follower = b if leader is a else a
+        await asyncio.sleep(4 * RETRY_PERIOD)
+
+        assert (True, False) == (leader.elector.is_leader, follower.elector.is_leader)
+        assert {leader.identity} == field.tracker.running
+        assert 1.0 == leader.sample("zen_watcher_leader")
+        assert 0.0 == follower.sample("zen_watcher_leader")
+        assert 1.0 == leader.sample("zen_watcher_leader_transitions_total", direction="acquired")
+        spec = (await field.lease())["spec"]
+        assert leader.identity == spec["holderIdentity"]
+        assert 2 == spec["leaseDurationSeconds"]
+
+
+class TestGracefulHandover:
+    async def test_follower_leads_within_a_retry_period_of_release(self, field: Field) -> None:
+        """Shutdown: cancel the leader's run(), then release(); the follower takes over at once.
+
+        1. a leads, b follows and has seen a's renewals.
+        2. Cancel a's run(): its work stops and its gauge drops, but the Lease stays a's.
+        3. a.release().
+        Result: b leads within 1.5 s of the release, far sooner than the 2 s lease would
+        allow; the Lease counts one transition; a second release() is a no-op.
+        """
+        a, b = field.candidate("pod-a"), field.candidate("pod-b")
+        a.start(field.tracker.lead_for("pod-a"))
+        await first_leader(a)
+        b.start(field.tracker.lead_for("pod-b"))
+        await asyncio.sleep(3 * RETRY_PERIOD)
+
+        with capture_logs() as logs:
+            await a.stop()
+            assert set() == field.tracker.running
+            assert 0.0 == a.sample("zen_watcher_leader")
+            assert "pod-a" == (await field.lease())["spec"]["holderIdentity"]
+            await a.elector.release()
+            released_at = time.monotonic()
+            await first_leader(b)
+            handover = time.monotonic() - released_at
+            await a.elector.release()
+
+        assert handover < 1.5
+        assert 1 == len(events(logs, "lease_released", "pod-a"))
+        spec = (await field.lease())["spec"]
+        assert ("pod-b", 1) == (spec["holderIdentity"], spec["leaseTransitions"])
+
+
+class TestLostRenewals:
+    async def test_leader_stops_by_the_deadline_and_follower_takes_over_after_expiry(
+        self, field: Field, control_plane: cluster.Cluster
+    ) -> None:
+        """The leader's API traffic stalls (an injected fault via `StallingProxy`).
+
+        1. a leads through the proxy; b follows on a direct connection.
+        2. Stall the proxy at t0: a's renewals hang until their timeouts.
+        Result: a's work is cancelled within renew_deadline (+ margin) of t0, with
+        `lease_lost` reason renew_deadline_exceeded; b leads only after a's lease expired
+        in its eyes (about lease_duration after t0) and only after a's work had stopped.
+        """
+        stalling_client, proxy = await field.stalling_client(control_plane)
+        a = field.candidate("pod-a", client=stalling_client)
+        b = field.candidate("pod-b")
+        a.start(field.tracker.lead_for("pod-a"))
+        await first_leader(a)
+        b.start(field.tracker.lead_for("pod-b"))
+        await asyncio.sleep(3 * RETRY_PERIOD)
+
+        with capture_logs() as logs:
+            stalled_at = time.monotonic()
+            proxy.stall()
+            await field.tracker.wait_until(lambda: "pod-a" not in field.tracker.running, timeout=5)
+            a_stopped = time.monotonic() - stalled_at
+            await first_leader(b, timeout=5)
+            b_started = time.monotonic() - stalled_at
+
+        assert a_stopped <= RENEW_DEADLINE + MARGIN
+        assert not a.elector.is_leader
+        assert 1.0 == a.sample("zen_watcher_leader_transitions_total", direction="lost")
+        assert ["renew_deadline_exceeded"] == [e["reason"] for e in events(logs, "lease_lost")]
+        assert a_stopped < b_started
+        assert LEASE_DURATION - RETRY_PERIOD - 0.2 <= b_started
+        assert b_started <= LEASE_DURATION + MAX_JITTERED_RETRY + MARGIN
+        assert "pod-b" == (await field.lease())["spec"]["holderIdentity"]
+
+
+class TestLeaderWorkEnds:
+    @pytest.mark.parametrize(
+        ("first_call", "logged"),
+        [("raise", "leader_work_failed"), ("return", "leader_work_ended")],
+    )
+    async def test_leadership_given_up_and_reacquired(
+        self, field: Field, first_call: str, logged: str
+    ) -> None:
+        """lead() raising or returning ends the term: the Lease is released, then re-acquired.
+
+        1. a's first lead() raises (or returns).
+        Result: a logs it, releases the Lease, and leads again with a second lead() call;
+        acquired twice, lost once; the re-acquisition of the released Lease is a transition.
+        """
+        a = field.candidate("pod-a")
+        with capture_logs() as logs:
+            a.start(field.tracker.lead_for("pod-a", first_call=first_call))
+            await field.tracker.wait_until(lambda: len(field.tracker.starts) == 2, timeout=5)
+
+        assert a.elector.is_leader
+        assert [logged, "lease_released", "lease_acquired"] == [
+            e["event"] for e in logs if e["event"] in {logged, "lease_released", "lease_acquired"}
+        ][1:]
+        assert 2.0 == a.sample("zen_watcher_leader_transitions_total", direction="acquired")
+        assert 1.0 == a.sample("zen_watcher_leader_transitions_total", direction="lost")
+        spec = (await field.lease())["spec"]
+        assert ("pod-a", 1) == (spec["holderIdentity"], spec["leaseTransitions"])
+
+
+class TestRaces:
+    @pytest.mark.parametrize("lease_state", ["absent", "released"])
+    async def test_simultaneous_start_never_runs_two_leaders(
+        self, field: Field, lease_state: str
+    ) -> None:
+        """Three candidates start at the same instant: a 409 decides, never two leaders.
+
+        1. The Lease is absent (a create race) or released (an update race on one
+           resourceVersion).
+        2. Start three candidates in the same loop iteration; watch for several retry periods.
+        Result: the losers saw 409 Conflict (`lease_conflict`, not an error), exactly one
+        candidate leads, and no two lead() bodies ever ran at once.
+        """
+        if lease_state == "released":
+            await leases.create_lease(field.client, _released_lease(field.namespace))
+        trio = [field.candidate(f"pod-{letter}") for letter in "abc"]
+        with capture_logs() as logs:
+            for candidate in trio:
+                candidate.start(field.tracker.lead_for(candidate.identity))
+            leader = await first_leader(*trio)
+            await asyncio.sleep(5 * RETRY_PERIOD)
+
+        assert [leader] == [c for c in trio if c.elector.is_leader]
+        assert 1 == field.tracker.max_running
+        assert [leader.identity] == [identity for identity, _ in field.tracker.starts]
+        assert events(logs, "lease_conflict")
+        assert not events(logs, "lease_write_failed")
+
+
+def _released_lease(namespace: str) -> dict[str, Any]:
+    stamp = "2026-01-01T00:00:00.000000Z"
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": LEASE_NAME, "namespace": namespace},
+        "spec": {
+            "holderIdentity": "",
+            "leaseDurationSeconds": 1,
+            "acquireTime": stamp,
+            "renewTime": stamp,
+            "leaseTransitions": 4,
+        },
+    }

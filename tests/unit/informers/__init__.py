@@ -1,0 +1,1 @@
+"""Unit tests of the informer, watch-event decoding and resource paths."""

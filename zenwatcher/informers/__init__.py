@@ -1,0 +1,1 @@
+"""Informers: list and watch one resource, resuming by resourceVersion (client-go reflector)."""

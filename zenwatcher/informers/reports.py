@@ -1,0 +1,265 @@
+"""The report controller (leader only): report informers → mapping → filters → ledger → writer.
+
+One leadership term: read the Observations that carry an origin label (actual state), discover
+which report APIs are served, run one informer per kind and namespace, and turn every report
+event into ledger verdicts; the writer creates or reopens, a resolver task resolves what no
+report wants once its grace has passed. After the first full sync, Observations whose report
+vanished while nobody was leading start their grace too. Reports themselves are never kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import structlog
+
+from zenwatcher import records
+from zenwatcher.informers import informer as informing
+from zenwatcher.kube import discovery, observations
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.mapping import reports
+from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline import filtering
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.intake import FilterState
+from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, WriteJob
+from zenwatcher.pipeline.reconciling import Existing, Ledger, Scope
+from zenwatcher.settings import Settings
+
+logger = structlog.get_logger()
+RESOLVE_INTERVAL = 1.0
+
+
+class ReportController:
+    """Everything one leadership term does with reports."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        settings: Settings,
+        queue: asyncio.Queue[WriteJob],
+        filters: FilterState,
+        accounting: Accounting,
+        metrics: Metrics,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._queue = queue
+        self._filters = filters
+        self._accounting = accounting
+        self._metrics = metrics
+        self._wall_clock = wall_clock
+        self._ledger = Ledger(grace_seconds=settings.report_resolve_grace_seconds)
+        self._synced: list[asyncio.Event] = []
+        self._initial_sync_done = False
+
+    def synced(self) -> bool:
+        """True once every informer started so far has completed its first list."""
+        return self._initial_sync_done and all(event.is_set() for event in self._synced)
+
+    async def run(self) -> NoReturn:
+        """The leadership term's report work; runs until cancelled."""
+        await self._load_existing()
+        async with asyncio.TaskGroup() as group:
+            finder = discovery.Discovery(
+                client=self._client,
+                wanted=self._wanted_kinds(),
+                on_available=lambda kind: self._start_informers(kind, group),
+            )
+            self._finder = finder
+            await finder.check()
+            group.create_task(finder.run(), name="report-discovery")
+            group.create_task(self._resolver(), name="report-resolver")
+            await self._wait_initial_sync()
+        raise AssertionError("report controller tasks ended")  # pragma: no cover
+
+    def _wanted_kinds(self) -> list[reports.ReportKind]:
+        if self._settings.watch_cluster_reports:
+            return list(reports.REPORT_KINDS)
+        return [kind for kind in reports.REPORT_KINDS if kind.namespaced]
+
+    async def _load_existing(self) -> None:
+        """Actual state: Observations carrying an origin label, within our scope."""
+        scopes: list[str | None] = list(self._settings.watch_namespaces) or [None]
+        if self._settings.watch_namespaces and self._settings.pod_namespace not in scopes:
+            scopes.append(self._settings.pod_namespace)  # where cluster-report findings go
+        for namespace in scopes:
+            async for item in observations.list_observations(
+                self._client, namespace=namespace, label_selector=records.LABEL_ORIGIN
+            ):
+                self._know(item)
+        logger.info("report_observations_loaded", count=len(self._ledger))
+
+    def _know(self, item: dict[str, Any]) -> None:
+        metadata = item.get("metadata") or {}
+        status = item.get("status") or {}
+        phase = records.Phase.RESOLVED if status.get("phase") == "Resolved" else records.Phase.OPEN
+        existing = Existing(
+            namespace=str(metadata.get("namespace", "")),
+            phase=phase,
+            source=str((item.get("spec") or {}).get("source", "")),
+        )
+        self._ledger.know(str(metadata.get("name", "")), existing)
+
+    async def _start_informers(self, kind: reports.ReportKind, group: asyncio.TaskGroup) -> None:
+        for path in discovery.kind_paths(kind, self._settings.watch_namespaces):
+            namespace = _namespace_of(path)
+            scope: Scope = (kind.kind, namespace)
+            synced = asyncio.Event()
+            self._synced.append(synced)
+            handler = _ReportHandler(controller=self, kind=kind, scope=scope)
+            group.create_task(self._informer(kind, path, handler, synced), name=f"informer-{path}")
+
+    async def _informer(
+        self,
+        kind: reports.ReportKind,
+        path: str,
+        handler: _ReportHandler,
+        synced: asyncio.Event,
+    ) -> None:
+        try:
+            await informing.informer(
+                client=self._client,
+                path=path,
+                resource=kind.plural,
+                handler=handler,
+                metrics=self._metrics,
+                synced=synced,
+            )
+        except informing.ResourceGone:
+            logger.warning("report_kind_gone", kind=kind.kind, path=path)
+            synced.set()  # nothing left to sync; readiness must not wait for it
+            self._finder.forget(kind)
+
+    async def _wait_initial_sync(self) -> None:
+        """After the first sync of every informer: resolve what vanished while nobody led."""
+        await asyncio.gather(*(event.wait() for event in self._synced))
+        self._ledger.orphans_after_sync()
+        self._initial_sync_done = True
+        self._metrics.informers_synced.set(1)
+        logger.info("report_informers_synced", informers=len(self._synced), known=len(self._ledger))
+
+    async def _resolver(self) -> NoReturn:
+        while True:
+            await asyncio.sleep(RESOLVE_INTERVAL)
+            for resolve in self._ledger.due_resolutions():
+                await self._queue.put(
+                    ResolveJob(
+                        name=resolve.name,
+                        namespace=resolve.namespace,
+                        source=resolve.source,
+                        resolved_at=self._wall_clock(),
+                    )
+                )
+
+    async def report_changed(
+        self, kind: reports.ReportKind, scope: Scope, report: dict[str, Any]
+    ) -> None:
+        """A report was listed, added or modified: reconcile its findings."""
+        report.setdefault("apiVersion", kind.api_version)
+        report.setdefault("kind", kind.kind)
+        tool = reports.report_source(kind.api_version)
+        try:
+            mapped = reports.map_report(report)
+        except (Ignored, Rejected) as error:
+            self._accounting.received(tool)
+            self._accounting.rejected(tool, error.reason)
+            return
+        self._account_entries(tool, mapped)
+        wanted = self._wanted_findings(report, mapped.findings)
+        verdict = self._ledger.report_seen(
+            scope=scope, origin=reports.origin_of(report).key, findings=wanted
+        )
+        opened = {job.finding.name for job in verdict.opens}
+        for finding, _ in wanted:
+            if finding.name not in opened:
+                self._accounting.deduplicated(finding.source)
+        now = self._wall_clock()
+        for open_ in verdict.opens:
+            await self._queue.put(
+                OpenJob(finding=open_.finding, namespace=open_.namespace, seen_at=now)
+            )
+        self._metrics.reconciles.labels(kind.kind, "ok").inc()
+
+    def _account_entries(self, tool: str, mapped: reports.ReportFindings) -> None:
+        for finding in mapped.findings:
+            self._accounting.received(finding.source)
+        for skipped in mapped.skipped:
+            self._accounting.received(tool)
+            self._accounting.filtered(tool, skipped.reason)
+        for rejected in mapped.rejected:
+            self._accounting.received(tool)
+            self._accounting.rejected(tool, rejected.reason)
+        if mapped.duplicates:
+            self._accounting.received(tool, mapped.duplicates)
+            self._accounting.deduplicated(tool, mapped.duplicates)
+
+    def _wanted_findings(
+        self, report: dict[str, Any], findings: list[records.Finding]
+    ) -> list[tuple[records.Finding, str]]:
+        """Findings that pass the filters, each with the namespace its Observation goes to."""
+        metadata = report.get("metadata") or {}
+        default = str(metadata.get("namespace") or self._settings.pod_namespace)
+        wanted = []
+        for finding in findings:
+            reason = filtering.evaluate(self._filters.config, finding)
+            if reason is not None:
+                self._accounting.filtered(finding.source, reason)
+                continue
+            wanted.append(
+                (finding, records.observation_namespace(finding, default_namespace=default))
+            )
+        return wanted
+
+    def report_deleted(
+        self, scope: Scope, kind: reports.ReportKind, report: dict[str, Any]
+    ) -> None:
+        metadata = report.get("metadata") or {}
+        origin = reports.origin_key(
+            kind.api_version,
+            kind.kind,
+            str(metadata.get("namespace") or ""),
+            str(metadata.get("name") or ""),
+        )
+        self._ledger.report_deleted(scope=scope, origin=origin)
+
+    def listed(
+        self, scope: Scope, kind: reports.ReportKind, present: frozenset[tuple[str, str]]
+    ) -> None:
+        origins = {
+            reports.origin_key(kind.api_version, kind.kind, ns, name) for ns, name in present
+        }
+        self._ledger.listed(scope=scope, present=origins)
+
+
+class _ReportHandler:
+    """Adapts informer callbacks for one kind and scope to the controller."""
+
+    def __init__(
+        self, *, controller: ReportController, kind: reports.ReportKind, scope: Scope
+    ) -> None:
+        self._controller = controller
+        self._kind = kind
+        self._scope = scope
+
+    async def on_object(self, obj: dict[str, Any]) -> None:
+        await self._controller.report_changed(self._kind, self._scope, obj)
+
+    async def on_deleted(self, obj: dict[str, Any]) -> None:
+        self._controller.report_deleted(self._scope, self._kind, obj)
+
+    async def on_listed(self, present: frozenset[tuple[str, str]]) -> None:
+        self._controller.listed(self._scope, self._kind, present)
+
+
+def _namespace_of(path: str) -> str:
+    """The namespace a collection path is scoped to, "" for a cluster-wide path."""
+    if "/namespaces/" not in path:
+        return ""
+    return path.split("/namespaces/", 1)[1].split("/", 1)[0]

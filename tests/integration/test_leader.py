@@ -14,8 +14,8 @@ import contextlib
 import dataclasses
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, Literal
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -24,7 +24,8 @@ from structlog.testing import capture_logs
 from tests.controlplane import cluster
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import leases
-from zenwatcher.kube.client import KubeClient
+from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
+from zenwatcher.kube.config import Connection
 from zenwatcher.leader import elector
 from zenwatcher.metrics import Metrics
 
@@ -40,6 +41,9 @@ MARGIN = 0.5
 MAX_JITTERED_RETRY = RETRY_PERIOD * (1 + elector.JITTER_FACTOR)
 
 
+FirstCall = Literal["forever", "raise", "return"]
+
+
 class LeadTracker:
     """Which candidates' lead() bodies run right now, and the most ever running at once."""
 
@@ -47,10 +51,9 @@ class LeadTracker:
         self.running: set[str] = set()
         self.max_running = 0
         self.starts: list[tuple[str, float]] = []
-        self.stops: list[tuple[str, float]] = []
         self._changed = asyncio.Event()
 
-    def lead_for(self, identity: str, *, first_call: str = "forever") -> elector.Lead:
+    def lead_for(self, identity: str, *, first_call: FirstCall = "forever") -> elector.Lead:
         """A lead() whose first call runs forever, raises or returns (later calls run forever)."""
         calls = 0
 
@@ -82,7 +85,6 @@ class LeadTracker:
 
     def _end(self, identity: str) -> None:
         self.running.discard(identity)
-        self.stops.append((identity, time.monotonic()))
         self._notify()
 
     def _notify(self) -> None:
@@ -95,12 +97,12 @@ class Candidate:
     """One elector, its own metrics registry, and the task running it."""
 
     identity: str
-    elector: elector.LeaderElector
+    election: elector.LeaderElector
     registry: CollectorRegistry
     task: asyncio.Task[None] | None = None
 
     def start(self, lead: elector.Lead) -> None:
-        self.task = asyncio.create_task(self.elector.run(lead), name=f"elector:{self.identity}")
+        self.task = asyncio.create_task(self.election.run(lead), name=f"elector:{self.identity}")
 
     async def stop(self) -> None:
         """Cancel run() and wait; an unexpected error from run() surfaces here."""
@@ -180,10 +182,41 @@ class StallingProxy:
             await writer.drain()
 
 
+class RacingClient(KubeClient):
+    """An injected delay: holds this candidate's first write until every candidate has read.
+
+    All candidates then create, or all replace from the same resourceVersion, so the API
+    server's 409 alone picks the leader, not the luck of request timing.
+    """
+
+    def __init__(self, *, connection: Connection, barrier: asyncio.Barrier) -> None:
+        super().__init__(connection=connection, timeout=5)
+        self._barrier = barrier
+        self._held = False
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        content_type: str = JSON_CONTENT,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        if method in {"POST", "PUT"} and not self._held:
+            self._held = True
+            await self._barrier.wait()
+        return await super().request(
+            method, path, params=params, body=body, content_type=content_type, timeout=timeout
+        )
+
+
 class Field:
     """The candidates of one test, their shared tracker, and what must be closed afterwards."""
 
-    def __init__(self, *, client: KubeClient, namespace: str) -> None:
+    def __init__(self, *, connection: Connection, client: KubeClient, namespace: str) -> None:
+        self.connection = connection
         self.client = client
         self.namespace = namespace
         self.tracker = LeadTracker()
@@ -194,7 +227,7 @@ class Field:
         registry = CollectorRegistry()
         made = Candidate(
             identity=identity,
-            elector=elector.LeaderElector(
+            election=elector.LeaderElector(
                 client=client or self.client,
                 namespace=self.namespace,
                 name=LEASE_NAME,
@@ -209,20 +242,26 @@ class Field:
         self.candidates.append(made)
         return made
 
-    async def stalling_client(
-        self, control_plane: cluster.Cluster
-    ) -> tuple[KubeClient, StallingProxy]:
+    async def stalling_client(self) -> tuple[KubeClient, StallingProxy]:
         """An admin client whose traffic passes through a `StallingProxy`."""
-        connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
-        url = urllib.parse.urlsplit(connection.base_url)
+        url = urllib.parse.urlsplit(self.connection.base_url)
         assert url.hostname is not None
         assert url.port is not None
         proxy = StallingProxy(url.hostname, url.port)
         port = await proxy.start()
-        proxied = dataclasses.replace(connection, base_url=f"{url.scheme}://{url.hostname}:{port}")
+        proxied = dataclasses.replace(
+            self.connection, base_url=f"{url.scheme}://{url.hostname}:{port}"
+        )
         client = KubeClient(connection=proxied, timeout=5)
         self._closers += [proxy.close, client.close]
         return client, proxy
+
+    def racing_clients(self, count: int) -> list[KubeClient]:
+        """Admin clients whose first writes wait for each other (see `RacingClient`)."""
+        barrier = asyncio.Barrier(count)
+        clients = [RacingClient(connection=self.connection, barrier=barrier) for _ in range(count)]
+        self._closers += [client.close for client in clients]
+        return list(clients)
 
     async def lease(self) -> dict[str, Any]:
         return await leases.get_lease(self.client, self.namespace, LEASE_NAME)
@@ -234,33 +273,35 @@ class Field:
             await closer()
 
 
-@pytest.fixture(name="admin_client")
-async def _admin_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
-    """An admin client: the Lease lives in the test's namespace, outside zen-watcher's RBAC."""
-    connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
-    client = KubeClient(connection=connection, timeout=5)
-    yield client
-    await client.close()
+@pytest.fixture(name="admin_connection")
+async def _admin_connection(control_plane: cluster.Cluster) -> Connection:
+    """Admin credentials: the Lease lives in the test's namespace, outside zen-watcher's RBAC."""
+    return await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
 
 
 @pytest.fixture(name="field")
-async def _field(admin_client: KubeClient, namespace: str) -> AsyncIterator[Field]:
-    """Candidates for one test; all stopped (and their extra clients closed) afterwards."""
-    field = Field(client=admin_client, namespace=namespace)
-    yield field
-    await field.close()
+async def _field(admin_connection: Connection, namespace: str) -> AsyncIterator[Field]:
+    """Candidates for one test on an admin client; all stopped and closed afterwards."""
+    client = KubeClient(connection=admin_connection, timeout=5)
+    field = Field(connection=admin_connection, client=client, namespace=namespace)
+    try:
+        yield field
+    finally:
+        await field.close()
+        await client.close()
     assert field.tracker.max_running <= 1, "two lead() bodies ran at the same time"
 
 
 def events(
-    logs: list[dict[str, Any]], name: str, identity: str | None = None
-) -> list[dict[str, Any]]:
+    logs: list[MutableMapping[str, Any]], name: str, identity: str | None = None
+) -> list[MutableMapping[str, Any]]:
+    """The captured log entries of one event, optionally of one candidate."""
     return [e for e in logs if e["event"] == name and identity in (None, e.get("identity"))]
 
 
 async def first_leader(*candidates: Candidate, timeout: float = 5.0) -> Candidate:
     """The first of `candidates` to lead."""
-    waiters = {asyncio.ensure_future(c.elector.wait_leading()): c for c in candidates}
+    waiters = {asyncio.ensure_future(c.election.wait_leading()): c for c in candidates}
     try:
         done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -286,7 +327,7 @@ class TestOneLeader:
         follower = b if leader is a else a
         await asyncio.sleep(4 * RETRY_PERIOD)
 
-        assert (True, False) == (leader.elector.is_leader, follower.elector.is_leader)
+        assert (True, False) == (leader.election.is_leader, follower.election.is_leader)
         assert {leader.identity} == field.tracker.running
         assert 1.0 == leader.sample("zen_watcher_leader")
         assert 0.0 == follower.sample("zen_watcher_leader")
@@ -317,11 +358,11 @@ class TestGracefulHandover:
             assert set() == field.tracker.running
             assert 0.0 == a.sample("zen_watcher_leader")
             assert "pod-a" == (await field.lease())["spec"]["holderIdentity"]
-            await a.elector.release()
+            await a.election.release()
             released_at = time.monotonic()
             await first_leader(b)
             handover = time.monotonic() - released_at
-            await a.elector.release()
+            await a.election.release()
 
         assert handover < 1.5
         assert 1 == len(events(logs, "lease_released", "pod-a"))
@@ -331,7 +372,7 @@ class TestGracefulHandover:
 
 class TestLostRenewals:
     async def test_leader_stops_by_the_deadline_and_follower_takes_over_after_expiry(
-        self, field: Field, control_plane: cluster.Cluster
+        self, field: Field
     ) -> None:
         """The leader's API traffic stalls (an injected fault via `StallingProxy`).
 
@@ -341,7 +382,7 @@ class TestLostRenewals:
         `lease_lost` reason renew_deadline_exceeded; b leads only after a's lease expired
         in its eyes (about lease_duration after t0) and only after a's work had stopped.
         """
-        stalling_client, proxy = await field.stalling_client(control_plane)
+        stalling_client, proxy = await field.stalling_client()
         a = field.candidate("pod-a", client=stalling_client)
         b = field.candidate("pod-b")
         a.start(field.tracker.lead_for("pod-a"))
@@ -358,7 +399,7 @@ class TestLostRenewals:
             b_started = time.monotonic() - stalled_at
 
         assert a_stopped <= RENEW_DEADLINE + MARGIN
-        assert not a.elector.is_leader
+        assert not a.election.is_leader
         assert 1.0 == a.sample("zen_watcher_leader_transitions_total", direction="lost")
         assert ["renew_deadline_exceeded"] == [e["reason"] for e in events(logs, "lease_lost")]
         assert a_stopped < b_started
@@ -373,7 +414,7 @@ class TestLeaderWorkEnds:
         [("raise", "leader_work_failed"), ("return", "leader_work_ended")],
     )
     async def test_leadership_given_up_and_reacquired(
-        self, field: Field, first_call: str, logged: str
+        self, field: Field, first_call: FirstCall, logged: str
     ) -> None:
         """lead() raising or returning ends the term: the Lease is released, then re-acquired.
 
@@ -386,7 +427,7 @@ class TestLeaderWorkEnds:
             a.start(field.tracker.lead_for("pod-a", first_call=first_call))
             await field.tracker.wait_until(lambda: len(field.tracker.starts) == 2, timeout=5)
 
-        assert a.elector.is_leader
+        assert a.election.is_leader
         assert [logged, "lease_released", "lease_acquired"] == [
             e["event"] for e in logs if e["event"] in {logged, "lease_released", "lease_acquired"}
         ][1:]
@@ -398,31 +439,39 @@ class TestLeaderWorkEnds:
 
 class TestRaces:
     @pytest.mark.parametrize("lease_state", ["absent", "released"])
-    async def test_simultaneous_start_never_runs_two_leaders(
+    async def test_simultaneous_writes_never_run_two_leaders(
         self, field: Field, lease_state: str
     ) -> None:
-        """Three candidates start at the same instant: a 409 decides, never two leaders.
+        """Three candidates write at the same instant: a 409 decides, never two leaders.
 
-        1. The Lease is absent (a create race) or released (an update race on one
-           resourceVersion).
-        2. Start three candidates in the same loop iteration; watch for several retry periods.
-        Result: the losers saw 409 Conflict (`lease_conflict`, not an error), exactly one
-        candidate leads, and no two lead() bodies ever ran at once.
+        1. The Lease is absent (a create race) or released (a replace race).
+        2. Start three candidates whose first writes wait for each other (`RacingClient`),
+           so all three create, or all three replace from the same resourceVersion.
+        3. Watch for several retry periods.
+        Result: the two losers each saw one 409 (`lease_conflict`, not an error) and then
+        followed; exactly one candidate leads; no two lead() bodies ever ran at once.
         """
         if lease_state == "released":
             await leases.create_lease(field.client, _released_lease(field.namespace))
-        trio = [field.candidate(f"pod-{letter}") for letter in "abc"]
+        trio = [
+            field.candidate(f"pod-{letter}", client=client)
+            for letter, client in zip("abc", field.racing_clients(3), strict=True)
+        ]
         with capture_logs() as logs:
             for candidate in trio:
                 candidate.start(field.tracker.lead_for(candidate.identity))
             leader = await first_leader(*trio)
             await asyncio.sleep(5 * RETRY_PERIOD)
 
-        assert [leader] == [c for c in trio if c.elector.is_leader]
+        assert [leader] == [c for c in trio if c.election.is_leader]
         assert 1 == field.tracker.max_running
         assert [leader.identity] == [identity for identity, _ in field.tracker.starts]
-        assert events(logs, "lease_conflict")
+        conflicts = events(logs, "lease_conflict")
+        assert {c.identity for c in trio} - {leader.identity} == {e["identity"] for e in conflicts}
+        assert 2 == len(conflicts)
         assert not events(logs, "lease_write_failed")
+        transitions = (await field.lease())["spec"]["leaseTransitions"]
+        assert (0 if lease_state == "absent" else 5) == transitions
 
 
 def _released_lease(namespace: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ shutdown cancels `run()`, drains elsewhere, then calls `release()` so a follower
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import random
 import time
@@ -102,6 +103,9 @@ class LeaderElector:
                 # A term that ended (lost, or work that failed) waits before trying again,
                 # so failing work cannot spin on the API server.
                 await self._sleep_jittered()
+        except asyncio.CancelledError:
+            self._log.info("leader_election_stopped", holds_lease=self._holds_lease())
+            raise
         finally:
             self._stop_leading()
 
@@ -112,10 +116,8 @@ class LeaderElector:
         deadline; a fresh read and a resourceVersion-guarded write make sure it never clears
         another holder's record.
         """
-        current = self._observed.record
-        if current is None or current.holder != self._identity:
-            return
-        await asyncio.shield(self._release())
+        if self._holds_lease():
+            await asyncio.shield(self._release())
 
     async def _acquire(self) -> None:
         """Try at once, then every jittered retry period, until the Lease is ours."""
@@ -216,42 +218,31 @@ class LeaderElector:
             await asyncio.sleep(min(self._retry_period, remaining))
 
     async def _try_renew(self, deadline: float) -> _Renewal:
-        """Fast path: write from the Lease we last wrote; on 409 re-read and retry once."""
-        current = self._observed.record
-        if current is None or current.holder != self._identity:
-            return _Renewal.HELD_BY_ANOTHER
+        """client-go's fast path: write from the Lease we last wrote; on 409 its slow path:
+        re-read, and renew only if the Lease still names us. No call outlives `deadline`."""
         started = self._clock()
+        current = self._observed.record
         try:
-            await self._put(
-                record.renewing(current, now=self._wall_clock()),
-                started=started,
-                timeout=self._timeout_until(deadline),
-            )
-        except errors.Conflict:
-            return await self._renew_from_fresh_read(deadline, started)
+            for fresh_read in (False, True):
+                if fresh_read:
+                    current = self._observe(
+                        await leases.get_lease(
+                            self._client,
+                            self._namespace,
+                            self._name,
+                            timeout=self._timeout_until(deadline),
+                        )
+                    )
+                if current is None or current.holder != self._identity:
+                    return _Renewal.HELD_BY_ANOTHER
+                renewed = record.renewing(current, now=self._wall_clock())
+                # 409: our copy of the Lease is stale; the second pass re-reads it.
+                with contextlib.suppress(errors.Conflict):
+                    await self._put(renewed, started=started, timeout=self._timeout_until(deadline))
+                    return _Renewal.RENEWED
         except (*API_FAILURES, _DeadlinePassed) as error:
             self._log.warning("lease_renew_failed", error=str(error) or "deadline passed")
-            return _Renewal.FAILED
-        return _Renewal.RENEWED
-
-    async def _renew_from_fresh_read(self, deadline: float, started: float) -> _Renewal:
-        """client-go's slow path: read the Lease; renew only if it still names us."""
-        try:
-            lease = await leases.get_lease(
-                self._client, self._namespace, self._name, timeout=self._timeout_until(deadline)
-            )
-            current = self._observe(lease)
-            if current.holder != self._identity:
-                return _Renewal.HELD_BY_ANOTHER
-            await self._put(
-                record.renewing(current, now=self._wall_clock()),
-                started=started,
-                timeout=self._timeout_until(deadline),
-            )
-        except (*API_FAILURES, _DeadlinePassed) as error:
-            self._log.warning("lease_renew_failed", error=str(error) or "deadline passed")
-            return _Renewal.FAILED
-        return _Renewal.RENEWED
+        return _Renewal.FAILED
 
     async def _release(self) -> None:
         """Write the release record if a fresh read still names us (resourceVersion-guarded)."""
@@ -262,12 +253,12 @@ class LeaderElector:
                 )
                 current = self._observe(lease)
                 if current.holder != self._identity:
-                    self._log.info("lease_release_skipped", holder=current.holder)
+                    self._log.info("lease_release_skipped", reason="held_by_another")
                     return
                 released = record.releasing(current, now=self._wall_clock())
                 await self._put(released, started=self._clock(), timeout=self._call_timeout)
         except errors.Conflict:
-            self._log.info("lease_release_skipped", holder="changed since read")
+            self._log.info("lease_release_skipped", reason="changed_since_read")
         except (*API_FAILURES, TimeoutError) as error:
             self._log.warning("lease_release_failed", error=str(error) or "timed out")
         else:
@@ -310,6 +301,11 @@ class LeaderElector:
             raise _DeadlinePassed
         return min(self._call_timeout, remaining)
 
+    def _holds_lease(self) -> bool:
+        """Did the last record seen or written name this identity? (client-go IsLeader)."""
+        current = self._observed.record
+        return current is not None and current.holder == self._identity
+
     def _stop_leading(self) -> None:
         if not self._leading.is_set():
             return
@@ -347,6 +343,8 @@ async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
             await asyncio.wait({task})
         except asyncio.CancelledError:
             interrupted = True
+    if not task.cancelled():
+        task.exception()  # retrieved here; the caller reads it when it cares
     if interrupted:
         raise asyncio.CancelledError
 

@@ -1,0 +1,88 @@
+"""Report fixtures placed into a test's namespace, and reading Observations back."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+import yaml
+
+from tests.controlplane import cluster
+from tests.paths import SHARED_FIXTURES
+from zenwatcher.mapping import reports
+
+SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "ownerReferences",
+    "managedFields",
+)
+
+
+def load_fixture(relative: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((SHARED_FIXTURES / relative).read_text())
+    return document
+
+
+def placed(report: dict[str, Any], namespace: str, *, name: str | None = None) -> dict[str, Any]:
+    """A copy of `report` living in `namespace`: its scope and trivy workload labels follow."""
+    report = copy.deepcopy(report)
+    metadata = report["metadata"]
+    for key in SERVER_FIELDS:
+        metadata.pop(key, None)
+    metadata["namespace"] = namespace
+    if name:
+        metadata["name"] = name
+    if isinstance(report.get("scope"), dict):
+        report["scope"]["namespace"] = namespace
+        report["scope"].pop("uid", None)
+    _complete_for_crd(report)
+    labels = metadata.get("labels") or {}
+    if "trivy-operator.resource.namespace" in labels:
+        labels["trivy-operator.resource.namespace"] = namespace
+    return report
+
+
+def apply(control_plane: cluster.Cluster, *documents: dict[str, Any]) -> None:
+    control_plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(list(documents)))
+
+
+def delete(control_plane: cluster.Cluster, report: dict[str, Any]) -> None:
+    control_plane.kubectl(
+        "delete",
+        report["kind"].lower() + "." + report["apiVersion"].split("/")[0],
+        report["metadata"]["name"],
+        "-n",
+        report["metadata"]["namespace"],
+    )
+
+
+def finding_names(report: dict[str, Any]) -> set[str]:
+    """The Observation names the report's findings map to (our own mapper, unit-tested)."""
+    return {finding.name for finding in reports.map_report(report).findings}
+
+
+def observations(control_plane: cluster.Cluster, namespace: str) -> dict[str, dict[str, Any]]:
+    result = control_plane.kubectl("get", "observations", "-n", namespace, "-o", "json")
+    return {item["metadata"]["name"]: item for item in orjson.loads(result.stdout)["items"]}
+
+
+def phases(control_plane: cluster.Cluster, namespace: str) -> dict[str, str]:
+    return {
+        name: str((item.get("status") or {}).get("phase"))
+        for name, item in observations(control_plane, namespace).items()
+    }
+
+
+def _complete_for_crd(report: dict[str, Any]) -> None:
+    """Docs examples omit fields the trivy-operator CRD requires; fill them on the copy."""
+    body = report.get("report")
+    if not report["kind"].endswith("VulnerabilityReport") or not isinstance(body, dict):
+        return
+    body.setdefault("updateTimestamp", "2024-01-01T00:00:00Z")
+    for vulnerability in body.get("vulnerabilities") or []:
+        vulnerability.setdefault("lastModifiedDate", "2024-01-01T00:00:00Z")
+        vulnerability.setdefault("publishedDate", "2024-01-01T00:00:00Z")

@@ -75,8 +75,8 @@ def create_reports(running: cluster.Cluster) -> None:
 
 def post_events(daemon: DaemonProcess, workdir: Path) -> None:
     (workdir / "eventlist.json").write_bytes(payloads.event_list(payloads.audit_events()))
-    for line in readme_curl_lines():
-        line = line.replace("127.0.0.1:8080", f"127.0.0.1:{daemon.webhook_port}")
+    for readme_line in readme_curl_lines():
+        line = readme_line.replace("127.0.0.1:8080", f"127.0.0.1:{daemon.webhook_port}")
         print(f"$ {line[:110]}...")
         result = subprocess.run(
             ["bash", "-c", line],

@@ -116,7 +116,7 @@ def session_cluster(workdir: Path) -> Iterator[Cluster]:
 
 def prepare(running: Cluster) -> None:
     """CRDs, the system namespace and the shipped RBAC bound to the zen-watcher user."""
-    crds = [REPO_ROOT / "manifests" / "crds", SHARED_FIXTURES / "crds"]
+    crds = [REPO_ROOT / "manifests/crds/observations.yaml", SHARED_FIXTURES / "crds"]
     for path in crds:
         running.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     running.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")

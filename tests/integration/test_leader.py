@@ -1,4 +1,4 @@
-"""Leader election against the real kube-apiserver: one leader, handover, loss, failing work, races.
+"""Leader election on the real kube-apiserver: one leader, handover, loss, conflicts, races.
 
 Timings are short (lease 2 s, renew deadline 1.5 s, retry 0.3 s) so the whole file runs in
 seconds. The Lease lives in the test's own namespace and is handled by an admin client, because
@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from tests.controlplane import cluster
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import leases
-from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
+from zenwatcher.kube.client import JSON_CONTENT, MERGE_PATCH, KubeClient, Params
 from zenwatcher.kube.config import Connection
 from zenwatcher.leader import elector
 from zenwatcher.metrics import Metrics
@@ -408,6 +408,56 @@ class TestLostRenewals:
         assert "pod-b" == (await field.lease())["spec"]["holderIdentity"]
 
 
+class TestRenewalConflicts:
+    async def test_stale_copy_is_reread_and_renewed(self, field: Field) -> None:
+        """Someone else touches the Lease without taking it: the leader renews anyway.
+
+        1. a leads.
+        2. Another writer adds a label, so a's copy of the Lease is stale.
+        Result: a's next renewal gets 409, re-reads (client-go's slow path) and renews;
+        no renewal fails and a keeps leading.
+        """
+        a = field.candidate("pod-a")
+        a.start(field.tracker.lead_for("pod-a"))
+        await first_leader(a)
+        with capture_logs() as logs:
+            await _merge_patch(field, {"metadata": {"labels": {"touched": "yes"}}})
+            touched = (await field.lease())["spec"]["renewTime"]
+            await asyncio.sleep(4 * RETRY_PERIOD)
+
+        assert a.election.is_leader
+        assert {"pod-a"} == field.tracker.running
+        assert not events(logs, "lease_renew_failed")
+        assert not events(logs, "lease_lost")
+        spec = (await field.lease())["spec"]
+        assert "pod-a" == spec["holderIdentity"]
+        assert touched < spec["renewTime"]
+
+    async def test_another_holder_stops_the_work_at_once(self, field: Field) -> None:
+        """Another holder appears in the Lease: the leader stops at its next renewal.
+
+        1. a leads.
+        2. An intruder writes itself as holder.
+        Result: a's work is cancelled within one retry period (+ margin), not after the
+        renew deadline, with `lease_lost` reason held_by_another.
+        """
+        a = field.candidate("pod-a")
+        a.start(field.tracker.lead_for("pod-a"))
+        await first_leader(a)
+        with capture_logs() as logs:
+            await _merge_patch(field, {"spec": {"holderIdentity": "intruder"}})
+            taken_at = time.monotonic()
+            await field.tracker.wait_until(lambda: not field.tracker.running, timeout=5)
+            stopped_after = time.monotonic() - taken_at
+            await asyncio.sleep(RETRY_PERIOD)  # lease_lost is logged once the term is wound up
+
+        assert stopped_after <= RETRY_PERIOD + MARGIN
+        assert ["held_by_another"] == [e["reason"] for e in events(logs, "lease_lost")]
+        assert not a.election.is_leader
+        await a.election.release()
+        assert "intruder" == (await field.lease())["spec"]["holderIdentity"]
+
+
 class TestLeaderWorkEnds:
     @pytest.mark.parametrize(
         ("first_call", "logged"),
@@ -472,6 +522,16 @@ class TestRaces:
         assert not events(logs, "lease_write_failed")
         transitions = (await field.lease())["spec"]["leaseTransitions"]
         assert (0 if lease_state == "absent" else 5) == transitions
+
+
+async def _merge_patch(field: Field, patch: dict[str, Any]) -> None:
+    """Change the Lease as another writer would (a new resourceVersion)."""
+    await field.client.request(
+        "PATCH",
+        leases.object_path(field.namespace, LEASE_NAME),
+        body=patch,
+        content_type=MERGE_PATCH,
+    )
 
 
 def _released_lease(namespace: str) -> dict[str, Any]:

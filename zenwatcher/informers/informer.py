@@ -91,6 +91,7 @@ async def informer(
     """List and watch `path` forever; raises ResourceGone when it is no longer served.
 
     `resource` labels metrics and logs; `synced` is set after the first complete list.
+    Handler exceptions propagate (its API and transport errors as HandlerError).
     """
     watch_timeout(server_timeout_range)  # refuse a bad range now, not at the first watch
     reflector = _Reflector(

@@ -86,7 +86,11 @@ async def list_pages(
     path: str,
     page_size: int = 500,
 ) -> AsyncGenerator[ListPage, None]:
-    """The pages of a consistent list of `path`, `page_size` objects at a time."""
+    """The pages of a consistent list of `path`, `page_size` objects at a time.
+
+    No resourceVersion is sent: the list is a quorum read, never older than anything a caller
+    saw before (client-go's first list asks for "0", which a lagging cache may answer).
+    """
     token = ""
     while True:
         params: dict[str, str | int | bool] = {"limit": page_size}
@@ -118,18 +122,12 @@ async def watch_stream(
         "resourceVersion": resource_version,
         "allowWatchBookmarks": True,
     }
-    # stream_lines is an async generator, though typed as a plain AsyncIterator.
-    lines = cast(
-        "AsyncGenerator[dict[str, Any], None]",
-        client.stream_lines(
-            path,
-            params=params,
-            server_timeout=server_timeout,
-            inactivity_timeout=inactivity_timeout,
-        ),
+    lines = client.stream_lines(
+        path, params=params, server_timeout=server_timeout, inactivity_timeout=inactivity_timeout
     )
     # Close the HTTP stream as soon as our consumer stops, not when the generator is collected.
-    async with contextlib.aclosing(lines):
+    # stream_lines is an async generator, though typed as a plain AsyncIterator.
+    async with contextlib.aclosing(cast("AsyncGenerator[dict[str, Any], None]", lines)):
         try:
             async for line in lines:
                 event = decode_event(line)

@@ -1,0 +1,89 @@
+"""The shipped manifests on a real API server: they apply, and their RBAC is least privilege."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.controlplane import cluster
+from tests.paths import REPO_ROOT
+
+KUSTOMIZATIONS = [
+    "manifests",
+    "manifests/examples/shards",
+    "manifests/examples/hpa",
+    "manifests/examples/filter",
+]
+
+
+class TestApply:
+    @pytest.mark.parametrize("path", KUSTOMIZATIONS)
+    def test_kustomization_applies_with_server_side_validation(
+        self, control_plane: cluster.Cluster, path: str
+    ) -> None:
+        """`kubectl apply -k` passes the API server's validation (dry run, nothing persisted)."""
+        result = control_plane.kubectl(
+            "apply",
+            "-k",
+            str(REPO_ROOT / path),
+            "--dry-run=server",
+            "--server-side",
+            "--force-conflicts",
+            check=False,
+        )
+        assert 0 == result.returncode, result.stderr
+
+
+class TestLeastPrivilege:
+    @pytest.mark.parametrize(
+        ("verb", "resource", "namespace"),
+        [
+            ("create", "observations.zen.kube-zen.io", "default"),
+            ("patch", "observations.zen.kube-zen.io/status", "default"),
+            ("delete", "observations.zen.kube-zen.io", "default"),
+            ("watch", "policyreports.wgpolicyk8s.io", "default"),
+            ("list", "clustervulnerabilityreports.aquasecurity.github.io", ""),
+            ("update", "leases.coordination.k8s.io", "zen-system"),
+            ("watch", "configmaps/zen-watcher-filter", "zen-system"),
+        ],
+    )
+    def test_allowed(
+        self, control_plane: cluster.Cluster, verb: str, resource: str, namespace: str
+    ) -> None:
+        """What the code uses is granted."""
+        assert "yes" == self._can(control_plane, verb, resource, namespace)
+
+    @pytest.mark.parametrize(
+        ("verb", "resource", "namespace"),
+        [
+            ("get", "secrets", "zen-system"),
+            ("list", "secrets", "default"),
+            ("get", "configmaps/other", "zen-system"),
+            ("create", "configmaps", "zen-system"),
+            ("update", "leases.coordination.k8s.io", "default"),
+            ("delete", "leases.coordination.k8s.io", "zen-system"),
+            ("update", "policyreports.wgpolicyk8s.io", "default"),
+            ("create", "pods", "default"),
+            ("create", "clusterrolebindings.rbac.authorization.k8s.io", ""),
+        ],
+    )
+    def test_refused(
+        self, control_plane: cluster.Cluster, verb: str, resource: str, namespace: str
+    ) -> None:
+        """What it must not do is refused: Secrets, writes outside Observations and its Lease."""
+        assert "no" == self._can(control_plane, verb, resource, namespace)
+
+    def test_reading_a_secret_is_forbidden_for_real(self, control_plane: cluster.Cluster) -> None:
+        """Not only can-i: an actual read of a Secret as the zen-watcher user gets 403."""
+        result = control_plane.kubectl(
+            "get", "secrets", "-n", "zen-system", user="zen-watcher", check=False
+        )
+        assert 0 != result.returncode
+        assert "forbidden" in result.stderr.lower()
+
+    @staticmethod
+    def _can(control_plane: cluster.Cluster, verb: str, resource: str, namespace: str) -> str:
+        scope = ["-n", namespace] if namespace else []
+        result = control_plane.kubectl(
+            "auth", "can-i", verb, resource, *scope, user="zen-watcher", check=False
+        )
+        return result.stdout.strip()

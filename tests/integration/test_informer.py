@@ -223,12 +223,14 @@ async def running_informer(
 
 
 async def until_served(client: KubeClient, path: str, timeout: float = 20.0) -> None:
-    """Wait until a freshly installed CRD's collection answers something other than 404."""
+    """Wait until a fresh CRD's collection lists (404, then 429 while its storage starts)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             await client.request("GET", path)
-        except errors.NotFound:
+        except errors.ApiError as error:
+            if not isinstance(error, errors.NotFound) and not error.retriable:
+                raise
             assert time.monotonic() < deadline, f"{path} not served in time"
             await asyncio.sleep(0.1)
         else:

@@ -17,9 +17,17 @@ import pytest
 import structlog
 
 from tests.controlplane import cluster
+from tests.daemons import StartDaemon
+from tests.e2e.daemon_process import DaemonProcess
 from tests.paths import REPO_ROOT
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.mapping.reports import REPORT_KINDS
+
+REPORT_RESOURCES = (
+    ",".join(f"{kind.plural}.{kind.group}" for kind in REPORT_KINDS if kind.namespaced)
+    + ",observations.zen.kube-zen.io"
+)
 
 
 @pytest.fixture(name="control_plane", scope="session")
@@ -36,6 +44,12 @@ def _namespace(control_plane: cluster.Cluster) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     control_plane.kubectl("create", "namespace", name)
     yield name
+    # No namespace controller runs on the local control plane, so a deleted namespace keeps
+    # its objects: remove the reports and Observations explicitly, lest later tests' cluster-wide
+    # informers pick them up.
+    control_plane.kubectl(
+        "delete", REPORT_RESOURCES, "--all", "-n", name, "--wait=false", check=False
+    )
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
@@ -46,6 +60,38 @@ async def _watcher_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeC
     client = KubeClient(connection=connection, timeout=10.0)
     yield client
     await client.close()
+
+
+@pytest.fixture(name="start_daemon")
+def _start_daemon(
+    control_plane: cluster.Cluster, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[StartDaemon]:
+    """Start zen-watcher processes as the restricted user; all are stopped after the test.
+
+    By default the daemon's own namespace (POD_NAMESPACE) is the test's namespace, so
+    cluster-wide findings of one test never meet another's.
+    """
+    started: list[DaemonProcess] = []
+    control_plane.grant_watcher_role(namespace)
+
+    def start(*, wait_ready: bool = True, **env: str) -> DaemonProcess:
+        settings = {"POD_NAMESPACE": namespace, "DEDUP_WINDOW_SECONDS": "60", **env}
+        daemon = DaemonProcess(
+            kubeconfig=control_plane.kubeconfig("zen-watcher"), workdir=tmp_path, env=settings
+        )
+        started.append(daemon)
+        daemon.start(wait_ready=wait_ready)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+    if request.node.stash.get(_FAILED, False):
+        for daemon in started:
+            print(f"--- zen-watcher log {daemon.log_path} ---\n{daemon.logs()}")
+
+
+_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +116,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failing test that used the control plane shows the end of the server logs."""
     report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
     plane = item.funcargs.get("control_plane") if hasattr(item, "funcargs") else None
     if report.failed and isinstance(plane, cluster.Cluster):
         report.sections.append(("control plane logs", plane.log_tails()))

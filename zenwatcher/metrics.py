@@ -12,6 +12,8 @@ import enum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from zenwatcher.mapping.reports import REPORT_KINDS
+
 
 class Bucket(enum.StrEnum):
     """Where an event ended (DESIGN.md §8)."""
@@ -180,3 +182,25 @@ class Metrics:
             ["kind", "outcome"],
             registry=registry,
         )
+        self._preinitialise()
+
+    def _preinitialise(self) -> None:
+        """Create every label set known up front, at 0, so dashboards and alerts see series
+        from the first scrape and `rate()`/`increase()` count the first increment too (a
+        counter that appears at 1 looks to Prometheus as if it had always been 1)."""
+        for outcome in ("ok", "error"):
+            self.gc_runs.labels(outcome=outcome)
+        for reason in ("ttl_last_seen", "ttl_created"):  # garbage.REASON_*
+            self.gc_deleted.labels(reason=reason)
+        for reason in ("bad_timestamp", "list", "delete"):  # garbage.ERROR_*
+            self.gc_errors.labels(reason=reason)
+        for direction in ("acquired", "lost"):
+            self.leader_transitions.labels(direction=direction)
+        for outcome in ("applied", "invalid"):
+            self.filter_reloads.labels(outcome=outcome)
+        # The filter ConfigMap informer and one informer per report kind (informer.py reasons).
+        for resource in ("configmaps", *(kind.plural for kind in REPORT_KINDS)):
+            for reason in ("normal_end", "gone", "timeout", "error"):
+                self.watch_restarts.labels(resource=resource, reason=reason)
+            for reason in ("initial", "gone"):
+                self.relists.labels(resource=resource, reason=reason)

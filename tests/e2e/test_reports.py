@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 
 from tests.controlplane import cluster
+from tests.daemons import StartDaemon
 from tests.e2e import reports as fx
-from tests.e2e.conftest import StartDaemon
 from tests.e2e.test_webhooks import unique_alert, wait_for
 
 POLICY = "kyverno/policyreport-pod-pass-fail.yaml"

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.controlplane import cluster
-from tests.e2e.conftest import StartDaemon, list_observations
+from tests.daemons import StartDaemon, list_observations
 from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_webhooks import unique_alert, wait_for
 from zenwatcher.mapping import falco

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import trustme
 
-from tests.e2e.conftest import StartDaemon
+from tests.daemons import StartDaemon
 from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_webhooks import unique_alert
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests import payloads
 from tests.controlplane import cluster
-from tests.e2e.conftest import StartDaemon, list_observations
+from tests.daemons import StartDaemon, list_observations
 from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.rejection import Ignored
 from zenwatcher.records import Finding, observation_namespace
@@ -192,7 +192,7 @@ class TestBadInput:
         assert expected == status
         if expected == 401:
             assert "Bearer" == headers.get("WWW-Authenticate")
-            assert 0 == daemon.metric_sum("zen_watcher_events_received_total")
+            assert 0 == daemon.metric_sum("zen_watcher_events_received_total", source="falco")
 
     def test_answers_for_bad_requests(
         self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str

@@ -32,6 +32,8 @@ ObjectKey = tuple[str, str]
 # treating it as an error (with backoff) avoids a hot re-watch loop (client-go does the same).
 SHORT_WATCH_SECONDS = 1.0
 DEFAULT_INACTIVITY_TIMEOUT = 120.0  # two bookmark periods: the API server sends one a minute
+# client-go's rule: no backoff for this long means the server is healthy again, so start over.
+BACKOFF_RESET_SECONDS = 120.0
 
 _T = TypeVar("_T")
 _RANDOM = random.Random()  # noqa: S311 - spreads watch timeouts; not a secret
@@ -135,6 +137,7 @@ class _Reflector:
         self._inactivity_timeout = inactivity_timeout
         self._page_size = page_size
         self._backoff = backoff
+        self._backed_off_at = float("-inf")
         self._synced = synced
         self._log = logger.bind(resource=resource, path=path)
         # "" means: list before watching; the reason labels the relist metric.
@@ -222,14 +225,14 @@ class _Reflector:
             self._restarted("gone", error=str(error))
         self._resource_version, self._relist_reason = "", "gone"
         # client-go waits one backoff step before relisting too: a 410 loop must not hammer lists.
-        await asyncio.sleep(self._backoff.next_delay())
+        await asyncio.sleep(self._next_delay(None))
 
     async def _failed(self, error: errors.ApiError | errors.TransportError) -> None:
         """Anything else: back off (honouring Retry-After), then resume where we were."""
         if self._resource_version:
             self._restarted("error", error=str(error))
         hint = error.retry_after if isinstance(error, errors.ApiError) else None
-        delay = self._backoff.next_delay(hint=hint)
+        delay = self._next_delay(hint)
         self._log.warning(
             "informer_backoff",
             delay=round(delay, 3),
@@ -237,6 +240,14 @@ class _Reflector:
             error=str(error),
         )
         await asyncio.sleep(delay)
+
+    def _next_delay(self, hint: float | None) -> float:
+        # Events reset the backoff too, but a quiet resource may send none for hours.
+        now = time.monotonic()
+        if now - self._backed_off_at > BACKOFF_RESET_SECONDS:
+            self._backoff.reset()
+        self._backed_off_at = now
+        return self._backoff.next_delay(hint=hint)
 
     def _restarted(self, reason: RestartReason, **data: Any) -> None:
         self._metrics.watch_restarts.labels(resource=self._resource, reason=reason).inc()

@@ -66,16 +66,16 @@ class TestDockerfileInstall:
             "METRICS_PORT": str(metrics_port),
             "PATH": "/usr/bin:/bin",
         }
-        process = subprocess.Popen(
-            [str(command), "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        log = tmp_path / "zen-watcher.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(command), "run"], env=env, stdout=output, stderr=subprocess.STDOUT
+            )
         try:
             deadline = time.monotonic() + 30
             ready = False
             while time.monotonic() < deadline and not ready:
-                assert process.poll() is None, (
-                    process.stderr.read().decode() if process.stderr else ""
-                )
+                assert process.poll() is None, log.read_text()
                 try:
                     with urllib.request.urlopen(
                         f"http://127.0.0.1:{metrics_port}/readyz", timeout=2

@@ -1,0 +1,107 @@
+"""Shared benchmark plumbing: machine facts, the local control plane, a pinned daemon.
+
+Every benchmark prints its numbers with the conditions beside them, and returns a dict that
+`bench.run` collects into one JSON file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.controlplane import cluster
+from tests.e2e.daemon_process import DaemonProcess
+from tests.paths import REPO_ROOT
+
+DAEMON_CPU = "0"  # the daemon under test
+LOAD_CPU = "1"  # load generators and helpers
+
+
+def machine_facts() -> dict[str, Any]:
+    """Cores, memory, CPU model, Python, git commit, date."""
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    memory_kib = 0
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        memory_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "cpu_model": cpu_model,
+        "python": platform.python_version(),
+        "commit": commit,
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+@contextlib.contextmanager
+def control_plane() -> Iterator[cluster.Cluster]:
+    """The local control plane (built once, cached), prepared as for the tests."""
+    workdir = Path(tempfile.mkdtemp(prefix="zen-bench-"))
+    with cluster.session_cluster(workdir) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def daemon(running: cluster.Cluster, namespace: str, **env: str) -> Iterator[DaemonProcess]:
+    """zen-watcher as the restricted user, pinned to DAEMON_CPU, stopped afterwards."""
+    running.kubectl("create", "namespace", namespace, check=False)
+    running.grant_watcher_role(namespace)
+    process = DaemonProcess(
+        kubeconfig=running.kubeconfig("zen-watcher"),
+        workdir=running.workdir,
+        env={"POD_NAMESPACE": namespace, "LOG_LEVEL": "warning", **env},
+    )
+    original = sys.executable
+    process_args = ["taskset", "-c", DAEMON_CPU, original, "-m", "zenwatcher", "run"]
+    with process.log_path.open("ab") as log:
+        process.process = subprocess.Popen(
+            process_args, env=process.env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        process.wait_ready(timeout=60)
+        yield process
+    finally:
+        process.stop()
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p95/p99/max in milliseconds of latencies given in seconds."""
+    if not samples:
+        return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    ordered = sorted(samples)
+
+    def at(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+    return {
+        "p50_ms": at(0.50),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "max_ms": ordered[-1] * 1000,
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0

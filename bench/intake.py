@@ -1,0 +1,115 @@
+"""Webhook intake capacity: the highest open-loop rate with p99 < 50 ms and < 0.1 % non-2xx.
+
+The daemon runs pinned to one core, the load generator on the other. Rates step up until a point
+fails; every point is kept with its latencies and the generator's own CPU use.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import orjson
+
+from bench.common import LOAD_CPU
+from tests.controlplane import cluster
+from tests.e2e.daemon_process import DaemonProcess
+
+P99_LIMIT_MS = 50.0
+NON2XX_LIMIT = 0.001
+TOKEN = "bench-token"
+
+
+def load_point(
+    daemon: DaemonProcess, *, kind: str, rate: float, duration: float, path: str
+) -> dict[str, Any]:
+    """One open-loop run from a separate, pinned process."""
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--port",
+        str(daemon.webhook_port),
+        "--path",
+        path,
+        "--token",
+        TOKEN,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--kind",
+        kind,
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=duration * 10 + 60
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"load generator failed: {result.stderr[-2000:]}")
+    point: dict[str, Any] = orjson.loads(result.stdout.strip().splitlines()[-1])
+    total = point["ok"] + point["non2xx"] + point["errors"]
+    point["non2xx_fraction"] = round((point["non2xx"] + point["errors"]) / max(1, total), 5)
+    point["passed"] = point["p99_ms"] < P99_LIMIT_MS and point["non2xx_fraction"] < NON2XX_LIMIT
+    # A generator that used ~all of its core cannot tell us the server's limit.
+    point["loadgen_saturated"] = point["loadgen_cpu_seconds"] > 0.9 * point["elapsed_seconds"]
+    return point
+
+
+def capacity(
+    daemon: DaemonProcess, *, kind: str, rates: list[float], duration: float, path: str
+) -> dict[str, Any]:
+    """Step through `rates` until a point fails; the best passing rate and every point."""
+    points = []
+    for rate in rates:
+        point = load_point(daemon, kind=kind, rate=rate, duration=duration, path=path)
+        points.append(point)
+        print(
+            f"  {kind:13} {rate:>8.0f}/s requests: p50 {point['p50_ms']:.1f} ms p99 {point['p99_ms']:.1f} ms "
+            f"max {point['max_ms']:.1f} ms non-2xx {point['non2xx_fraction']:.4f} "
+            f"events/s {point['events_per_second']:.0f} loadgen cpu {point['loadgen_cpu_seconds']:.1f}s"
+            f"{' (saturated)' if point['loadgen_saturated'] else ''}",
+            flush=True,
+        )
+        if not point["passed"]:
+            break
+    passing = [p for p in points if p["passed"]]
+    best = max(passing, key=lambda p: p["events_per_second"]) if passing else None
+    return {"kind": kind, "best": best, "points": points}
+
+
+def run_intake(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
+    from bench.common import daemon  # noqa: PLC0415 - keeps `python -m bench.loadgen` light
+
+    duration = 5.0 if quick else 10.0
+    results: dict[str, Any] = {}
+    with daemon(running, "bench-intake", WEBHOOK_AUTH_TOKEN=TOKEN, QUEUE_SIZE="100000") as target:
+        results["falco_repeats"] = capacity(
+            target,
+            kind="falco-repeat",
+            rates=[2000, 5000, 8000, 10000, 12000, 15000, 18000, 22000],
+            duration=duration,
+            path="/falco/webhook",
+        )
+        results["falco_repeats_at_5000"] = load_point(
+            target, kind="falco-repeat", rate=5000, duration=duration, path="/falco/webhook"
+        )
+        results["audit_batches"] = capacity(
+            target,
+            kind="audit",
+            rates=[50, 100, 200, 300, 400, 500],
+            duration=duration,
+            path="/audit/webhook",
+        )
+    with daemon(running, "bench-unique", WEBHOOK_AUTH_TOKEN=TOKEN, API_QPS="0") as target:
+        results["falco_unique"] = capacity(
+            target,
+            kind="falco-unique",
+            rates=[200, 500, 1000, 2000, 4000],
+            duration=duration,
+            path="/falco/webhook",
+        )
+    return results

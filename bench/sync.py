@@ -1,0 +1,166 @@
+"""Report sync: time and peak RSS for a leader's first full reconciliation of many reports.
+
+PolicyReports of 50 failing results each and VulnerabilityReports of 300 vulnerabilities each
+are created first; then a daemon starts and is timed until every finding is created. The
+API server's own create+status rate (bench.writes) is the ceiling to compare with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import daemon
+from tests.controlplane import cluster
+from zenwatcher.kube import config as kube_config
+from zenwatcher.kube.client import KubeClient
+
+
+def policy_report(namespace: str, index: int, results: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "wgpolicyk8s.io/v1alpha2",
+        "kind": "PolicyReport",
+        "metadata": {"name": f"pr-{index}", "namespace": namespace},
+        "scope": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": f"pod-{index}",
+            "namespace": namespace,
+        },
+        "results": [
+            {
+                "policy": f"policy-{r % 10}",
+                "rule": f"rule-{r}",
+                "result": "fail",
+                "severity": "medium",
+                "source": "kyverno",
+                "message": "validation failed",
+            }
+            for r in range(results)
+        ],
+    }
+
+
+def vulnerability_report(namespace: str, index: int, vulns: int) -> dict[str, Any]:
+    stamp = "2024-01-01T00:00:00Z"
+    return {
+        "apiVersion": "aquasecurity.github.io/v1alpha1",
+        "kind": "VulnerabilityReport",
+        "metadata": {
+            "name": f"vr-{index}",
+            "namespace": namespace,
+            "labels": {
+                "trivy-operator.resource.kind": "ReplicaSet",
+                "trivy-operator.resource.name": f"rs-{index}",
+                "trivy-operator.resource.namespace": namespace,
+                "trivy-operator.container.name": "app",
+            },
+        },
+        "report": {
+            "updateTimestamp": stamp,
+            "artifact": {"repository": "library/nginx", "tag": "1.25"},
+            "registry": {"server": "index.docker.io"},
+            "scanner": {"name": "Trivy", "vendor": "Aqua Security", "version": "0.50.0"},
+            "summary": {
+                "criticalCount": 0,
+                "highCount": vulns,
+                "lowCount": 0,
+                "mediumCount": 0,
+                "unknownCount": 0,
+            },
+            "vulnerabilities": [
+                {
+                    "vulnerabilityID": f"CVE-2024-{v:05d}",
+                    "resource": f"lib{v % 50}",
+                    "installedVersion": "1.0",
+                    "fixedVersion": "1.1",
+                    "severity": "HIGH",
+                    "title": "t",
+                    "primaryLink": "",
+                    "score": 7.5,
+                    "lastModifiedDate": stamp,
+                    "publishedDate": stamp,
+                    "target": "library/nginx:1.25",
+                }
+                for v in range(vulns)
+            ],
+        },
+    }
+
+
+async def create_all(running: cluster.Cluster, documents: list[dict[str, Any]]) -> None:
+    connection = await kube_config.load_connection(str(running.kubeconfig("admin")))
+    client = KubeClient(connection=connection, timeout=60)
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for document in documents:
+        queue.put_nowait(document)
+
+    async def worker() -> None:
+        while not queue.empty():
+            document = queue.get_nowait()
+            group_version = document["apiVersion"]
+            plural = document["kind"].lower() + "s"
+            namespace = document["metadata"]["namespace"]
+            await client.request(
+                "POST", f"/apis/{group_version}/namespaces/{namespace}/{plural}", body=document
+            )
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    await client.close()
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def sync_point(
+    running: cluster.Cluster, namespace: str, documents: list[dict[str, Any]], findings: int
+) -> dict[str, Any]:
+    running.kubectl("create", "namespace", namespace, check=False)
+    asyncio.run(create_all(running, documents))
+    started = time.perf_counter()
+    with daemon(
+        running, namespace, WATCH_NAMESPACE=namespace, API_QPS="0", QUEUE_SIZE="20000"
+    ) as target:
+        assert target.process is not None
+        peak = 0
+        while target.metric_sum("zen_watcher_events_total", bucket="created") < findings:
+            peak = max(peak, rss(target.process.pid))
+            time.sleep(0.5)
+            if time.perf_counter() - started > 1800:
+                raise RuntimeError("sync did not finish in 30 minutes")
+        elapsed = time.perf_counter() - started
+        peak = max(peak, rss(target.process.pid))
+    result = {
+        "reports": len(documents),
+        "findings": findings,
+        "seconds": round(elapsed, 1),
+        "findings_per_second": round(findings / elapsed, 1),
+        "peak_rss_mib": round(peak / 1024 / 1024, 1),
+    }
+    print(f"  sync {namespace}: {result}", flush=True)
+    return result
+
+
+def run_sync(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
+    policy_count, vuln_count = (100, 20) if quick else (1000, 200)
+    policy_docs = [policy_report("bench-sync-pr", i, 50) for i in range(policy_count)]
+    vuln_docs = [vulnerability_report("bench-sync-vr", i, 300) for i in range(vuln_count)]
+    return {
+        "policy_reports": sync_point(running, "bench-sync-pr", policy_docs, policy_count * 50),
+        "vulnerability_reports": sync_point(running, "bench-sync-vr", vuln_docs, vuln_count * 300),
+    }
+
+
+def idle_rss(running: cluster.Cluster) -> dict[str, Any]:
+    with daemon(running, "bench-idle", WATCH_NAMESPACE="bench-idle") as target:
+        assert target.process is not None
+        time.sleep(10)
+        value = rss(target.process.pid)
+    print(f"  idle RSS {value / 1024 / 1024:.1f} MiB", flush=True)
+    return {"idle_rss_mib": round(value / 1024 / 1024, 1)}

@@ -1,0 +1,129 @@
+"""Write path: unique Observations per second through zen-watcher vs the API server's raw rate.
+
+Raw: the same objects created straight through our HTTP client at the writer's concurrency,
+once create-only and once create + status patch (what a new Observation costs zen-watcher,
+since the API server drops `.status` on create). Through zen-watcher: unique Falco findings
+posted in batches, timed until every one is counted as created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from bench.common import daemon
+from bench.intake import TOKEN
+from bench.loadgen import falco_alert
+from tests.controlplane import cluster
+from zenwatcher import records
+from zenwatcher.kube import config as kube_config
+from zenwatcher.kube import observations
+from zenwatcher.kube.client import KubeClient
+
+CONCURRENCY = 8  # WRITER_WORKERS default
+
+
+def raw_findings(count: int, namespace: str, tag: str) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    bodies = []
+    for index in range(count):
+        finding = records.Finding(
+            source="falco",
+            category=records.Category.SECURITY,
+            severity=records.Severity.MEDIUM,
+            event_type="runtime_detection",
+            identity=(tag, str(index)),
+            resource=records.ResourceRef(kind="Pod", name=f"pod-{index}", namespace=namespace),
+            title="Terminal shell in container",
+            message=f"shell {index}",
+            details={"rule": "Terminal shell in container"},
+        )
+        bodies.append(
+            records.to_observation(finding, namespace=namespace, now=now, ttl_seconds=3600)
+        )
+    return bodies
+
+
+async def raw_rate(
+    running: cluster.Cluster, namespace: str, count: int, *, with_status: bool
+) -> float:
+    connection = await kube_config.load_connection(str(running.kubeconfig("zen-watcher")))
+    client = KubeClient(connection=connection, timeout=30)
+    bodies = raw_findings(count, namespace, "status" if with_status else "create")
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def worker() -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            created = await observations.create_observation(client, body)
+            if with_status:
+                await observations.patch_status(
+                    client,
+                    namespace,
+                    body["metadata"]["name"],
+                    status=body["status"],
+                    resource_version=created["metadata"]["resourceVersion"],
+                )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return count / elapsed
+
+
+def through_watcher(running: cluster.Cluster, namespace: str, count: int) -> float:
+    with daemon(
+        running, namespace, WEBHOOK_AUTH_TOKEN=TOKEN, API_QPS="0", QUEUE_SIZE=str(count + 1000)
+    ) as target:
+        batches = [
+            orjson.dumps(
+                [
+                    orjson.loads(falco_alert(i))
+                    | {
+                        "output_fields": {
+                            "k8s.ns.name": namespace,
+                            "k8s.pod.name": f"w-{i}",
+                            "container.id": "c1",
+                        }
+                    }
+                    for i in range(start, min(count, start + 500))
+                ]
+            )
+            for start in range(0, count, 500)
+        ]
+        started = time.perf_counter()
+        for body in batches:
+            status, _, answer = target.post("/falco/webhook", body, token=TOKEN)
+            assert status == 200, answer
+        while (
+            target.metric_sum("zen_watcher_events_total", source="falco", bucket="created") < count
+        ):
+            time.sleep(0.05)
+        return count / (time.perf_counter() - started)
+
+
+def run_writes(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
+    count = 1000 if quick else 3000
+    for name in ("bench-raw", "bench-writes"):
+        running.kubectl("create", "namespace", name, check=False)
+    raw_create = asyncio.run(raw_rate(running, "bench-raw", count, with_status=False))
+    raw_full = asyncio.run(raw_rate(running, "bench-raw", count, with_status=True))
+    watcher = through_watcher(running, "bench-writes", count)
+    result = {
+        "objects": count,
+        "concurrency": CONCURRENCY,
+        "raw_create_per_second": round(raw_create, 1),
+        "raw_create_and_status_per_second": round(raw_full, 1),
+        "zen_watcher_per_second": round(watcher, 1),
+        "ratio_vs_raw_create": round(watcher / raw_create, 3),
+        "ratio_vs_create_and_status": round(watcher / raw_full, 3),
+    }
+    print(f"  writes: {result}", flush=True)
+    return result

@@ -82,7 +82,7 @@ def capacity(
 
 
 def run_intake(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
-    from bench.common import daemon  # noqa: PLC0415 - keeps `python -m bench.loadgen` light
+    from bench.common import daemon
 
     duration = 5.0 if quick else 10.0
     results: dict[str, Any] = {}

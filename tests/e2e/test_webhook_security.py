@@ -101,7 +101,7 @@ class TestPeerAllowList:
         status, _, answer = daemon.post("/falco/webhook", orjson.dumps(unique_alert(1, namespace)))
         assert 403 == status
         assert "127.0.0.1" in answer["error"]
-        assert 0 == daemon.metric_sum("zen_watcher_events_received_total")
+        assert 0 == daemon.metric_sum("zen_watcher_events_received_total", source="falco")
 
     def test_forwarded_for_is_believed_only_from_trusted_proxies(
         self, start_daemon: StartDaemon, namespace: str

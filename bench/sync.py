@@ -62,6 +62,7 @@ def vulnerability_report(namespace: str, index: int, vulns: int) -> dict[str, An
             "updateTimestamp": stamp,
             "artifact": {"repository": "library/nginx", "tag": "1.25"},
             "registry": {"server": "index.docker.io"},
+            "os": {"family": "debian", "name": "12"},
             "scanner": {"name": "Trivy", "vendor": "Aqua Security", "version": "0.50.0"},
             "summary": {
                 "criticalCount": 0,

@@ -7,6 +7,7 @@ input is a 4xx with a JSON reason; an exception that escapes a handler is a bug,
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 import orjson
 import structlog
@@ -32,6 +33,8 @@ def json_error(status: int, message: str, *, headers: dict[str, str] | None = No
 def request_counter(*, metrics: Metrics) -> Middleware:
     """Count every webhook request by endpoint and final status."""
 
+    children: dict[tuple[str, int], Any] = {}  # labels() per request costs more than inc()
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         endpoint = (
@@ -48,7 +51,12 @@ def request_counter(*, metrics: Metrics) -> Middleware:
         else:
             status = response.status
         finally:
-            metrics.webhook_requests.labels(endpoint, str(status)).inc()
+            child = children.get((endpoint, status))
+            if child is None:
+                child = children[endpoint, status] = metrics.webhook_requests.labels(
+                    endpoint, str(status)
+                )
+            child.inc()
         return response
 
     return middleware

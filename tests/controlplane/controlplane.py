@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime
-import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -166,22 +163,6 @@ class ControlPlane:
             document: dict[str, Any] = orjson.loads(response.read())
             return document
 
-    def kubectl(
-        self, *args: str, user: str = "admin", check: bool = True, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """Run kubectl as `user`; raise with its stderr when `check` and it fails."""
-        result = subprocess.run(
-            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig(user)}", *args],
-            capture_output=True,
-            text=True,
-            input=stdin,
-            check=False,
-            timeout=120,
-        )
-        if check and result.returncode != 0:
-            raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr}")
-        return result
-
     def log_tails(self, lines: int = 40) -> str:
         """The last lines of each server log, for a failing test's report."""
         parts = []
@@ -307,20 +288,3 @@ def _terminate(process: subprocess.Popen[bytes] | None, grace: float = 15.0) -> 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def install_crds(plane: ControlPlane, *paths: Path) -> None:
-    """Server-side apply CRDs (trivy's are too big for client-side apply) and wait Established."""
-    for path in paths:
-        plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def cleanup_workdir(path: Path) -> None:
-    """Remove a control plane's folder unless ZEN_KEEP_CONTROLPLANE asks to keep it."""
-    if not os.environ.get("ZEN_KEEP_CONTROLPLANE"):
-        shutil.rmtree(path, ignore_errors=True)

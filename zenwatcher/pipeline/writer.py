@@ -135,20 +135,8 @@ class Writer:
 
     async def _open(self, finding: records.Finding, namespace: str, *, seen: datetime) -> str:
         """Create a report finding ("created"), reopen it ("reopened"), or find it Open."""
-        body = records.to_observation(
-            finding, namespace=namespace, now=seen, ttl_seconds=self._ttl_seconds
-        )
-        try:
-            created = await self._call(
-                "create", lambda: observations.create_observation(self._client, body)
-            )
-        except errors.NotFound as missing:
-            if namespace == self._default_namespace:
-                raise WriteFailed("namespace_missing", str(missing)) from missing
-            return await self._open(finding, self._default_namespace, seen=seen)
-        except errors.Conflict as conflict:
-            if not conflict.already_exists:
-                raise WriteFailed("conflict", str(conflict)) from conflict
+        created, namespace = await self._create(finding, namespace, seen=seen)
+        if created is None:
             changed = await self._update_status(
                 namespace, finding.name, lambda obs: reopened_status(obs, seen=seen), current=None
             )
@@ -175,7 +163,15 @@ class Writer:
     async def _create_or_add(
         self, finding: records.Finding, namespace: str, *, delta: int, seen: datetime
     ) -> str:
-        """Create with count `delta`, or add `delta` to the existing one: "created" or "repeat".
+        """Create with count `delta`, or add `delta` to the existing one: "created" or "repeat"."""
+        created, namespace = await self._create(finding, namespace, seen=seen)
+        await self._add(finding, namespace, delta=delta, seen=seen, current=created)
+        return "repeat" if created is None else "created"
+
+    async def _create(
+        self, finding: records.Finding, namespace: str, *, seen: datetime
+    ) -> tuple[dict[str, Any] | None, str]:
+        """POST the Observation: (the created object, or None when it exists; its namespace).
 
         A namespace that does not exist (deleted, or named by a tool but never created) sends
         the finding to the watcher's own namespace rather than losing it.
@@ -190,16 +186,12 @@ class Writer:
         except errors.NotFound as missing:
             if namespace == self._default_namespace:
                 raise WriteFailed("namespace_missing", str(missing)) from missing
-            return await self._create_or_add(
-                finding, self._default_namespace, delta=delta, seen=seen
-            )
+            return await self._create(finding, self._default_namespace, seen=seen)
         except errors.Conflict as conflict:
             if not conflict.already_exists:
                 raise WriteFailed("conflict", str(conflict)) from conflict
-            await self._add(finding, namespace, delta=delta, seen=seen, current=None)
-            return "repeat"
-        await self._add(finding, namespace, delta=delta, seen=seen, current=created)
-        return "created"
+            return None, namespace
+        return created, namespace
 
     async def _increment(self, job: IncrementJob) -> None:
         try:

@@ -63,16 +63,24 @@ def _install() -> None:
             f"(Debian/Ubuntu: `sudo {' '.join(APT_COMMAND)}`, or put both binaries from "
             "https://prometheus.io/download/ on PATH or in ZEN_PROMETHEUS_BIN)"
         )
-    result = subprocess.run(
-        APT_COMMAND,
+    result = _apt(APT_COMMAND)
+    if result.returncode != 0:
+        # A fresh machine may have no package lists yet: fetch them once and try again.
+        _apt(("apt-get", "update", "-qq"))
+        result = _apt(APT_COMMAND)
+    if result.returncode != 0:
+        raise PrometheusToolsError(
+            f"`{' '.join(APT_COMMAND)}` failed ({result.returncode}):\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+
+
+def _apt(command: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command,
         capture_output=True,
         text=True,
         check=False,
         timeout=INSTALL_TIMEOUT,
         env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
     )
-    if result.returncode != 0:
-        raise PrometheusToolsError(
-            f"`{' '.join(APT_COMMAND)}` failed ({result.returncode}):\n"
-            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-        )

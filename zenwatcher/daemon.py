@@ -129,6 +129,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         watch_namespaces=list(settings.watch_namespaces) or "all",
     )
     await _wait_for_stop_or_crash(stop, tasks)
+    # A root task that ended on its own is a failure: shut down in order, then exit non-zero.
+    crashed = [name for name, task in tasks.items() if task.done()]
+    if crashed:
+        log.error("root_task_ended", tasks=crashed)
     await _shutdown(
         settings=settings,
         pipeline=pipeline,
@@ -141,7 +145,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     await probe_server.stop()
     await client.close()
     log.info("zen_watcher_stopped")
-    return 0
+    return 1 if crashed else 0
 
 
 def _make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> Pipeline:

@@ -64,7 +64,9 @@ def control_plane() -> Iterator[cluster.Cluster]:
 
 
 @contextlib.contextmanager
-def daemon(running: cluster.Cluster, namespace: str, **env: str) -> Iterator[DaemonProcess]:
+def daemon(
+    running: cluster.Cluster, namespace: str, *, ready_timeout: float = 60.0, **env: str
+) -> Iterator[DaemonProcess]:
     """zen-watcher as the restricted user, pinned to DAEMON_CPU, stopped afterwards."""
     running.kubectl("create", "namespace", namespace, check=False)
     running.grant_watcher_role(namespace)
@@ -80,7 +82,7 @@ def daemon(running: cluster.Cluster, namespace: str, **env: str) -> Iterator[Dae
             process_args, env=process.env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        process.wait_ready(timeout=60)
+        process.wait_ready(timeout=ready_timeout)
         yield process
     finally:
         process.stop()

@@ -125,8 +125,15 @@ def sync_point(
     running.kubectl("create", "namespace", namespace, check=False)
     asyncio.run(create_all(running, documents))
     started = time.perf_counter()
+    # A leader is not ready until its informers have listed, which with a big backlog waits on
+    # the write queue: allow the whole sync.
     with daemon(
-        running, namespace, WATCH_NAMESPACE=namespace, API_QPS="0", QUEUE_SIZE="20000"
+        running,
+        namespace,
+        ready_timeout=1800,
+        WATCH_NAMESPACE=namespace,
+        API_QPS="0",
+        QUEUE_SIZE="20000",
     ) as target:
         assert target.process is not None
         peak = 0

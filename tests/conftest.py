@@ -94,6 +94,15 @@ def _start_daemon(
 _FAILED = pytest.StashKey[bool]()
 
 
+@pytest.fixture(name="admin_client")
+async def _admin_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
+    """Our own client as the admin user, for setting up what a test needs."""
+    connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
+    client = KubeClient(connection=connection, timeout=10.0)
+    yield client
+    await client.close()
+
+
 @pytest.fixture(autouse=True)
 def _reset_structlog() -> Iterator[None]:
     """Each test starts with structlog's default configuration."""

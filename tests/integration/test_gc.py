@@ -58,15 +58,6 @@ class _SpyClient(KubeClient):
         )
 
 
-@pytest.fixture(name="admin_client")
-async def _admin_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
-    """A client with cluster-admin rights, for writing the test's Observations."""
-    connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
-    client = KubeClient(connection=connection, timeout=10.0)
-    yield client
-    await client.close()
-
-
 @pytest.fixture(name="spy_client")
 async def _spy_client(control_plane: cluster.Cluster) -> AsyncIterator[_SpyClient]:
     """The restricted `zen-watcher` user's client, with a hook for injected faults."""

@@ -38,15 +38,6 @@ FAST_BACKOFF = functools.partial(Backoff, base=0.05, cap=0.5)
 Key = tuple[str, str]
 
 
-@pytest.fixture(name="admin_client")
-async def _admin_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
-    """Our client as the admin user, straight to the API server."""
-    connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
-    client = KubeClient(connection=connection, timeout=10.0)
-    yield client
-    await client.close()
-
-
 @pytest.fixture(name="metrics")
 def _metrics() -> Metrics:
     return Metrics(CollectorRegistry())

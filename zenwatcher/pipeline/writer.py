@@ -213,7 +213,6 @@ class Writer:
         delta: int,
         seen: datetime,
         current: dict[str, Any] | None,
-        reopen: bool = False,
     ) -> None:
         """status.count += delta and lastSeen = max(lastSeen, seen), safe against races."""
 
@@ -221,8 +220,6 @@ class Writer:
             status = merged_status(observation, delta=delta, seen=seen)
             if finding.origin is not None:
                 status["phase"] = records.Phase.OPEN.value
-                if reopen:
-                    status["resolvedAt"] = None
             return status
 
         await self._update_status(namespace, finding.name, compute, current=current)

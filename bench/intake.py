@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import LOAD_CPU
+from bench.common import LOAD_CPU, process_cpu_seconds
 from tests.controlplane import cluster
 from tests.e2e.daemon_process import DaemonProcess
 
@@ -45,12 +45,19 @@ def load_point(
         "--kind",
         kind,
     ]
+    pid = daemon.process.pid if daemon.process else None
+    cpu_before = process_cpu_seconds(pid)
     result = subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=duration * 10 + 60
     )
     if result.returncode != 0:
         raise RuntimeError(f"load generator failed: {result.stderr[-2000:]}")
     point: dict[str, Any] = orjson.loads(result.stdout.strip().splitlines()[-1])
+    # The server's own CPU per event: what the pipeline costs, whatever the rate.
+    events = point["events_per_second"] * point["elapsed_seconds"]
+    point["server_cpu_us_per_event"] = round(
+        (process_cpu_seconds(pid) - cpu_before) / max(1.0, events) * 1e6, 1
+    )
     total = point["ok"] + point["non2xx"] + point["errors"]
     point["non2xx_fraction"] = round((point["non2xx"] + point["errors"]) / max(1, total), 5)
     point["passed"] = point["p99_ms"] < P99_LIMIT_MS and point["non2xx_fraction"] < NON2XX_LIMIT
@@ -70,7 +77,8 @@ def capacity(
         print(
             f"  {kind:13} {rate:>8.0f}/s requests: p50 {point['p50_ms']:.1f} ms p99 {point['p99_ms']:.1f} ms "
             f"max {point['max_ms']:.1f} ms non-2xx {point['non2xx_fraction']:.4f} "
-            f"events/s {point['events_per_second']:.0f} loadgen cpu {point['loadgen_cpu_seconds']:.1f}s"
+            f"events/s {point['events_per_second']:.0f} "
+            f"server cpu {point['server_cpu_us_per_event']:.0f} us/event loadgen cpu {point['loadgen_cpu_seconds']:.1f}s"
             f"{' (saturated)' if point['loadgen_saturated'] else ''}",
             flush=True,
         )

@@ -9,9 +9,10 @@ Pure: no I/O, no clock of its own.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NewType
@@ -116,6 +117,38 @@ class Origin:
     key: str  # stable across trivy's delete-and-recreate: digest of group/kind/namespace/name
 
 
+class DeferredDetails(Mapping[str, Any]):
+    """A finding's details, built on first read.
+
+    Most webhook events repeat a finding the dedup cache already holds, and a repeat never needs
+    its details; building them only for the events that are written saves the hot path that work.
+    The builder (and the raw event it holds) is dropped once the details exist.
+    """
+
+    __slots__ = ("_build", "_built")
+
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+        self._build: Callable[[], dict[str, Any]] | None = build
+        self._built: dict[str, Any] = {}
+
+    def _details(self) -> dict[str, Any]:
+        if self._build is not None:
+            self._built, self._build = self._build(), None
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        return self._details()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._details())
+
+    def __len__(self) -> int:
+        return len(self._details())
+
+    def __repr__(self) -> str:
+        return f"DeferredDetails({self._details()!r})"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finding:
     """One finding from one tool, before it becomes an Observation.
@@ -171,7 +204,11 @@ def fingerprint_of(source: str, identity: tuple[str, ...]) -> Fingerprint:
 
 def name_for(source: str, fingerprint: Fingerprint) -> ObservationName:
     """`<source>-<16 hex>`: a valid DNS-1123 subdomain for any slug source."""
-    return ObservationName(f"{slugify(source)}-{fingerprint[:16]}")
+    return ObservationName(f"{_source_slug(source)}-{fingerprint[:16]}")
+
+
+# Sources are a handful of tool names, slugged once per event otherwise.
+_source_slug = functools.lru_cache(maxsize=256)(slugify)
 
 
 def observation_namespace(finding: Finding, *, default_namespace: str) -> str:

@@ -107,7 +107,8 @@ def map_audit_event(event: Any, *, streaming_at_complete: bool = False) -> recor
         resource=_resource(event, request),
         title=_title(request, verdict),
         message=_message(event, request, verdict),
-        details=_details(event, request, verdict, verdicts),
+        # Every field the details read was type-checked above, so building them later is safe.
+        details=records.DeferredDetails(lambda: _details(event, request, verdict, verdicts)),
         detected_at=timestamps.parse_time(event.get("stageTimestamp"))
         or timestamps.parse_time(event.get("requestReceivedTimestamp")),
     )

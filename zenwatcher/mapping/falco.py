@@ -26,14 +26,6 @@ _ABSENT = frozenset({"", "<NA>", "N/A"})
 # is where Falco ran, not where the event happened, so only syscall alerts identify by host.
 _HOST_SOURCES = frozenset({"", "syscall"})
 
-_AUDIT_FIELDS = (
-    "ka.user.name",
-    "ka.verb",
-    "ka.target.resource",
-    "ka.target.subresource",
-    "ka.target.name",
-)
-
 # "172.17.0.9:43812->10.96.0.1:443": the client port is ephemeral, so socket ports are dropped
 # (IPv4 and bracketed IPv6 only; bare IPv6 is ambiguous and kept as is).
 _SOCKET_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d+")
@@ -64,6 +56,7 @@ def map_falco_alert(alert: Any) -> records.Finding:
     falco_source = _optional_str(alert, "source")
     rule = _rule(alert, falco_source=falco_source)
     fields = _output_fields(alert)
+    tags = _tags(alert)  # checked now: a bad field rejects the alert, not its later write
     priority = alert.get("priority")
     return records.Finding(
         source=SOURCE,
@@ -75,7 +68,9 @@ def map_falco_alert(alert: Any) -> records.Finding:
         resource=_resource(fields),
         title=rule,
         message=_text(alert.get("output")) or rule,
-        details=_details(alert, rule=rule, fields=fields, falco_source=falco_source),
+        details=records.DeferredDetails(
+            lambda: _details(alert, rule=rule, fields=fields, tags=tags, falco_source=falco_source)
+        ),
         detected_at=timestamps.parse_time(alert.get("time")),
     )
 
@@ -151,26 +146,41 @@ def _hostname(alert: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
 def _identity(
     alert: Mapping[str, Any], *, rule: str, fields: Mapping[str, Any], falco_source: str
 ) -> tuple[str, ...]:
-    namespace = _text(fields.get("k8s.ns.name")) or _text(fields.get("ka.target.namespace"))
-    pod = _text(fields.get("k8s.pod.name"))
+    # Written out field by field: this runs for every alert, repeats included.
+    get = fields.get
+    namespace = _text(get("k8s.ns.name")) or _text(get("ka.target.namespace"))
+    pod = _text(get("k8s.pod.name"))
     # The host only tells actors apart when there is no pod, and only for syscall alerts.
     host = _hostname(alert, fields) if not pod and falco_source in _HOST_SOURCES else ""
-    audit = (_text(fields.get(key)) for key in _AUDIT_FIELDS)
-    return (rule, namespace, pod, host, *_actor(fields), *audit)
-
-
-def _actor(fields: Mapping[str, Any]) -> tuple[str, ...]:
-    """The fields that stay the same for the same actor; not proc.cmdline, whose arguments vary."""
     return (
-        _text(fields.get("container.id")),
-        _text(fields.get("container.image.repository")),
-        _text(fields.get("proc.name")),
+        rule,
+        namespace,
+        pod,
+        host,
+        # The actor: fields that stay the same for it; not proc.cmdline, whose arguments vary.
+        _text(get("container.id")),
+        _text(get("container.image.repository")),
+        _text(get("proc.name")),
         # Older Falco has no proc.exepath; proc.exe is the path it was started by.
-        _text(fields.get("proc.exepath")) or _text(fields.get("proc.exe")),
-        _text(fields.get("proc.pname")),
-        _text(fields.get("user.name")),
-        _SOCKET_PORT.sub(r"\1", _text(fields.get("fd.name"))),
+        _text(get("proc.exepath")) or _text(get("proc.exe")),
+        _text(get("proc.pname")),
+        _text(get("user.name")),
+        _without_ports(_text(get("fd.name"))),
+        # What a k8s_audit-sourced alert was about.
+        _text(get("ka.user.name")),
+        _text(get("ka.verb")),
+        _text(get("ka.target.resource")),
+        _text(get("ka.target.subresource")),
+        _text(get("ka.target.name")),
     )
+
+
+def _without_ports(fd_name: str) -> str:
+    return _SOCKET_PORT.sub(_address_only, fd_name) if ":" in fd_name else fd_name
+
+
+def _address_only(match: re.Match[str]) -> str:
+    return match.group(1)
 
 
 def _resource(fields: Mapping[str, Any]) -> records.ResourceRef | None:
@@ -202,12 +212,17 @@ def _audit_resource(fields: Mapping[str, Any]) -> records.ResourceRef | None:
 
 
 def _details(
-    alert: Mapping[str, Any], *, rule: str, fields: Mapping[str, Any], falco_source: str
+    alert: Mapping[str, Any],
+    *,
+    rule: str,
+    fields: Mapping[str, Any],
+    tags: list[str],
+    falco_source: str,
 ) -> dict[str, Any]:
     details: dict[str, Any] = {
         "rule": rule,
         "priority": _text(alert.get("priority")),
-        "tags": _tags(alert),
+        "tags": tags,
         "hostname": _hostname(alert, fields),
         "falcoSource": falco_source,
         "time": _text(alert.get("time")),

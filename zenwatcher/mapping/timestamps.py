@@ -5,29 +5,42 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-# Falco writes nanoseconds ("2021-05-04T13:57:22.512929126Z"); fromisoformat takes at most six
-# fraction digits, so the rest is cut off.
+# Falco writes nanoseconds ("2021-05-04T13:57:22.512929126Z"): Python 3.11's fromisoformat keeps
+# six digits; a parser that refuses them gets the text with the rest cut off.
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def parse_time(value: object) -> datetime | None:
     """An aware UTC datetime from RFC 3339 text or epoch seconds/nanoseconds; None if unusable."""
+    if isinstance(value, str):  # the common case, once per webhook event
+        return _from_text(value.strip())
     if isinstance(value, bool):
         return None
     if isinstance(value, datetime):  # YAML decodes unquoted timestamps itself
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, int | float):
         return _from_epoch(float(value))
-    if not isinstance(value, str) or not value.strip():
+    return None
+
+
+def _from_text(text: str) -> datetime | None:
+    if not text:
         return None
-    text = _LONG_FRACTION.sub(r"\1", value.strip())
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        return None
+        # Older parsers refuse more than six fraction digits; retry without the rest.
+        try:
+            moment = datetime.fromisoformat(_LONG_FRACTION.sub(_keep_micros, text))
+        except ValueError:
+            return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+        return moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def _keep_micros(match: re.Match[str]) -> str:
+    return match.group(1)
 
 
 def _from_epoch(number: float) -> datetime | None:

@@ -7,6 +7,7 @@ answer's counts are exactly what happened to the request's events.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from zenwatcher.pipeline.dedup import Decision, DedupCache
 from zenwatcher.pipeline.jobs import CreateJob, WriteJob
 
 MAX_ERRORS_IN_ANSWER = 5
+FILTERED = "filtered"
+REJECTED = "rejected"
 
 
 @dataclass(slots=True)
@@ -86,27 +89,31 @@ class EventIntake:
         """Account for every event; queue a write for each finding new to this window."""
         tally = Tally()
         now = self._wall_clock()
-        self._accounting.received(self.source, len(events))
+        # Counted per request, not per event: a metric increment takes a lock.
+        drops: Counter[tuple[str, str]] = Counter()
         for index, event in enumerate(events):
-            self._process_one(event, index, now, tally)
+            self._process_one(event, index, now, tally, drops)
+        self._account(len(events), tally, drops)
         return tally
 
-    def _process_one(self, event: Any, index: int, now: datetime, tally: Tally) -> None:
+    def _process_one(
+        self, event: Any, index: int, now: datetime, tally: Tally, drops: Counter[tuple[str, str]]
+    ) -> None:
         try:
             finding = self._map_event(event)
         except Ignored as ignored:
-            self._accounting.filtered(self.source, ignored.reason)
+            drops[FILTERED, ignored.reason] += 1
             tally.filtered += 1
             return
         except Rejected as rejected:
-            self._accounting.rejected(self.source, rejected.reason)
+            drops[REJECTED, rejected.reason] += 1
             tally.reject(f"event {index}: {rejected}")
             return
         reason = filtering.evaluate(self._filters.config, finding)
         if reason is None:
             reason = self._out_of_scope(finding)
         if reason is not None:
-            self._accounting.filtered(finding.source, reason)
+            drops[FILTERED, reason] += 1
             tally.filtered += 1
             return
         namespace = records.observation_namespace(
@@ -114,11 +121,21 @@ class EventIntake:
         )
         key = f"{namespace}/{finding.name}"
         if self._dedup.observe(key, now_wall=now, payload=finding) is Decision.REPEAT:
-            self._accounting.deduplicated(finding.source)
             tally.deduplicated += 1
             return
         self._enqueue(CreateJob(finding=finding, namespace=namespace, seen_at=now))
         tally.accepted += 1
+
+    def _account(self, received: int, tally: Tally, drops: Counter[tuple[str, str]]) -> None:
+        accounting, source = self._accounting, self.source
+        accounting.received(source, received)
+        if tally.deduplicated:
+            accounting.deduplicated(source, tally.deduplicated)
+        for (bucket, reason), count in drops.items():
+            if bucket == FILTERED:
+                accounting.filtered(source, reason, count)
+            else:
+                accounting.rejected(source, reason, count)
 
     def _out_of_scope(self, finding: records.Finding) -> str | None:
         """With WATCH_NAMESPACE set, findings for other namespaces are not ours to write."""

@@ -67,6 +67,7 @@ class ControlPlane:
     extra_apiserver_args: tuple[str, ...] = ()
     _etcd: subprocess.Popen[bytes] | None = None
     _apiserver: subprocess.Popen[bytes] | None = None
+    ca: trustme.CA | None = None  # issues the serving and client certificates
 
     @property
     def url(self) -> str:
@@ -225,7 +226,7 @@ class ControlPlane:
     def _write_pki(self) -> None:
         pki = self.workdir / "pki"
         pki.mkdir(exist_ok=True)
-        ca = trustme.CA()
+        ca = self.ca = trustme.CA()
         server = ca.issue_cert("127.0.0.1", "localhost", "kubernetes", "10.96.0.1")
         ca.cert_pem.write_to_path(str(pki / "ca.crt"))
         server.private_key_pem.write_to_path(str(pki / "apiserver.key"))
@@ -243,6 +244,13 @@ class ControlPlane:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+
+    def issue_client_certificate(self, user: str, group: str = "") -> tuple[bytes, bytes]:
+        """PEM certificate and key the API server accepts for `user` (CN) in `group` (O)."""
+        if self.ca is None:
+            raise ControlPlaneError("the control plane has not been started")
+        leaf = self.ca.issue_cert(user, common_name=user, organization_name=group or None)
+        return leaf.cert_chain_pems[0].bytes(), leaf.private_key_pem.bytes()
 
     def _write_tokens(self) -> None:
         (self.workdir / "tokens.csv").write_text(

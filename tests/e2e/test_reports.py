@@ -292,3 +292,32 @@ class TestFilterConfigMap:
         wait_for(lambda: daemon.metric_sum("zen_watcher_filter_config_valid") == 0)
         answer = daemon.post("/falco/webhook", orjson.dumps(unique_alert(3, namespace)))[2]
         assert 1 == answer.get("accepted")
+
+
+class TestWebhooksDuringSync:
+    def test_leader_webhooks_keep_room_in_the_queue(
+        self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str
+    ) -> None:
+        """A report with far more findings than the write queue holds, written slowly (API_QPS
+        5): reports fill only their share of the queue, so the leader's Falco webhook keeps
+        answering 200 while the sync runs, and everything is written in the end."""
+        daemon = report_daemon(start_daemon, namespace, QUEUE_SIZE="8", API_QPS="5", API_BURST="1")
+        report = fx.placed(fx.load_fixture(POLICY), namespace)
+        failing = next(entry for entry in report["results"] if entry["result"] == "fail")
+        report["results"] = [{**failing, "policy": f"policy-{index}"} for index in range(40)]
+        fx.apply(control_plane, report)
+        wait_for(lambda: daemon.metric_sum("zen_watcher_queue_depth") >= 4)
+        depths = []
+        for _ in range(10):
+            depths.append(daemon.metric_sum("zen_watcher_queue_depth"))
+            time.sleep(0.1)
+        assert max(depths) == 4  # the reports' half of QUEUE_SIZE, never more
+
+        answers = [
+            daemon.post("/falco/webhook", orjson.dumps(unique_alert(index, namespace)))
+            for index in range(4)
+        ]
+        assert [status for status, _, _ in answers] == [200] * 4
+        assert [body["accepted"] for _, _, body in answers] == [1] * 4
+
+        wait_for(lambda: len(fx.observations(control_plane, namespace)) == 44, timeout=90)

@@ -17,8 +17,9 @@ from typing import Any, NoReturn
 import structlog
 
 from zenwatcher import records
+from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.informers import informer as informing
-from zenwatcher.kube import discovery, observations
+from zenwatcher.kube import discovery, errors, observations
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.mapping import reports
 from zenwatcher.mapping.rejection import Ignored, Rejected
@@ -32,6 +33,9 @@ from zenwatcher.settings import Settings
 
 logger = structlog.get_logger()
 RESOLVE_INTERVAL = 1.0
+# Reports may fill at most this share of the write queue; the rest stays free for webhooks.
+REPORT_QUEUE_SHARE = 0.5
+QUEUE_WAIT_SECONDS = 0.02
 
 
 class ReportController:
@@ -59,6 +63,18 @@ class ReportController:
         self._synced: list[asyncio.Event] = []
         self._initial_sync_done = False
 
+    async def _put(self, job: WriteJob) -> None:
+        """Queue a report write, leaving the webhooks their share of the queue.
+
+        A large sync has far more findings than the queue holds; were reports to fill it, the
+        leader's webhooks would answer 503 until the sync ends. They wait instead, here.
+        """
+        limit = max(1, int(self._queue.maxsize * REPORT_QUEUE_SHARE))
+        # asyncio.Queue signals no threshold; a 20 ms poll costs nothing next to a write.
+        while self._queue.maxsize > 0 and self._queue.qsize() >= limit:  # noqa: ASYNC110
+            await asyncio.sleep(QUEUE_WAIT_SECONDS)
+        self._queue.put_nowait(job)  # no await since the check: there is room
+
     def synced(self) -> bool:
         """True once every informer started so far has completed its first list."""
         return self._initial_sync_done and all(event.is_set() for event in self._synced)
@@ -85,7 +101,26 @@ class ReportController:
         return [kind for kind in reports.REPORT_KINDS if kind.namespaced]
 
     async def _load_existing(self) -> None:
-        """Actual state: Observations carrying an origin label, within our scope."""
+        """Actual state: Observations carrying an origin label, within our scope.
+
+        A 429, 5xx or lost connection (a restarting API server) is retried with backoff here
+        rather than ending the leadership term.
+        """
+        backoff = Backoff()
+        while True:
+            try:
+                await self._list_existing()
+            except (errors.ApiError, errors.TransportError) as error:
+                if not errors.is_retriable(error):
+                    raise
+                hint = error.retry_after if isinstance(error, errors.ApiError) else None
+                delay = backoff.next_delay(hint=hint)
+                logger.warning("report_observations_load_retry", error=str(error), delay=delay)
+                await asyncio.sleep(delay)
+            else:
+                return
+
+    async def _list_existing(self) -> None:
         scopes: list[str | None] = list(self._settings.watch_namespaces) or [None]
         if self._settings.watch_namespaces and self._settings.pod_namespace not in scopes:
             scopes.append(self._settings.pod_namespace)  # where cluster-report findings go
@@ -149,7 +184,7 @@ class ReportController:
         while True:
             await asyncio.sleep(RESOLVE_INTERVAL)
             for resolve in self._ledger.due_resolutions():
-                await self._queue.put(
+                await self._put(
                     ResolveJob(
                         name=resolve.name,
                         namespace=resolve.namespace,
@@ -182,9 +217,7 @@ class ReportController:
                 self._accounting.deduplicated(finding.source)
         now = self._wall_clock()
         for open_ in verdict.opens:
-            await self._queue.put(
-                OpenJob(finding=open_.finding, namespace=open_.namespace, seen_at=now)
-            )
+            await self._put(OpenJob(finding=open_.finding, namespace=open_.namespace, seen_at=now))
         self._metrics.reconciles.labels(kind.kind, "ok").inc()
 
     def _account_entries(self, tool: str, mapped: reports.ReportFindings) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from bench import common, failover, intake, sync, writes
+from bench import common, failover, intake, peer, sync, writes
 from bench.dedup_bench import measure as dedup_measure
 
-POINTS = ("intake", "writes", "dedup", "sync", "failover", "idle")
+POINTS = ("intake", "peer", "writes", "dedup", "sync", "failover", "idle")
 
 
 def run(points: tuple[str, ...], *, quick: bool) -> dict[str, Any]:
@@ -34,6 +34,12 @@ def run(points: tuple[str, ...], *, quick: bool) -> dict[str, Any]:
             }
         if "intake" in points:
             results["intake"] = intake.run_intake(running, quick=quick)
+        if "peer" in points:
+            try:
+                results["peer"] = peer.run_peer(quick=quick)
+            except peer.PeerError as error:  # e.g. a module proxy that does not serve it
+                print(f"falcosidekick point unavailable: {error}", flush=True)
+                results["peer"] = {"unavailable": str(error)}
         if "writes" in points:
             results["writes"] = writes.run_writes(running, quick=quick)
         if "sync" in points:
@@ -73,6 +79,29 @@ def table(results: dict[str, Any]) -> str:
                 continue
             value = best["events_per_second"]
             add(label, value, "", wanted, value >= target if target else None)
+    peer_result = results.get("peer")
+    if peer_result is not None:
+        if "unavailable" in peer_result:
+            rows.append(("falcosidekick, Falco repeats, events/s", "unavailable", "—", "—"))
+            rows.append(("Falco repeats / falcosidekick", "unavailable", ">= 0.5", "not measured"))
+        else:
+            best = peer_result["best"]
+            add(
+                f"falcosidekick {peer_result['version']}, Falco repeats, events/s"
+                f"{'' if peer_result['limit'] == 'server' else ' (lower bound)'}",
+                best["events_per_second"] if best else None,
+                "",
+                "—",
+                None,
+            )
+            share = peer.ratio(intake_results.get("falco_repeats", {}), peer_result)
+            add(
+                "Falco repeats / falcosidekick",
+                share,
+                "",
+                ">= 0.5",
+                None if share is None else share >= 0.5,
+            )
     if "falco_repeats_at_5000" in intake_results:
         p99 = intake_results["falco_repeats_at_5000"]["p99_ms"]
         add("Falco repeats p99 at 5,000/s", p99, "ms", "<= 20 ms", p99 <= 20)

@@ -159,6 +159,7 @@ def _make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> 
     metrics.queue_depth.set_function(queue.qsize)
     dedup = DedupCache(window_seconds=config.dedup_window_seconds, max_size=config.dedup_max_size)
     metrics.dedup_cache_size.set_function(dedup.__len__)
+    metrics.dedup_pending.set_function(lambda: dedup.pending_repeats)
     writer = Writer(
         client=client,
         accounting=accounting,

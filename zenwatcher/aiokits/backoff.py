@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+_SHARED_RANDOM = random.Random()  # noqa: S311 - jitter, not secrets
+
 
 @dataclass(slots=True)
 class Backoff:
@@ -19,7 +21,8 @@ class Backoff:
     factor: float = 2.0
     jitter: float = 1.0
     attempts: int = 0
-    _random: random.Random = field(default_factory=random.Random)
+    # One generator for all: seeding a new one per write (from os.urandom) showed in profiles.
+    _random: random.Random = field(default=_SHARED_RANDOM)
 
     def next_delay(self, *, hint: float | None = None) -> float:
         """Seconds to wait before the next attempt."""

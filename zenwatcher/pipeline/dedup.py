@@ -91,9 +91,15 @@ class DedupCache:
         self._values: dict[str, object] = {}  # key -> payload, or _Repeats while some are pending
         self._slices: deque[_Slice] = deque()  # every key sits in exactly one slice
         self._ready: list[Flush] = []  # flushes found while observing, handed out by due_flushes
+        self._pending = 0  # repeats absorbed and not yet handed out in a Flush
 
     def __len__(self) -> int:
         return len(self._values)
+
+    @property
+    def pending_repeats(self) -> int:
+        """Repeats absorbed whose count has not been handed out in a Flush yet."""
+        return self._pending
 
     def observe(self, key: str, *, now_wall: datetime, payload: object = None) -> Decision:
         """FIRST when `key` is not cached (then `payload` is kept for its flushes), else REPEAT."""
@@ -111,6 +117,7 @@ class DedupCache:
             value.last_seen = now_wall
         else:
             self._values[key] = _Repeats(payload=value, last_seen=now_wall)
+        self._pending += 1
         return Decision.REPEAT
 
     def due_flushes(self) -> list[Flush]:
@@ -120,6 +127,7 @@ class DedupCache:
         """
         self._settle_due(self._clock())
         ready, self._ready = self._ready, []
+        self._pending -= sum(flush.count_delta for flush in ready)
         return ready
 
     def drain(self) -> list[Flush]:
@@ -130,6 +138,7 @@ class DedupCache:
         ]
         for key, repeats in pending:
             flushes.append(self._flush(key, repeats))
+            self._pending -= repeats.count
         return flushes
 
     def _settle_due(self, now: float) -> None:

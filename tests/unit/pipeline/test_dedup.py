@@ -173,6 +173,25 @@ class TestDueFlushes:
         assert len(writes) <= 100 / WINDOW + 1
         assert 100 == sum(count for _, count in writes) + drained
 
+    def test_pending_repeats_count_what_no_flush_has_carried_yet(self, clock: FakeClock) -> None:
+        """The gauge behind zen_watcher_dedup_pending_repeats: up with each repeat, down by
+        what each handed-out flush carries, whether due, evicted or drained."""
+        cache = dedup.DedupCache(window_seconds=WINDOW, max_size=2, clock=clock)
+        for key in ("a", "a", "a", "b", "b"):
+            see(cache, clock, key)
+        assert 3 == cache.pending_repeats
+        clock.advance(WINDOW * 1.1)
+        see(cache, clock, "c")  # due keys settle: flushes found, not yet handed out
+        assert 3 == cache.pending_repeats
+        assert 3 == sum(flush.count_delta for flush in cache.due_flushes())
+        assert 0 == cache.pending_repeats
+        see(cache, clock, "c")
+        see(cache, clock, "d")  # evicts "b", which has nothing pending
+        assert 1 == cache.pending_repeats
+        see(cache, clock, "d")
+        assert 2 == sum(flush.count_delta for flush in cache.drain())
+        assert 0 == cache.pending_repeats
+
 
 class TestEviction:
     def test_oldest_written_key_is_evicted(self, clock: FakeClock) -> None:

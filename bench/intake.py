@@ -98,7 +98,7 @@ def run_intake(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
         results["falco_repeats"] = capacity(
             target,
             kind="falco-repeat",
-            rates=[2000, 5000, 8000, 10000, 12000, 15000, 18000, 22000],
+            rates=[1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000, 18000],
             duration=duration,
             path="/falco/webhook",
         )
@@ -108,7 +108,7 @@ def run_intake(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
         results["audit_batches"] = capacity(
             target,
             kind="audit",
-            rates=[50, 100, 200, 300, 400, 500],
+            rates=[5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 250],
             duration=duration,
             path="/audit/webhook",
         )

@@ -1,0 +1,191 @@
+"""The Markdown table `bench.run` prints: each point, its measured value, target and verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import peer
+
+
+class Rows:
+    """Table rows; `add` formats a number and judges it against its target."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def add(
+        self, point: str, measured: float | None, unit: str, target: str, met: bool | None
+    ) -> None:
+        digits = 2 if not unit else 1
+        shown = "n/a" if measured is None else f"{measured:,.{digits}f} {unit}".strip()
+        self.text(point, shown, target, "—" if met is None else ("met" if met else "NOT met"))
+
+    def text(self, point: str, measured: str, target: str, verdict: str) -> None:
+        self.rows.append((point, measured, target, verdict))
+
+
+def table(results: dict[str, Any]) -> str:
+    """Markdown: point, measured, target, met; then the machine and the run's conditions."""
+    rows = Rows()
+    intake_rows(rows, results.get("intake", {}))
+    peer_rows(rows, results.get("peer"), results.get("intake", {}))
+    write_rows(rows, results.get("writes"))
+    latency_rows(rows, results.get("latency"), results.get("soak"))
+    dedup_and_sync_rows(rows, results.get("dedup", {}), results.get("sync", {}))
+    failover_rows(rows, results.get("failover"))
+    if "idle" in results:
+        rss = results["idle"]["idle_rss_mib"]
+        rows.add("Idle RSS", rss, "MiB", "<= 60 MiB", rss <= 60)
+    lines = ["| point | measured | target | |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows.rows]
+    m = results["machine"]
+    lines.append("")
+    lines.append(
+        f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu_model']}; Python {m['python']}; "
+        f"Kubernetes {m.get('kubernetes')}, etcd {m.get('etcd')}; commit {m['commit']}; {m['date']}"
+        f"{'; quick mode' if results.get('quick') else ''}."
+    )
+    return "\n".join(lines)
+
+
+def intake_rows(rows: Rows, intake_results: dict[str, Any]) -> None:
+    for key, label, target in (
+        ("falco_repeats", "Falco repeats, events/s (p99 < 50 ms, < 0.1 % non-2xx)", 15000.0),
+        ("falco_unique", "Falco unique findings, events/s", None),
+        ("audit_batches", "Audit in 400-event EventLists, events/s", 100000.0),
+    ):
+        if key not in intake_results:
+            continue
+        best = intake_results[key]["best"]
+        first = intake_results[key]["points"][0]
+        wanted = f">= {target:,.0f}" if target else "—"
+        if best is None:  # not even the lowest rate passed: say what it measured
+            measured = (
+                f"none passed (at {first['target_rate']:,.0f} req/s: p99 {first['p99_ms']:.1f} ms,"
+                f" {first['events_per_second']:,.0f} events/s)"
+            )
+            rows.text(label, measured, wanted, "NOT met" if target else "—")
+            continue
+        value = best["events_per_second"]
+        rows.add(label, value, "", wanted, value >= target if target else None)
+        cost = best.get("server_cpu_us_per_event")
+        if cost is not None:
+            rows.add(f"{label.split(',')[0]}: server CPU per event", cost, "µs", "—", None)
+    if "falco_repeats_at_5000" in intake_results:
+        p99 = intake_results["falco_repeats_at_5000"]["p99_ms"]
+        rows.add("Falco repeats p99 at 5,000/s", p99, "ms", "<= 20 ms", p99 <= 20)
+
+
+def peer_rows(rows: Rows, peer_result: dict[str, Any] | None, intake: dict[str, Any]) -> None:
+    if peer_result is None:
+        return
+    if "unavailable" in peer_result:
+        rows.text("falcosidekick, Falco repeats, events/s", "unavailable", "—", "—")
+        rows.text("Falco repeats / falcosidekick", "unavailable", ">= 0.5", "not measured")
+        return
+    best = peer_result["best"]
+    bound = "" if peer_result["limit"] == "server" else " (lower bound)"
+    rows.add(
+        f"falcosidekick {peer_result['version']}, Falco repeats, events/s{bound}",
+        best["events_per_second"] if best else None,
+        "",
+        "—",
+        None,
+    )
+    share = peer.ratio(intake.get("falco_repeats", {}), peer_result)
+    rows.add(
+        "Falco repeats / falcosidekick",
+        share,
+        "",
+        ">= 0.5",
+        None if share is None else share >= 0.5,
+    )
+
+
+def write_rows(rows: Rows, w: dict[str, Any] | None) -> None:
+    if not w:
+        return
+    rows.add(
+        "Raw API create rate (same server, concurrency 8)",
+        w["raw_create_per_second"],
+        "obj/s",
+        "—",
+        None,
+    )
+    rows.add(
+        "Raw create + status patch rate", w["raw_create_and_status_per_second"], "obj/s", "—", None
+    )
+    rows.add(
+        "Unique Observations through zen-watcher", w["zen_watcher_per_second"], "obj/s", "—", None
+    )
+    for key, label in (
+        ("ratio_vs_raw_create", "Write path / raw create"),
+        ("ratio_vs_create_and_status", "Write path / raw create + status"),
+    ):
+        rows.add(label, w[key], "", ">= 0.8", w[key] >= 0.8)
+
+
+def latency_rows(rows: Rows, latency: dict[str, Any] | None, soaked: dict[str, Any] | None) -> None:
+    for point in (latency or {}).get("points", []):
+        share = round(point["fraction"] * 100)
+        rows.add(
+            f"POST → watch ADDED p99 at {share} % of write capacity"
+            f" ({point['achieved_rate']:.0f}/s, {point['lost']} lost)",
+            point["p99_ms"],
+            "ms",
+            "<= 100 ms, none lost" if "met" in point else "—",
+            point.get("met"),
+        )
+    if soaked:
+        minutes = soaked["duration_s"] / 60
+        rows.add(
+            f"RSS during a {minutes:.0f}-minute soak at 50 %, max",
+            soaked["max_rss_mib"],
+            "MiB",
+            "—",
+            None,
+        )
+        slope = soaked["slope_mib_per_min_second_half"]
+        rows.add(
+            "RSS slope over the soak's second half",
+            slope,
+            "MiB/min",
+            "<= 0.1 MiB/min",
+            slope <= 0.1,
+        )
+
+
+def dedup_and_sync_rows(rows: Rows, dedup: dict[str, Any], sync: dict[str, Any]) -> None:
+    for keys, d in dedup.items():
+        per_key = d["bytes_per_key_name"]
+        rows.add(
+            f"Dedup bytes per key at {int(keys):,} keys", per_key, "B", "<= 200 B", per_key <= 200
+        )
+        rows.add(
+            f"Dedup repeat observes/s at {int(keys):,} keys", d["repeat_per_s"], "ops/s", "—", None
+        )
+    for name, s in sync.items():
+        rows.add(
+            f"Sync {s['reports']} {name} ({s['findings']:,} findings)",
+            s["seconds"],
+            "s",
+            "API-bound",
+            None,
+        )
+        rows.add(
+            f"Sync {name} peak RSS", s["peak_rss_mib"], "MiB", "< 150 MiB", s["peak_rss_mib"] < 150
+        )
+
+
+def failover_rows(rows: Rows, f: dict[str, Any] | None) -> None:
+    if not f:
+        return
+    for kind, label, limit in (("graceful", "Graceful", 3), ("sigkill", "SIGKILL", 17)):
+        rows.add(f"{label} failover, median of {f['trials']}", f[kind]["median_s"], "s", "—", None)
+        rows.add(
+            f"{label} failover, max of {f['trials']}",
+            f[kind]["max_s"],
+            "s",
+            f"<= {limit} s",
+            f[kind]["max_s"] <= limit,
+        )

@@ -105,19 +105,15 @@ def peer_rows(rows: Rows, peer_result: dict[str, Any] | None, intake: dict[str, 
 def write_rows(rows: Rows, w: dict[str, Any] | None) -> None:
     if not w:
         return
-    rows.add(
-        "Raw API create rate (same server, concurrency 8)",
-        w["raw_create_per_second"],
-        "obj/s",
-        "—",
-        None,
-    )
-    rows.add(
-        "Raw create + status patch rate", w["raw_create_and_status_per_second"], "obj/s", "—", None
-    )
-    rows.add(
-        "Unique Observations through zen-watcher", w["zen_watcher_per_second"], "obj/s", "—", None
-    )
+    where = f"client on CPU {w['raw_client_cpu']}, as the daemon" if "raw_client_cpu" in w else ""
+    for key, label in (
+        ("raw_create_per_second", f"Raw API create rate (concurrency 8, {where})"),
+        ("raw_create_and_status_per_second", f"Raw create + status patch rate ({where})"),
+        ("raw_create_and_status_unpinned_per_second", "Raw create + status, client on both cores"),
+        ("zen_watcher_per_second", "Unique Observations through zen-watcher"),
+    ):
+        if key in w:
+            rows.add(label.replace(", )", ")"), w[key], "obj/s", "—", None)
     for key, label in (
         ("ratio_vs_raw_create", "Write path / raw create"),
         ("ratio_vs_create_and_status", "Write path / raw create + status"),

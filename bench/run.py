@@ -8,6 +8,7 @@ with the targets beside the measured values, and writes the raw results as JSON.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ def main() -> int:
         help="unique Observations/s for latency and soak when writes is not among the points",
     )
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the control plane and daemons are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     results = run(tuple(args.only), quick=args.quick, write_capacity=args.write_capacity)
     output = Path(args.json)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -165,9 +165,19 @@ def dedup_and_sync_rows(rows: Rows, dedup: dict[str, Any], sync: dict[str, Any])
             f"Sync {s['reports']} {name} ({s['findings']:,} findings)",
             s["seconds"],
             "s",
-            "API-bound",
+            "—",
             None,
         )
+        rows.add(f"Sync {name} findings/s", s["findings_per_second"], "/s", "—", None)
+        if "daemon_cpu_fraction" in s:
+            share = s["daemon_cpu_fraction"]
+            rows.add(
+                f"Sync {name}: daemon CPU, share of its core",
+                share,
+                "",
+                "< 0.9 (API-bound)",
+                share < 0.9,
+            )
         rows.add(
             f"Sync {name} peak RSS", s["peak_rss_mib"], "MiB", "< 150 MiB", s["peak_rss_mib"] < 150
         )

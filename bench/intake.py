@@ -105,6 +105,13 @@ def run_intake(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
         results["falco_repeats_at_5000"] = load_point(
             target, kind="falco-repeat", rate=5000, duration=duration, path="/falco/webhook"
         )
+        results["audit_mix"] = capacity(
+            target,
+            kind="audit-mix",
+            rates=[10, 20, 30, 40, 50, 60, 75, 100, 150, 250],
+            duration=duration,
+            path="/audit/webhook",
+        )
         results["audit_batches"] = capacity(
             target,
             kind="audit",

@@ -42,15 +42,62 @@ def falco_alert(index: int) -> bytes:
     )
 
 
+# What fills a real audit log: controllers and kubelets reading and renewing. No audit rule
+# matches these; built here in the shape the API server writes (audit.k8s.io/v1, Metadata level).
+_ROUTINE_REQUESTS = (
+    ("list", "pods", "", "kube-system", "system:serviceaccount:kube-system:replicaset-controller"),
+    ("watch", "configmaps", "", "default", "system:node:worker-1"),
+    ("get", "endpoints", "", "default", "system:kube-proxy"),
+    ("update", "leases", "coordination.k8s.io", "kube-node-lease", "system:node:worker-2"),
+)
+
+
+def routine_audit_event(index: int) -> dict[str, object]:
+    verb, resource, group, namespace, user = _ROUTINE_REQUESTS[index % len(_ROUTINE_REQUESTS)]
+    prefix = f"/apis/{group}/v1" if group else "/api/v1"
+    stamp = "2026-01-01T00:00:00.000000Z"
+    return {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": f"00000000-0000-4000-8000-{index:012d}",
+        "stage": "ResponseComplete",
+        "requestURI": f"{prefix}/namespaces/{namespace}/{resource}",
+        "verb": verb,
+        "user": {"username": user, "groups": ["system:authenticated"]},
+        "sourceIPs": ["10.0.0.12"],
+        "userAgent": "kube-controller-manager/v1.37.2",
+        "objectRef": {
+            "resource": resource,
+            "namespace": namespace,
+            "apiGroup": group,
+            "apiVersion": "v1",
+        },
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": stamp,
+        "stageTimestamp": stamp,
+        "annotations": {"authorization.k8s.io/decision": "allow"},
+    }
+
+
+def audit_list(batch: int, *, finding_every: int) -> bytes:
+    """An EventList of `batch` events; every `finding_every`-th is a fixture finding (1 = all)."""
+    findings = payloads.audit_events()
+    items = [
+        findings[i % len(findings)] if i % finding_every == 0 else routine_audit_event(i)
+        for i in range(batch)
+    ]
+    return payloads.event_list(items)
+
+
 def body_factory(kind: str, batch: int) -> Callable[[int], bytes]:
     if kind == "falco-repeat":
         fixed = falco_alert(0)
         return lambda _: fixed
     if kind == "falco-unique":
         return falco_alert
-    events = payloads.audit_events()
-    items = [events[i % len(events)] for i in range(batch)]
-    fixed = payloads.event_list(items)
+    # "audit": every event a finding (the worst case); "audit-mix": one in 20.
+    fixed = audit_list(batch, finding_every=1 if kind == "audit" else 20)
     return lambda _: fixed
 
 
@@ -129,7 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     await asyncio.gather(*workers, return_exceptions=True)
     elapsed = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    events_per_request = args.batch if args.kind == "audit" else 1
+    events_per_request = args.batch if args.kind.startswith("audit") else 1
     return {
         "kind": args.kind,
         "target_rate": args.rate,
@@ -152,7 +199,9 @@ def main() -> int:
     parser.add_argument("--token", default="")
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--kind", choices=["falco-repeat", "falco-unique", "audit"], required=True)
+    parser.add_argument(
+        "--kind", choices=["falco-repeat", "falco-unique", "audit", "audit-mix"], required=True
+    )
     parser.add_argument("--batch", type=int, default=400, help="events per audit EventList")
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()

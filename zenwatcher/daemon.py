@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from zenwatcher import __version__, logs
 from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.aiokits.tasks import create_guarded_task, stop_tasks
+from zenwatcher.context import LeaderContext
 from zenwatcher.http.app import make_webhook_app
 from zenwatcher.http.probes import Readiness, make_probe_app
 from zenwatcher.http.serving import Server, tls_context
@@ -229,12 +230,14 @@ def _start_leadership(
 ) -> LeaderElector:
     """The elector on every pod; its terms run the report controller and GC."""
     work = LeaderWork(
-        client=client,
-        settings=settings,
-        queue=pipeline.queue,
-        filters=pipeline.filters,
-        accounting=pipeline.accounting,
-        metrics=metrics,
+        LeaderContext(
+            client=client,
+            settings=settings,
+            queue=pipeline.queue,
+            filters=pipeline.filters,
+            accounting=pipeline.accounting,
+            metrics=metrics,
+        )
     )
     readiness.leader_synced = work.synced
     elector = LeaderElector(

@@ -13,12 +13,8 @@ import structlog
 
 from zenwatcher import garbage
 from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.context import LeaderContext
 from zenwatcher.informers.reports import ReportController
-from zenwatcher.kube.client import KubeClient
-from zenwatcher.metrics import Metrics
-from zenwatcher.pipeline.accounting import Accounting
-from zenwatcher.pipeline.intake import FilterState
-from zenwatcher.pipeline.jobs import WriteJob
 from zenwatcher.settings import Settings
 
 logger = structlog.get_logger()
@@ -27,22 +23,8 @@ logger = structlog.get_logger()
 class LeaderWork:
     """Builds and runs one leadership term; tells readiness whether its informers synced."""
 
-    def __init__(
-        self,
-        *,
-        client: KubeClient,
-        settings: Settings,
-        queue: asyncio.Queue[WriteJob],
-        filters: FilterState,
-        accounting: Accounting,
-        metrics: Metrics,
-    ) -> None:
-        self._client = client
-        self._settings = settings
-        self._queue = queue
-        self._filters = filters
-        self._accounting = accounting
-        self._metrics = metrics
+    def __init__(self, context: LeaderContext) -> None:
+        self._context = context
         self._controller: ReportController | None = None
 
     def synced(self) -> bool:
@@ -51,14 +33,7 @@ class LeaderWork:
 
     async def lead(self) -> None:
         """One term: runs until cancelled (Lease lost, or shutdown)."""
-        self._controller = ReportController(
-            client=self._client,
-            settings=self._settings,
-            queue=self._queue,
-            filters=self._filters,
-            accounting=self._accounting,
-            metrics=self._metrics,
-        )
+        self._controller = ReportController(context=self._context)
         logger.info("leader_work_started")
         try:
             async with asyncio.TaskGroup() as group:
@@ -66,19 +41,19 @@ class LeaderWork:
                 group.create_task(self._gc(), name="gc-sweeper")
         finally:
             self._controller = None
-            self._metrics.informers_synced.set(0)
+            self._context.metrics.informers_synced.set(0)
             logger.info("leader_work_stopped")
 
     async def _gc(self) -> None:
-        settings = self._settings
+        settings = self._context.settings
         await garbage.gc_sweeper(
             interval=settings.gc.interval_seconds,
-            client=self._client,
+            client=self._context.client,
             namespaces=gc_scope(settings),
             default_ttl=settings.ttl_seconds,
             page_size=settings.gc.page_size,
             limiter=TokenBucket(rate=settings.gc.delete_rate, burst=1),
-            metrics=self._metrics,
+            metrics=self._context.metrics,
             now=lambda: datetime.now(UTC),
         )
 

@@ -18,18 +18,14 @@ import structlog
 
 from zenwatcher import records
 from zenwatcher.aiokits.backoff import Backoff
+from zenwatcher.context import LeaderContext
 from zenwatcher.informers import informer as informing
 from zenwatcher.kube import discovery, errors, observations
-from zenwatcher.kube.client import KubeClient
 from zenwatcher.mapping import reports
 from zenwatcher.mapping.rejection import Ignored, Rejected
-from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline import filtering
-from zenwatcher.pipeline.accounting import Accounting
-from zenwatcher.pipeline.intake import FilterState
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, WriteJob
 from zenwatcher.pipeline.reconciling import Existing, Ledger, Scope
-from zenwatcher.settings import Settings
 
 logger = structlog.get_logger()
 RESOLVE_INTERVAL = 1.0
@@ -44,22 +40,17 @@ class ReportController:
     def __init__(
         self,
         *,
-        client: KubeClient,
-        settings: Settings,
-        queue: asyncio.Queue[WriteJob],
-        filters: FilterState,
-        accounting: Accounting,
-        metrics: Metrics,
+        context: LeaderContext,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._client = client
-        self._settings = settings
-        self._queue = queue
-        self._filters = filters
-        self._accounting = accounting
-        self._metrics = metrics
+        self._client = context.client
+        self._settings = context.settings
+        self._queue = context.queue
+        self._filters = context.filters
+        self._accounting = context.accounting
+        self._metrics = context.metrics
         self._wall_clock = wall_clock
-        self._ledger = Ledger(grace_seconds=settings.report_resolve_grace_seconds)
+        self._ledger = Ledger(grace_seconds=context.settings.report_resolve_grace_seconds)
         self._synced: list[asyncio.Event] = []
         self._initial_sync_done = False
 

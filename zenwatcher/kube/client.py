@@ -7,7 +7,7 @@ Watch streams are read line by line with an inactivity timeout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -82,7 +82,7 @@ class KubeClient:
         params: Params | None = None,
         server_timeout: int,
         inactivity_timeout: float,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Decoded JSON lines of a watch; ends when the server closes the stream.
 
         A stream with no line (bookmarks included) for `inactivity_timeout` seconds is treated

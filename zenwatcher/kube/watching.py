@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import aiohttp
 import structlog
@@ -126,8 +126,7 @@ async def watch_stream(
         path, params=params, server_timeout=server_timeout, inactivity_timeout=inactivity_timeout
     )
     # Close the HTTP stream as soon as our consumer stops, not when the generator is collected.
-    # stream_lines is an async generator, though typed as a plain AsyncIterator.
-    async with contextlib.aclosing(cast("AsyncGenerator[dict[str, Any], None]", lines)):
+    async with contextlib.aclosing(lines):
         try:
             async for line in lines:
                 event = decode_event(line)

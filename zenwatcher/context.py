@@ -1,0 +1,26 @@
+"""The long-lived parts the daemon builds once and its leader work uses in every term."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.intake import FilterState
+from zenwatcher.pipeline.jobs import WriteJob
+from zenwatcher.settings import Settings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaderContext:
+    """What the report controller and GC share: API client, settings, the write queue, the
+    filters in force, and the accounting and metrics they report to."""
+
+    client: KubeClient
+    settings: Settings
+    queue: asyncio.Queue[WriteJob]
+    filters: FilterState
+    accounting: Accounting
+    metrics: Metrics

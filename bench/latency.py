@@ -313,6 +313,12 @@ def summarise(
         "daemon_cpu_fraction": round(daemon_cpu, 3),
         "daemon_runqueue_wait_fraction": round(daemon_wait, 3),
     }
+    if seen:
+        # When the slowest 1 % were sent: bunched together means a stall somewhere (the API
+        # server, etcd), spread out means steady queueing.
+        first = min(a.scheduled for a in alerts)
+        slowest = sorted(seen, key=lambda a: a.added - a.scheduled)[-max(1, len(seen) // 100) :]
+        point["slowest_percent_sent_at_s"] = sorted(round(a.scheduled - first, 1) for a in slowest)
     if fraction == TARGET_FRACTION:
         point["target_p99_ms"] = P99_TARGET_MS
         point["met"] = point["p99_ms"] <= P99_TARGET_MS and point["lost"] == 0

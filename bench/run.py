@@ -22,7 +22,11 @@ POINTS = ("intake", "peer", "writes", "latency", "soak", "dedup", "sync", "failo
 
 
 def run(
-    points: tuple[str, ...], *, quick: bool, write_capacity: float | None = None
+    points: tuple[str, ...],
+    *,
+    quick: bool,
+    write_capacity: float | None = None,
+    sync_kinds: tuple[str, ...] = sync.SYNC_KINDS,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": common.machine_facts(), "quick": quick}
     with common.control_plane() as running:
@@ -62,7 +66,7 @@ def run(
                     falco_repeat_capacity=repeats["events_per_second"] if repeats else None,
                 )
         if "sync" in points:
-            results["sync"] = sync.run_sync(running, quick=quick)
+            results["sync"] = sync.run_sync(running, quick=quick, kinds=sync_kinds)
         if "failover" in points:
             results["failover"] = failover.run_failover(running, quick=quick)
         if "idle" in points:
@@ -83,10 +87,18 @@ def main() -> int:
         default=None,
         help="unique Observations/s for latency and soak when writes is not among the points",
     )
+    parser.add_argument(
+        "--sync-kinds", nargs="*", choices=sync.SYNC_KINDS, default=list(sync.SYNC_KINDS)
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the control plane and daemons are stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    results = run(tuple(args.only), quick=args.quick, write_capacity=args.write_capacity)
+    results = run(
+        tuple(args.only),
+        quick=args.quick,
+        write_capacity=args.write_capacity,
+        sync_kinds=tuple(args.sync_kinds),
+    )
     output = Path(args.json)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

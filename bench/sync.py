@@ -155,14 +155,25 @@ def sync_point(
     return result
 
 
-def run_sync(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
+SYNC_KINDS = ("policy_reports", "vulnerability_reports")
+
+
+def run_sync(
+    running: cluster.Cluster, *, quick: bool, kinds: tuple[str, ...] = SYNC_KINDS
+) -> dict[str, Any]:
     policy_count, vuln_count = (100, 20) if quick else (1000, 200)
-    policy_docs = [policy_report("bench-sync-pr", i, 50) for i in range(policy_count)]
-    vuln_docs = [vulnerability_report("bench-sync-vr", i, 300) for i in range(vuln_count)]
-    return {
-        "policy_reports": sync_point(running, "bench-sync-pr", policy_docs, policy_count * 50),
-        "vulnerability_reports": sync_point(running, "bench-sync-vr", vuln_docs, vuln_count * 300),
-    }
+    results = {}
+    if "policy_reports" in kinds:
+        policy_docs = [policy_report("bench-sync-pr", i, 50) for i in range(policy_count)]
+        results["policy_reports"] = sync_point(
+            running, "bench-sync-pr", policy_docs, policy_count * 50
+        )
+    if "vulnerability_reports" in kinds:
+        vuln_docs = [vulnerability_report("bench-sync-vr", i, 300) for i in range(vuln_count)]
+        results["vulnerability_reports"] = sync_point(
+            running, "bench-sync-vr", vuln_docs, vuln_count * 300
+        )
+    return results
 
 
 def idle_rss(running: cluster.Cluster) -> dict[str, Any]:

@@ -170,9 +170,15 @@ class _Reflector:
         async with contextlib.aclosing(pages):
             async for page in pages:
                 resource_version = page.resource_version
-                for obj in page.items:
+                # Delivered objects are let go at once: a handler may wait (on the write
+                # queue), and a page of large reports would otherwise stay whole meanwhile.
+                items = list(reversed(page.items))
+                del page
+                while items:
+                    obj = items.pop()
                     present.add(object_key(obj))
                     await self._deliver(self._handler.on_object, obj)
+                    del obj
         await self._deliver(self._handler.on_listed, frozenset(present))
         self._metrics.relists.labels(resource=self._resource, reason=self._relist_reason).inc()
         self._log.info(

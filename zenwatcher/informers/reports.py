@@ -29,6 +29,9 @@ from zenwatcher.pipeline.reconciling import Existing, Ledger, Scope
 
 logger = structlog.get_logger()
 RESOLVE_INTERVAL = 1.0
+# A VulnerabilityReport can hold thousands of entries: list them 50 at a time, so the first
+# sync holds one modest page while it waits on the write queue.
+REPORT_LIST_PAGE_SIZE = 50
 # Reports may fill at most this share of the write queue; the rest stays free for webhooks.
 REPORT_QUEUE_SHARE = 0.5
 QUEUE_WAIT_SECONDS = 0.02
@@ -156,6 +159,7 @@ class ReportController:
                 resource=kind.plural,
                 handler=handler,
                 metrics=self._metrics,
+                page_size=REPORT_LIST_PAGE_SIZE,
                 synced=synced,
             )
         except informing.ResourceGone:

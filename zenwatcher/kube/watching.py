@@ -97,10 +97,12 @@ async def list_pages(
         if token:
             params["continue"] = token
         answer = await client.request("GET", path, params=params)
-        items = answer.get("items") or []
-        yield ListPage(items=items, resource_version=resource_version_of(answer))
         metadata = answer.get("metadata") or {}
         token = str(metadata.get("continue") or "")
+        # The items leave this frame with the page, so the caller alone decides their life.
+        yield ListPage(
+            items=answer.pop("items", None) or [], resource_version=resource_version_of(answer)
+        )
         if not token:
             return
 

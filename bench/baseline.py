@@ -16,7 +16,7 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from bench.common import DAEMON_CPU, LOAD_CPU
+from bench.common import DAEMON_CPU, LOAD_CPU, process_cpu_seconds
 from tests.controlplane.controlplane import free_port
 
 
@@ -45,6 +45,7 @@ def main() -> int:
     time.sleep(2)
     try:
         for rate in (2000, 5000, 8000, 10000):
+            cpu_before = process_cpu_seconds(server.pid)
             result = subprocess.run(
                 [
                     "taskset",
@@ -68,7 +69,14 @@ def main() -> int:
                 text=True,
                 check=True,
             )
-            print(f"bare handler {rate}/s: {result.stdout.strip()}", flush=True)
+            point = orjson.loads(result.stdout)
+            cpu = process_cpu_seconds(server.pid) - cpu_before
+            print(
+                f"bare handler {rate}/s: achieved {point['achieved_rps']:.0f}/s, p99 "
+                f"{point['p99_ms']} ms, server CPU {cpu / max(1, point['ok']) * 1e6:.0f} µs/request"
+                f" (loadgen CPU {point['loadgen_cpu_seconds']} s of {point['elapsed_seconds']} s)",
+                flush=True,
+            )
     finally:
         server.terminate()
         server.wait()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import ssl
 from pathlib import Path
 
 import pytest
+import trustme
 
 from zenwatcher.kube import config as kube_config
 
@@ -58,3 +61,46 @@ async def test_token_file_is_reread_after_a_minute(tmp_path: Path) -> None:
     token.unlink()  # a failed re-read keeps the last token
     now[0] += kube_config.TOKEN_REREAD_SECONDS
     assert await credentials.authorization() == "Bearer second"
+
+
+def kubeconfig_text(cluster: str, *, current: str = "current-context: x\n") -> str:
+    return (
+        f"clusters: [{{name: c, cluster: {cluster}}}]\n"
+        "users: [{name: u, user: {token: abc}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n" + current
+    )
+
+
+async def test_a_named_ca_is_the_only_one_trusted(tmp_path: Path) -> None:
+    """As client-go: with certificate-authority-data, the system's CAs are not trusted too."""
+    ca = trustme.CA()
+    data = base64.b64encode(ca.cert_pem.bytes()).decode()
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        kubeconfig_text(f"{{server: 'https://127.0.0.1:6443', certificate-authority-data: {data}}}")
+    )
+    connection = await kube_config.load_connection(str(path))
+    assert isinstance(connection.ssl_context, ssl.SSLContext)
+    assert 1 == len(connection.ssl_context.get_ca_certs())
+
+
+async def test_no_current_context_is_not_guessed(tmp_path: Path) -> None:
+    """A context without a name must not match a missing current-context."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:8001'}}]\n"
+        "users: [{name: u, user: {token: abc}}]\n"
+        "contexts: [{context: {cluster: c, user: u}}]\n"
+    )
+    with pytest.raises(kube_config.KubeConfigError):
+        await kube_config.load_connection(str(path))
+
+
+@pytest.mark.parametrize("field", ["tls-server-name", "proxy-url"])
+async def test_cluster_fields_our_client_cannot_honour_are_refused(
+    tmp_path: Path, field: str
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig_text(f"{{server: 'https://127.0.0.1:6443', {field}: elsewhere}}"))
+    with pytest.raises(kube_config.KubeConfigError, match=f"{field}='elsewhere'"):
+        await kube_config.load_connection(str(path))

@@ -103,7 +103,9 @@ class ReportController:
         backoff = Backoff()
         while True:
             try:
-                await self._list_existing()
+                # Into the ledger only once complete: a failed attempt's partial list may name
+                # Observations deleted before the next one.
+                known = await self._list_existing()
             except (errors.ApiError, errors.TransportError) as error:
                 if not errors.is_retriable(error):
                     raise
@@ -112,29 +114,22 @@ class ReportController:
                 logger.warning("report_observations_load_retry", error=str(error), delay=delay)
                 await asyncio.sleep(delay)
             else:
+                for name, existing in known:
+                    self._ledger.know(name, existing)
+                logger.info("report_observations_loaded", count=len(self._ledger))
                 return
 
-    async def _list_existing(self) -> None:
+    async def _list_existing(self) -> list[tuple[str, Existing]]:
         scopes: list[str | None] = list(self._settings.watch_namespaces) or [None]
         if self._settings.watch_namespaces and self._settings.pod_namespace not in scopes:
             scopes.append(self._settings.pod_namespace)  # where cluster-report findings go
-        for namespace in scopes:
+        return [
+            _existing(item)
+            for namespace in scopes
             async for item in observations.list_observations(
                 self._client, namespace=namespace, label_selector=records.LABEL_ORIGIN
-            ):
-                self._know(item)
-        logger.info("report_observations_loaded", count=len(self._ledger))
-
-    def _know(self, item: dict[str, Any]) -> None:
-        metadata = item.get("metadata") or {}
-        status = item.get("status") or {}
-        phase = records.Phase.RESOLVED if status.get("phase") == "Resolved" else records.Phase.OPEN
-        existing = Existing(
-            namespace=str(metadata.get("namespace", "")),
-            phase=phase,
-            source=str((item.get("spec") or {}).get("source", "")),
-        )
-        self._ledger.know(str(metadata.get("name", "")), existing)
+            )
+        ]
 
     async def _start_informers(self, kind: reports.ReportKind, group: asyncio.TaskGroup) -> None:
         for path in discovery.kind_paths(kind, self._settings.watch_namespaces):
@@ -284,6 +279,19 @@ class _ReportHandler:
 
     async def on_listed(self, present: frozenset[tuple[str, str]]) -> None:
         self._controller.listed(self._scope, self._kind, present)
+
+
+def _existing(item: dict[str, Any]) -> tuple[str, Existing]:
+    """An Observation's name and what reconciliation needs of it."""
+    metadata = item.get("metadata") or {}
+    status = item.get("status") or {}
+    phase = records.Phase.RESOLVED if status.get("phase") == "Resolved" else records.Phase.OPEN
+    existing = Existing(
+        namespace=str(metadata.get("namespace", "")),
+        phase=phase,
+        source=str((item.get("spec") or {}).get("source", "")),
+    )
+    return str(metadata.get("name", "")), existing
 
 
 def _namespace_of(path: str) -> str:

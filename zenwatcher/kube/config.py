@@ -39,8 +39,8 @@ _OWN_USER_FIELDS = frozenset(
     }
 )
 
-# Cluster fields that change how to connect beyond server and CA: the loader's to handle.
-_LOADER_CLUSTER_FIELDS = frozenset({"tls-server-name", "proxy-url"})
+# Cluster fields our client cannot honour; connecting without them would be wrong, not degraded.
+_UNSUPPORTED_CLUSTER_FIELDS = ("tls-server-name", "proxy-url")
 
 
 class KubeConfigError(RuntimeError):
@@ -74,10 +74,10 @@ class TokenFile:
 
     async def authorization(self) -> str | None:
         if self._clock() - self._read_at >= TOKEN_REREAD_SECONDS:
-            # A failed re-read keeps the last token: it stays valid well past a minute.
+            self._read_at = self._clock()
+            # A failed re-read keeps the last token (valid well past a minute); next try later.
             with contextlib.suppress(OSError):
                 self._token = self._read()
-                self._read_at = self._clock()
         return f"Bearer {self._token}" if self._token else None
 
     def _read(self) -> str:
@@ -165,9 +165,14 @@ def _own_connection(config: dict[str, Any], base_dir: Path) -> Connection | None
         cluster is None
         or not isinstance(cluster.get("server"), str)
         or set(user) - _OWN_USER_FIELDS
-        or _LOADER_CLUSTER_FIELDS & set(cluster)
     ):
         return None
+    for field in _UNSUPPORTED_CLUSTER_FIELDS:
+        if cluster.get(field):
+            raise KubeConfigError(
+                f"kubeconfig cluster field {field}={cluster[field]!r} is not supported; "
+                "use a server URL the API server's certificate names, reachable directly"
+            )
     server = str(cluster["server"]).rstrip("/")
     try:
         credentials = _credentials(user, base_dir)
@@ -178,6 +183,8 @@ def _own_connection(config: dict[str, Any], base_dir: Path) -> Connection | None
 
 
 def _named(config: dict[str, Any], section: str, name: object, field: str) -> dict[str, Any] | None:
+    if not isinstance(name, str) or not name:
+        return None
     entries = config.get(section)
     for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, dict) and entry.get("name") == name:
@@ -199,12 +206,15 @@ def _ssl_context(
 ) -> ssl.SSLContext | bool:
     if not server.startswith("https"):
         return False
-    context = ssl.create_default_context()
+    # A named CA is the only one trusted (as client-go does); the system store only without one.
     if cluster.get("certificate-authority-data"):
         pem = base64.b64decode(str(cluster["certificate-authority-data"])).decode()
-        context.load_verify_locations(cadata=pem)
+        context = ssl.create_default_context(cadata=pem)
     elif cluster.get("certificate-authority"):
-        context.load_verify_locations(cafile=str(base_dir / str(cluster["certificate-authority"])))
+        ca_file = str(base_dir / str(cluster["certificate-authority"]))
+        context = ssl.create_default_context(cafile=ca_file)
+    else:
+        context = ssl.create_default_context()
     with (
         _pem_file(user, "client-certificate", base_dir) as cert,
         _pem_file(user, "client-key", base_dir) as key,

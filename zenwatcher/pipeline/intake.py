@@ -91,9 +91,11 @@ class EventIntake:
         now = self._wall_clock()
         # Counted per request, not per event: a metric increment takes a lock.
         drops: Counter[tuple[str, str]] = Counter()
-        for index, event in enumerate(events):
-            self._process_one(event, index, now, tally, drops)
-        self._account(len(events), tally, drops)
+        try:
+            for index, event in enumerate(events):
+                self._process_one(event, index, now, tally, drops)
+        finally:  # even if a bug stops the loop, what was queued stays accounted for
+            self._account(len(events), tally, drops)
         return tally
 
     def _process_one(

@@ -1,0 +1,65 @@
+"""ReportController's start of term against an injected fault: a list that fails half-way."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry
+
+from zenwatcher import records
+from zenwatcher.context import LeaderContext
+from zenwatcher.informers.reports import ReportController
+from zenwatcher.kube import errors
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.intake import FilterState
+from zenwatcher.pipeline.jobs import WriteJob
+from zenwatcher.settings import Settings
+
+
+def observation(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "a", "labels": {records.LABEL_ORIGIN: "o"}},
+        "spec": {"source": "kyverno"},
+        "status": {"phase": "Open"},
+    }
+
+
+class ListFailingHalfWay:
+    """A fake API (the fault cannot be timed on a real server): the first list returns a page
+    naming `gone` and then loses its connection; `gone` is deleted meanwhile, so the retried
+    list is empty."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            return {"metadata": {"continue": "more"}, "items": [observation("gone")]}
+        if self.calls == 2:
+            raise errors.TransportError("connection reset")
+        return {"metadata": {}, "items": []}
+
+
+async def test_a_failed_load_leaves_nothing_behind() -> None:
+    """Only a complete list counts: an Observation seen by the failed attempt only is not
+    believed to exist (reconciliation would otherwise never recreate it)."""
+    fake = ListFailingHalfWay()
+    queue: asyncio.Queue[WriteJob] = asyncio.Queue()
+    metrics = Metrics(CollectorRegistry())
+    controller = ReportController(
+        context=LeaderContext(
+            client=cast("KubeClient", fake),
+            settings=Settings.from_env({}),
+            queue=queue,
+            filters=FilterState(),
+            accounting=Accounting(metrics),
+            metrics=metrics,
+        )
+    )
+    await controller._load_existing()
+    assert 3 == fake.calls
+    assert 0 == len(controller._ledger)

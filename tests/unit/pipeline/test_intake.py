@@ -1,0 +1,71 @@
+"""EventIntake accounting: every event in exactly one bucket, even when a bug stops a request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from zenwatcher.mapping import falco
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.dedup import DedupCache
+from zenwatcher.pipeline.intake import EventIntake, FilterState
+from zenwatcher.pipeline.jobs import WriteJob
+
+
+def alert(pod: str) -> dict[str, Any]:
+    return {"rule": "Terminal shell", "priority": "Warning", "output_fields": {"k8s.pod.name": pod}}
+
+
+def make_intake(map_event: Any) -> tuple[EventIntake, Metrics, list[WriteJob]]:
+    metrics = Metrics(CollectorRegistry())
+    queued: list[WriteJob] = []
+    intake = EventIntake(
+        source="falco",
+        map_event=map_event,
+        filters=FilterState(),
+        dedup=DedupCache(window_seconds=60, max_size=100),
+        accounting=Accounting(metrics),
+        enqueue=queued.append,
+        default_namespace="zen-system",
+    )
+    return intake, metrics, queued
+
+
+def counted(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, {"source": "falco", **labels})
+    return 0.0 if value is None else value
+
+
+def test_each_event_lands_in_one_bucket_per_request() -> None:
+    intake, metrics, queued = make_intake(falco.map_falco_alert)
+    tally = intake.process([alert("a"), alert("a"), alert("b"), {"rule": ""}, "text"])
+    assert (tally.accepted, tally.deduplicated, tally.rejected) == (2, 1, 2)
+    assert 2 == len(queued)
+    assert 5 == counted(metrics, "zen_watcher_events_received_total")
+    assert 1 == counted(metrics, "zen_watcher_events_total", bucket="deduplicated", reason="")
+    assert 1 == counted(
+        metrics, "zen_watcher_events_total", bucket="rejected", reason="missing_rule"
+    )
+    assert 1 == counted(
+        metrics, "zen_watcher_events_total", bucket="rejected", reason="not_an_object"
+    )
+
+
+def test_a_bug_midway_still_accounts_for_what_was_done() -> None:
+    """A mapper that raises something unexpected (a bug) on the third event: the request
+    fails, but the events before it, queued or absorbed, are counted as received."""
+
+    def buggy(event: Any) -> Any:
+        if event == "boom":
+            raise RuntimeError("bug")
+        return falco.map_falco_alert(event)
+
+    intake, metrics, queued = make_intake(buggy)
+    with pytest.raises(RuntimeError):
+        intake.process([alert("a"), alert("a"), "boom", alert("c")])
+    assert 1 == len(queued)
+    assert 4 == counted(metrics, "zen_watcher_events_received_total")
+    assert 1 == counted(metrics, "zen_watcher_events_total", bucket="deduplicated", reason="")

@@ -11,12 +11,14 @@ import hashlib
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import orjson
 import uvloop
 from aiohttp import web
 
-from bench.common import DAEMON_CPU, LOAD_CPU, process_cpu_seconds
+from bench.common import DAEMON_CPU
+from bench.intake import load_point
 from tests.controlplane.controlplane import free_port
 
 
@@ -34,6 +36,14 @@ def serve(port: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class BareServer:
+    """The bare handler's process, as bench.intake.load_point takes a server under load."""
+
+    webhook_port: int
+    process: subprocess.Popen[bytes]
+
+
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--serve":
         serve(int(sys.argv[2]))
@@ -43,37 +53,15 @@ def main() -> int:
         ["taskset", "-c", DAEMON_CPU, sys.executable, "-m", "bench.baseline", "--serve", str(port)]
     )
     time.sleep(2)
+    target = BareServer(webhook_port=port, process=server)
     try:
         for rate in (2000, 5000, 8000, 10000):
-            cpu_before = process_cpu_seconds(server.pid)
-            result = subprocess.run(
-                [
-                    "taskset",
-                    "-c",
-                    LOAD_CPU,
-                    sys.executable,
-                    "-m",
-                    "bench.loadgen",
-                    "--port",
-                    str(port),
-                    "--path",
-                    "/falco/webhook",
-                    "--rate",
-                    str(rate),
-                    "--duration",
-                    "5",
-                    "--kind",
-                    "falco-repeat",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
+            point = load_point(
+                target, kind="falco-repeat", rate=rate, duration=5, path="/falco/webhook"
             )
-            point = orjson.loads(result.stdout)
-            cpu = process_cpu_seconds(server.pid) - cpu_before
             print(
                 f"bare handler {rate}/s: achieved {point['achieved_rps']:.0f}/s, p99 "
-                f"{point['p99_ms']} ms, server CPU {cpu / max(1, point['ok']) * 1e6:.0f} µs/request"
+                f"{point['p99_ms']} ms, server CPU {point['server_cpu_us_per_event']:.0f} µs/request"
                 f" (loadgen CPU {point['loadgen_cpu_seconds']} s of {point['elapsed_seconds']} s)",
                 flush=True,
             )

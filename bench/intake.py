@@ -8,21 +8,30 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from bench.common import LOAD_CPU, process_cpu_seconds
 from tests.controlplane import cluster
-from tests.e2e.daemon_process import DaemonProcess
 
 P99_LIMIT_MS = 50.0
 NON2XX_LIMIT = 0.001
 TOKEN = "bench-token"
 
 
+class LoadTarget(Protocol):
+    """A server under load: the port to post to, and its process for the CPU it used."""
+
+    @property
+    def webhook_port(self) -> int: ...
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None: ...
+
+
 def load_point(
-    daemon: DaemonProcess, *, kind: str, rate: float, duration: float, path: str
+    daemon: LoadTarget, *, kind: str, rate: float, duration: float, path: str
 ) -> dict[str, Any]:
     """One open-loop run from a separate, pinned process."""
     command = [
@@ -67,7 +76,7 @@ def load_point(
 
 
 def capacity(
-    daemon: DaemonProcess, *, kind: str, rates: list[float], duration: float, path: str
+    daemon: LoadTarget, *, kind: str, rates: list[float], duration: float, path: str
 ) -> dict[str, Any]:
     """Step through `rates` until a point fails; the best passing rate and every point."""
     points = []

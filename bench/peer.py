@@ -30,16 +30,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import orjson
 
 from bench.common import DAEMON_CPU
 from bench.intake import capacity
 from tests.controlplane.controlplane import free_port
-
-if TYPE_CHECKING:
-    from tests.e2e.daemon_process import DaemonProcess
 
 FALCOSIDEKICK_MODULE = "github.com/falcosecurity/falcosidekick"
 FALCOSIDEKICK_VERSION = "2.33.0"
@@ -272,9 +269,8 @@ def run_peer(*, quick: bool, rates: list[float] | None = None) -> dict[str, Any]
         flush=True,
     )
     with falcosidekick(binary) as peer:
-        # load_point reads only `webhook_port` and `process` of its target, which Peer has.
         result = capacity(
-            cast("DaemonProcess", peer),
+            peer,
             kind="falco-repeat",
             rates=RATES if rates is None else rates,
             duration=duration,

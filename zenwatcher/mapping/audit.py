@@ -11,10 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from zenwatcher import records
-from zenwatcher.mapping import audit_fields, audit_rules, kinds, rejection, timestamps
+from zenwatcher.mapping import (
+    audit_fields,
+    audit_request,
+    audit_rules,
+    kinds,
+    rejection,
+    timestamps,
+)
 
 SOURCE = "audit"
-AUDIT_GROUP = "audit.k8s.io"
 STAGE_RESPONSE_STARTED = "ResponseStarted"
 # A request that panicked never reaches ResponseComplete; Panic is its last word.
 STAGES_COMPLETE = frozenset({"ResponseComplete", "Panic"})
@@ -42,7 +48,7 @@ def split_audit_body(payload: Any) -> list[Any]:
     """The audit Events of a decoded webhook body: an EventList's items, one Event, or an array."""
     if isinstance(payload, list):
         return list(payload)
-    if not isinstance(payload, dict) or not _is_audit_api(payload.get("apiVersion")):
+    if not isinstance(payload, dict) or not audit_request.is_audit_api(payload.get("apiVersion")):
         raise rejection.Rejected("invalid_shape", _shape_message(payload))
     kind = payload.get("kind")
     if kind == "Event":
@@ -85,17 +91,16 @@ def map_audit_event(event: Any, *, streaming_at_complete: bool = False) -> recor
     """
     if not isinstance(event, dict):
         raise rejection.Rejected("not_an_object", _shape_message(event))
-    _check_envelope(event)
-    request = _request_of(event)
+    request = audit_request.read_request(event)
     _check_stage(
-        audit_fields.required_str(event, "stage"),
+        event["stage"],  # read_request checked it
         streaming=is_streaming(event),
         streaming_at_complete=streaming_at_complete,
     )
     verdicts = audit_rules.matches(request)
     if not verdicts:
         raise rejection.Ignored(
-            "no_rule", f"no audit rule matches {request.verb} {_target(request)}"
+            "no_rule", lambda: f"no audit rule matches {request.verb} {_target(request)}"
         )
     verdict = audit_rules.most_severe(verdicts)
     return records.Finding(
@@ -114,23 +119,6 @@ def map_audit_event(event: Any, *, streaming_at_complete: bool = False) -> recor
     )
 
 
-def _check_envelope(event: Mapping[str, Any]) -> None:
-    kind = event.get("kind")
-    if kind != "Event":
-        raise rejection.Rejected("invalid_kind", f"expected an audit Event, got kind {kind!r}")
-    api_version = event.get("apiVersion")
-    if not _is_audit_api(api_version):
-        raise rejection.Rejected(
-            "invalid_api_version", f"expected apiVersion {AUDIT_GROUP}/*, got {api_version!r}"
-        )
-    for key in ("auditID", "stage", "verb"):
-        audit_fields.required_str(event, key)
-    # Fields only the details use are checked here too, so a bad event is rejected at any stage.
-    audit_fields.optional_str(event, "userAgent")
-    audit_fields.strings(event, "sourceIPs")
-    audit_fields.optional_map(event, "impersonatedUser")
-
-
 def _check_stage(stage: str, *, streaming: bool, streaming_at_complete: bool) -> None:
     # A streaming request's Panic follows its ResponseStarted, so it is not judged a second time.
     judged_at = STAGES_COMPLETE
@@ -139,37 +127,6 @@ def _check_stage(stage: str, *, streaming: bool, streaming_at_complete: bool) ->
     if stage not in judged_at:
         kind = "streaming" if streaming else "normal"
         raise rejection.Ignored("stage", f"a {kind} request is not judged at stage {stage}")
-
-
-def _request_of(event: Mapping[str, Any]) -> audit_rules.Request:
-    user = audit_fields.optional_map(event, "user")
-    ref = audit_fields.optional_map(event, "objectRef")
-    resource = audit_fields.optional_str(ref, "resource", where="objectRef")
-    namespace = audit_fields.optional_str(ref, "namespace", where="objectRef")
-    name = audit_fields.optional_str(ref, "name", where="objectRef")
-    if resource == "namespaces":
-        # A Namespace is cluster-scoped; the API server reports it as its own namespace.
-        name, namespace = name or namespace, ""
-    uri = audit_fields.optional_str(event, "requestURI")
-    verb = audit_fields.required_str(event, "verb")
-    if not name and verb == "create":
-        name = audit_fields.metadata(event.get("requestObject"), "name") or audit_fields.metadata(
-            event.get("responseObject"), "name"
-        )
-    return audit_rules.Request(
-        verb=verb,
-        username=audit_fields.optional_str(user, "username", where="user"),
-        groups=audit_fields.strings(user, "groups", where="user"),
-        api_group=_api_group(ref, uri) if resource else "",
-        resource=resource,
-        subresource=audit_fields.optional_str(ref, "subresource", where="objectRef"),
-        namespace=namespace,
-        name=name,
-        path=uri.partition("?")[0],
-        code=audit_fields.response_code(event),
-        request_object=event.get("requestObject"),
-        response_object=event.get("responseObject"),
-    )
 
 
 def _identity(
@@ -271,18 +228,6 @@ def _details(
         "impersonatedUser": audit_fields.optional_map(event, "impersonatedUser").get("username"),
     }
     return {key: value for key, value in details.items() if value not in (None, "", [], {})}
-
-
-def _api_group(ref: Mapping[str, Any], uri: str) -> str:
-    if "apiGroup" in ref:
-        return audit_fields.optional_str(ref, "apiGroup", where="objectRef")
-    # Old events leave apiGroup out; /apis/<group>/<version>/… still names it.
-    parts = uri.split("/")
-    return parts[2] if len(parts) > 3 and parts[1] == "apis" else ""
-
-
-def _is_audit_api(value: object) -> bool:
-    return value is None or (isinstance(value, str) and value.startswith(f"{AUDIT_GROUP}/"))
 
 
 def _metadata_kind(obj: object) -> str:

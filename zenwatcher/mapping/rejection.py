@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class Rejected(ValueError):
     """A payload (or one entry of it) that is not a valid finding.
@@ -17,8 +19,17 @@ class Rejected(ValueError):
 class Ignored(ValueError):
     """A well-formed payload that is not a finding (Falco internal events, audit requests no rule
     matches, audit stages that are not judged). Counted as filtered{reason}, answered 2xx.
+
+    The message may be given as a function: most audited requests are ignored and only their
+    reason is counted, so their message is written only when something reads it.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, message: str | Callable[[], str]) -> None:
+        super().__init__(*(() if callable(message) else (message,)))
         self.reason = reason
+        self._message = message
+
+    def __str__(self) -> str:
+        if callable(self._message):
+            self._message = self._message()
+        return self._message

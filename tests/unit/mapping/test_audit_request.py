@@ -1,0 +1,171 @@
+"""Unit tests for zenwatcher.mapping.audit_request and the rule dispatch of audit_rules.
+
+The audit hot path has two shortcuts, each checked here against the plain way it replaces: the
+straight read of a well-typed event against the validating read, and the rules picked by
+resource against running the whole table.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests import payloads
+from tests.unit.mapping.test_audit import event, outcome, pod
+from zenwatcher.mapping import audit, audit_request, audit_rules, rejection
+
+
+def full_table(request: audit_rules.Request) -> list[audit_rules.Verdict]:
+    """What `matches` must equal: every rule of the table run, in order."""
+    return [verdict for rule in audit_rules.RULES if (verdict := rule(request)) is not None]
+
+
+def validated_read(evt: dict[str, Any]) -> audit_rules.Request | None:
+    """The validating path alone (normalise, then read)."""
+    return audit_request._typed_request(audit_request._normalised(evt))
+
+
+class TestReadRequest:
+    def test_straight_read_equals_validating_read_for_every_fixture(self) -> None:
+        """Every well-formed fixture event takes the straight read, with the same Request."""
+        events = payloads.audit_events()
+        assert len(events) > 10
+        for evt in events:
+            straight = audit_request._typed_request(evt)
+            assert straight is not None, evt.get("auditID")
+            assert validated_read(evt) == straight
+
+    def test_nulls_read_as_empty(self) -> None:
+        """A null field leaves the straight read, and reads as if it were absent."""
+        with_nulls = event(resource="secrets")
+        with_nulls["objectRef"]["subresource"] = None
+        with_nulls["user"]["groups"] = None
+        with_nulls["userAgent"] = None
+        without = event(resource="secrets")
+        without["user"]["groups"] = []
+        assert audit_request._typed_request(with_nulls) is None
+        assert audit_request.read_request(without) == audit_request.read_request(with_nulls)
+
+    @pytest.mark.parametrize(
+        "ref",
+        [{"apiGroup": 5}, {"apiVersion": ["v1"]}, {"resource": "pods", "subresource": 1}],
+    )
+    def test_object_ref_strings_checked_for_every_request(self, ref: dict[str, Any]) -> None:
+        """A wrongly typed objectRef string is rejected whether or not a rule reads it."""
+        assert "Rejected:invalid_field" == outcome({**event(), "objectRef": ref})
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        resource=st.sampled_from(["secrets", "namespaces", ""]),
+        field=st.sampled_from(
+            [
+                ("verb",),
+                ("stage",),
+                ("auditID",),
+                ("apiVersion",),
+                ("requestURI",),
+                ("userAgent",),
+                ("sourceIPs",),
+                ("impersonatedUser",),
+                ("user",),
+                ("user", "username"),
+                ("user", "groups"),
+                ("objectRef",),
+                ("objectRef", "resource"),
+                ("objectRef", "namespace"),
+                ("objectRef", "name"),
+                ("objectRef", "subresource"),
+                ("objectRef", "apiGroup"),
+                ("objectRef", "apiVersion"),
+                ("responseStatus",),
+                ("responseStatus", "code"),
+            ]
+        ),
+        value=st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(-1, 600),
+            st.text(max_size=8),
+            st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=3),
+            st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
+        ),
+    )
+    def test_both_reads_agree_on_any_field_value(
+        self, resource: str, field: tuple[str, ...], value: Any
+    ) -> None:
+        """One field set to any JSON value: both reads give the same Request or the same error."""
+        evt = event(resource=resource)
+        if not resource:
+            del evt["objectRef"]["resource"]
+        target = evt
+        for key in field[:-1]:
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            target = target[key]
+        target[field[-1]] = value
+        straight = audit_request._typed_request(copy.deepcopy(evt))
+        try:
+            validated = validated_read(evt)
+        except rejection.Rejected:
+            assert straight is None  # the straight read never accepts what validation rejects
+            return
+        assert validated is not None
+        if straight is not None:
+            assert straight == validated
+        assert audit_request.read_request(evt) == validated
+
+
+class TestRuleDispatch:
+    RESOURCES = sorted(
+        {resource for _, resources in audit_rules.TABLE for resource in resources}
+        | {"leases", "events", ""}
+    )
+
+    def test_every_fixture_matches_as_the_full_table(self) -> None:
+        """For every fixture event the dispatched rules give the full table's verdicts."""
+        for evt in payloads.audit_events():
+            request = audit_request.read_request(evt)
+            assert audit_rules.matches(request) == full_table(request)
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        resource=st.sampled_from(RESOURCES),
+        subresource=st.sampled_from(["", "exec", "attach", "portforward", "status"]),
+        verb=st.sampled_from(["create", "get", "update", "patch", "delete", "list", "watch"]),
+        api_group=st.sampled_from(["", "apps", "batch", audit_rules.RBAC_GROUP]),
+        username=st.sampled_from(["alice", audit_rules.ANONYMOUS_USER]),
+        code=st.sampled_from([None, 200, 201, 403, 404]),
+        request_object=st.sampled_from(
+            [
+                None,
+                pod(hostPID=True),
+                {"data": {"password": "hunter2"}},
+                {"spec": {"type": "NodePort"}},
+                {"rules": [{"verbs": ["*"], "resources": ["*"], "apiGroups": ["*"]}]},
+                {"roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}},
+            ]
+        ),
+    )
+    def test_dispatch_equals_full_table(self, **fields: Any) -> None:
+        """Rules picked by resource give exactly the verdicts of running every rule, in order."""
+        request = audit_rules.Request(
+            groups=("system:authenticated",),
+            namespace="default",
+            name="web",
+            path="/api/v1/namespaces/default/x",
+            **fields,
+        )
+        assert audit_rules.matches(request) == full_table(request)
+
+
+class TestIgnoredMessage:
+    def test_no_rule_message_is_written_when_read(self) -> None:
+        """A request no rule matches is Ignored, and its message says what it was."""
+        with pytest.raises(rejection.Ignored) as caught:
+            audit.map_audit_event(event(verb="list", resource="leases", name=None, code=200))
+        assert "no_rule" == caught.value.reason
+        assert "no audit rule matches list leases default" == str(caught.value)

@@ -1,0 +1,151 @@
+"""The `Request` one audit Event stands for, read once and type-checked.
+
+Most audited requests are routine and well-formed, so `read_request` first tries a straight read
+that accepts only the exact types the API server writes (strings, lists of strings, objects, an
+integer code) and gives up on anything else, a null included. Only then does the validating read
+run: it rejects a wrong type with the field's name, or turns nulls into empty values and reads
+again. Either way one function, `_typed_request`, decides what the Request holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from zenwatcher.mapping import audit_fields, audit_rules, rejection
+
+AUDIT_GROUP = "audit.k8s.io"
+_AUDIT_PREFIX = f"{AUDIT_GROUP}/"
+_EMPTY: Mapping[str, Any] = {}
+_OBJECT_REF_STRINGS = ("resource", "namespace", "name", "subresource", "apiGroup", "apiVersion")
+
+
+def read_request(event: Mapping[str, Any]) -> audit_rules.Request:
+    """The event's Request; `Rejected` naming the first field of a wrong type or missing."""
+    request = _typed_request(event)
+    if request is None:
+        request = _typed_request(_normalised(event))
+    if request is None:  # _normalised returns only what _typed_request accepts
+        raise AssertionError("a normalised audit event was not read")
+    return request
+
+
+def is_audit_api(value: object) -> bool:
+    """An apiVersion of the audit group, or none at all (old webhook backends send none)."""
+    return value is None or (isinstance(value, str) and value.startswith(_AUDIT_PREFIX))
+
+
+def _typed_request(event: Mapping[str, Any]) -> audit_rules.Request | None:
+    """The Request of an event whose fields all have their exact types; None for any other."""
+    get = event.get
+    verb, stage, audit_id = get("verb", ""), get("stage", ""), get("auditID", "")
+    user, ref, status = get("user", _EMPTY), get("objectRef", _EMPTY), get("responseStatus", _EMPTY)
+    uri, api_version = get("requestURI", ""), get("apiVersion", _AUDIT_PREFIX)
+    if (
+        get("kind") != "Event"
+        or type(verb) is not str
+        or not verb
+        or type(stage) is not str
+        or not stage
+        or type(audit_id) is not str
+        or not audit_id
+        or type(api_version) is not str
+        or not api_version.startswith(_AUDIT_PREFIX)
+        or type(uri) is not str
+        or type(get("userAgent", "")) is not str
+        or type(get("impersonatedUser", _EMPTY)) is not dict
+        or type(user) is not dict
+        or type(ref) is not dict
+        or type(status) is not dict
+    ):
+        return None
+    username, groups = user.get("username", ""), user.get("groups", ())
+    resource, namespace = ref.get("resource", ""), ref.get("namespace", "")
+    name, subresource = ref.get("name", ""), ref.get("subresource", "")
+    code = status.get("code")
+    if (
+        type(username) is not str
+        or type(resource) is not str
+        or type(namespace) is not str
+        or type(name) is not str
+        or type(subresource) is not str
+        or type(ref.get("apiVersion", "")) is not str
+        or type(ref.get("apiGroup", "")) is not str
+        or (code is not None and type(code) is not int)
+        or not _strings(groups)
+        or not _strings(get("sourceIPs", ()))
+    ):
+        return None
+    api_group = ""
+    if resource:
+        if "apiGroup" in ref:
+            api_group = ref["apiGroup"]
+        else:
+            # Old events leave apiGroup out; /apis/<group>/<version>/… still names it.
+            parts = uri.split("/")
+            api_group = parts[2] if len(parts) > 3 and parts[1] == "apis" else ""
+    if resource == "namespaces":
+        # A Namespace is cluster-scoped; the API server reports it as its own namespace.
+        name, namespace = name or namespace, ""
+    if not name and verb == "create":
+        name = audit_fields.metadata(get("requestObject"), "name") or audit_fields.metadata(
+            get("responseObject"), "name"
+        )
+    return audit_rules.Request(
+        verb=verb,
+        username=username,
+        groups=tuple(groups),
+        api_group=api_group,
+        resource=resource,
+        subresource=subresource,
+        namespace=namespace,
+        name=name,
+        path=uri.partition("?")[0],
+        code=code,
+        request_object=get("requestObject"),
+        response_object=get("responseObject"),
+    )
+
+
+def _strings(value: object) -> bool:
+    return value == () or (type(value) is list and all(type(item) is str for item in value))
+
+
+def _normalised(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields `_typed_request` reads, type-checked (Rejected names a bad one), nulls emptied."""
+    kind = event.get("kind")
+    if kind != "Event":
+        raise rejection.Rejected("invalid_kind", f"expected an audit Event, got kind {kind!r}")
+    api_version = event.get("apiVersion")
+    if not is_audit_api(api_version):
+        raise rejection.Rejected(
+            "invalid_api_version", f"expected apiVersion {AUDIT_GROUP}/*, got {api_version!r}"
+        )
+    normalised: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": str(api_version or _AUDIT_PREFIX),
+        **{key: audit_fields.required_str(event, key) for key in ("auditID", "stage", "verb")},
+        # Fields only the details use are checked too, so a bad event is rejected at any stage.
+        "userAgent": audit_fields.optional_str(event, "userAgent"),
+        "sourceIPs": list(audit_fields.strings(event, "sourceIPs")),
+        "impersonatedUser": dict(audit_fields.optional_map(event, "impersonatedUser")),
+    }
+    user = audit_fields.optional_map(event, "user")
+    ref = audit_fields.optional_map(event, "objectRef")
+    typed_ref = {
+        key: audit_fields.optional_str(ref, key, where="objectRef")
+        for key in _OBJECT_REF_STRINGS
+        if key in ref
+    }
+    normalised |= {
+        "user": {
+            "username": audit_fields.optional_str(user, "username", where="user"),
+            "groups": list(audit_fields.strings(user, "groups", where="user")),
+        },
+        "objectRef": typed_ref,
+        "requestURI": audit_fields.optional_str(event, "requestURI"),
+        "responseStatus": {"code": audit_fields.response_code(event)},
+        "requestObject": event.get("requestObject"),
+        "responseObject": event.get("responseObject"),
+    }
+    return normalised

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from zenwatcher.http.middlewares import json_error
+from zenwatcher.http.guard import Handler, json_error
 from zenwatcher.mapping.rejection import Rejected
 from zenwatcher.pipeline.intake import EventIntake
 
@@ -32,7 +32,7 @@ class Admission:
 
 def make_handler(
     *, intake: EventIntake, split: Callable[[Any], list[Any]], admission: Admission
-) -> Callable[[web.Request], Any]:
+) -> Handler:
     """The POST handler for one source."""
 
     async def handler(request: web.Request) -> web.Response:

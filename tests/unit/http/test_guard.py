@@ -1,0 +1,157 @@
+"""Unit tests for zenwatcher.http.guard: a tiny app per test, served on a loopback socket.
+
+The daemon's e2e tests post to the real webhooks; these pin the guard's order and answers
+(allow-list, token, method, then handler; JSON for every error; each answer counted).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry
+
+from zenwatcher.http.guard import UNMATCHED, guard, not_found
+from zenwatcher.http.trust import PeerPolicy
+from zenwatcher.metrics import Metrics
+
+TOKEN = "s3cret"
+Serve = Callable[..., Awaitable[tuple[ClientSession, Metrics]]]
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    """Reads the body (so the size limit applies) and answers its length."""
+    return web.json_response({"length": len(await request.read())})
+
+
+async def broken(request: web.Request) -> web.StreamResponse:
+    raise RuntimeError("a bug")
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    servers: list[TestServer] = []
+    sessions: list[ClientSession] = []
+
+    async def start(
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = echo,
+        *,
+        token: str = TOKEN,
+        allowed: str = "",
+    ) -> tuple[ClientSession, Metrics]:
+        metrics = Metrics(CollectorRegistry())
+        networks = (ipaddress.ip_network(allowed),) if allowed else ()
+        policy = PeerPolicy(allowed=networks, trusted_proxies=())
+        app = web.Application(client_max_size=64)
+        guarded = functools.partial(guard, metrics=metrics, policy=policy, token=token)
+        app.router.add_route("*", "/hook", guarded(handler, endpoint="/hook", method="POST"))
+        app.router.add_route("*", "/{path:.*}", guarded(not_found, endpoint=UNMATCHED, method=None))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        session = ClientSession(str(server.make_url("/")))
+        sessions.append(session)
+        return session, metrics
+
+    yield start
+    for session in sessions:
+        await session.close()
+    for server in servers:
+        await server.close()
+
+
+def counted(metrics: Metrics, endpoint: str, status: int) -> float:
+    value = metrics.registry.get_sample_value(
+        "zen_watcher_webhook_requests_total", {"endpoint": endpoint, "status": str(status)}
+    )
+    return value or 0.0
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_post_with_token_reaches_the_handler(serve: Serve) -> None:
+    session, metrics = await serve()
+    async with session.post("/hook", data=b"abc", headers=AUTH) as response:
+        assert (200, {"length": 3}) == (response.status, await response.json())
+    assert 1 == counted(metrics, "/hook", 200)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}"])
+async def test_missing_or_wrong_token_is_401(serve: Serve, header: str | None) -> None:
+    session, metrics = await serve()
+    headers = {"Authorization": header} if header else {}
+    async with session.post("/hook", data=b"{}", headers=headers) as response:
+        assert 401 == response.status
+        assert "Bearer" == response.headers["WWW-Authenticate"]
+        assert "bearer token" in (await response.json())["error"]
+    assert 1 == counted(metrics, "/hook", 401)
+
+
+async def test_token_is_checked_before_the_method(serve: Serve) -> None:
+    """An unauthenticated caller learns nothing about which methods exist."""
+    session, _ = await serve()
+    async with session.get("/hook") as response:
+        assert 401 == response.status
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+async def test_other_methods_are_405_json_with_allow(serve: Serve, method: str) -> None:
+    session, metrics = await serve()
+    async with session.request(method, "/hook", headers=AUTH) as response:
+        assert 405 == response.status
+        assert "POST" == response.headers["Allow"]
+        assert "application/json" == response.content_type
+        assert (await response.json())["error"]
+    assert 1 == counted(metrics, "/hook", 405)
+
+
+async def test_unknown_path_is_404_counted_as_unmatched(serve: Serve) -> None:
+    session, metrics = await serve()
+    for path in ("/nope", "/hook/extra", "/"):
+        async with session.post(path, headers=AUTH) as response:
+            assert 404 == response.status
+            assert (await response.json())["error"]
+    assert 3 == counted(metrics, UNMATCHED, 404)
+
+
+async def test_body_over_the_limit_is_413_json(serve: Serve) -> None:
+    session, metrics = await serve()
+    async with session.post("/hook", data=b"x" * 65, headers=AUTH) as response:
+        assert 413 == response.status
+        assert "application/json" == response.content_type
+        assert (await response.json())["error"]
+    assert 1 == counted(metrics, "/hook", 413)
+
+
+async def test_a_bug_is_a_json_500_and_the_server_keeps_serving(serve: Serve) -> None:
+    session, metrics = await serve(broken)
+    for _ in range(2):
+        async with session.post("/hook", data=b"{}", headers=AUTH) as response:
+            assert 500 == response.status
+            assert {"error": "internal error"} == await response.json()
+    assert 2 == counted(metrics, "/hook", 500)
+
+
+async def test_peer_outside_the_allow_list_is_403_before_the_token(serve: Serve) -> None:
+    session, metrics = await serve(allowed="10.0.0.0/8")
+    async with session.post("/hook", data=b"{}") as response:
+        assert 403 == response.status
+        assert "127.0.0.1" in (await response.json())["error"]
+    assert 1 == counted(metrics, "/hook", 403)
+
+
+async def test_peer_inside_the_allow_list_passes(serve: Serve) -> None:
+    session, _ = await serve(allowed="127.0.0.0/8")
+    async with session.post("/hook", data=b"ab", headers=AUTH) as response:
+        assert 200 == response.status
+
+
+async def test_no_token_configured_needs_no_header(serve: Serve) -> None:
+    session, _ = await serve(token="")
+    async with session.post("/hook", data=b"ab") as response:
+        assert 200 == response.status

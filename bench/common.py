@@ -6,6 +6,7 @@ Every benchmark prints its numbers with the conditions beside them, and returns 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -24,6 +25,16 @@ from tests.paths import REPO_ROOT
 
 DAEMON_CPU = "0"  # the daemon under test
 LOAD_CPU = "1"  # load generators and helpers
+
+
+def add_write_capacity_argument(parser: argparse.ArgumentParser) -> None:
+    """`--write-capacity`: what the points that load the write path are fractions of."""
+    parser.add_argument(
+        "--write-capacity",
+        type=float,
+        required=True,
+        help="unique Observations/s through zen-watcher (bench.writes)",
+    )
 
 
 def machine_facts() -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import orjson
 import uvloop
 
-from bench.common import LOAD_CPU, percentiles, process_cpu_seconds
+from bench.common import LOAD_CPU, add_write_capacity_argument, percentiles, process_cpu_seconds
 from bench.intake import TOKEN
 from bench.loadgen import read_response, request_bytes
 from tests.controlplane import cluster
@@ -437,12 +437,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10 s per point instead of 30 s")
-    parser.add_argument(
-        "--write-capacity",
-        type=float,
-        required=True,
-        help="unique Observations/s through zen-watcher (bench.writes)",
-    )
+    add_write_capacity_argument(parser)
     args = parser.parse_args()
     with control_plane() as running:
         result = run_latency(running, quick=args.quick, write_capacity=args.write_capacity)

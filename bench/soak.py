@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import process_cpu_seconds
+from bench.common import add_write_capacity_argument, process_cpu_seconds
 from bench.intake import TOKEN
 from bench.latency import (
     FALCO_PATH,
@@ -279,12 +279,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="60 s of load instead of 10 min")
-    parser.add_argument(
-        "--write-capacity",
-        type=float,
-        required=True,
-        help="unique Observations/s through zen-watcher (bench.writes)",
-    )
+    add_write_capacity_argument(parser)
     parser.add_argument(
         "--falco-repeat-capacity",
         type=float,

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.controlplane import cluster, controlplane
+from tests.controlplane.identity import user_info
 from tests.paths import REPO_ROOT
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
@@ -27,20 +28,16 @@ from zenwatcher.kube.client import KubeClient
 WHOAMI = textwrap.dedent(
     """
     import asyncio, sys, orjson
+    from tests.controlplane.identity import user_info
     from zenwatcher.kube import config
     from zenwatcher.kube.client import KubeClient
 
     async def main():
         client = KubeClient(connection=await config.load_connection(sys.argv[1]))
         try:
-            review = await client.request(
-                "POST",
-                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
-            )
+            user = await user_info(client)
         finally:
             await client.close()
-        user = review["status"]["userInfo"]
         print(orjson.dumps({
             "username": user["username"],
             "groups": user.get("groups", []),
@@ -193,14 +190,10 @@ async def test_in_cluster_service_account(
     connection = await kube_config.load_connection("", service_account_dir=tmp_path)
     client = KubeClient(connection=connection, timeout=10.0)
     try:
-        review = await client.request(
-            "POST",
-            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
-        )
+        user = await user_info(client)
     finally:
         await client.close()
-    assert review["status"]["userInfo"]["username"] == controlplane.WATCHER_USER
+    assert user["username"] == controlplane.WATCHER_USER
 
 
 async def test_in_cluster_without_a_service_account_names_the_folder(

@@ -121,11 +121,18 @@ def write_rows(rows: Rows, w: dict[str, Any] | None) -> None:
     if not w:
         return
     where = f"client on CPU {w['raw_client_cpu']}, as the daemon" if "raw_client_cpu" in w else ""
+    median = f"median of {w['rounds']} rounds" if w.get("rounds", 1) > 1 else ""
     for key, label in (
         ("raw_create_per_second", f"Raw API create rate (concurrency 8, {where})"),
-        ("raw_create_and_status_per_second", f"Raw create + status patch rate ({where})"),
+        (
+            "raw_create_and_status_per_second",
+            f"Raw create + status patch rate ({where}{', ' + median if median else ''})",
+        ),
         ("raw_create_and_status_unpinned_per_second", "Raw create + status, client on both cores"),
-        ("zen_watcher_per_second", "Unique Observations through zen-watcher"),
+        (
+            "zen_watcher_per_second",
+            "Unique Observations through zen-watcher" + (f" ({median})" if median else ""),
+        ),
     ):
         if key in w:
             rows.add(label.replace(", )", ")"), w[key], "obj/s", "—", None)

@@ -3,15 +3,17 @@
 Accounting (DESIGN.md §8): every event that arrives is counted once in `events_received` and
 once in `events_total{bucket}`; buckets are created, updated, deduplicated, filtered,
 rejected and failed, so `received == sum(buckets)` per source is checkable. The original
-operator's metric names are kept alongside for existing dashboards.
+operator's metric names are kept alongside for existing dashboards. Counters are LoopCounters
+(plain numbers: the daemon increments them on its one event loop, several per request).
 """
 
 from __future__ import annotations
 
 import enum
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
+from zenwatcher.loop_counters import LoopCounter
 from zenwatcher.mapping.reports import REPORT_KINDS
 
 
@@ -34,67 +36,67 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.events_received = Counter(
+        self.events_received = LoopCounter(
             "zen_watcher_events_received_total",
             "Events (alerts, audit events, report findings) that arrived, by source.",
             ["source"],
             registry=registry,
         )
-        self.events = Counter(
+        self.events = LoopCounter(
             "zen_watcher_events_total",
             "Where each event ended: created, updated, deduplicated, filtered, rejected, failed.",
             ["source", "bucket", "reason"],
             registry=registry,
         )
-        self.observations_created = Counter(
+        self.observations_created = LoopCounter(
             "zen_watcher_observations_created_total",
             "Observations created.",
             ["source", "severity"],
             registry=registry,
         )
-        self.observations_updated = Counter(
+        self.observations_updated = LoopCounter(
             "zen_watcher_observations_updated_total",
             "Observation status updates (repeat counts, resolve, reopen).",
             ["source", "reason"],
             registry=registry,
         )
-        self.observations_filtered = Counter(
+        self.observations_filtered = LoopCounter(
             "zen_watcher_observations_filtered_total",
             "Findings dropped by filters or not mapped, by reason.",
             ["source", "reason"],
             registry=registry,
         )
-        self.observations_deduped = Counter(
+        self.observations_deduped = LoopCounter(
             "zen_watcher_observations_deduped_total",
             "Repeats absorbed by the in-memory dedup cache.",
             ["source"],
             registry=registry,
         )
-        self.create_errors = Counter(
+        self.create_errors = LoopCounter(
             "zen_watcher_observations_create_errors_total",
             "Writes that failed after retries, by reason.",
             ["source", "reason"],
             registry=registry,
         )
-        self.rejected = Counter(
+        self.rejected = LoopCounter(
             "zen_watcher_events_rejected_total",
             "Malformed events, counted and skipped, by reason.",
             ["source", "reason"],
             registry=registry,
         )
-        self.webhook_requests = Counter(
+        self.webhook_requests = LoopCounter(
             "zen_watcher_webhook_requests_total",
             "Webhook HTTP requests by endpoint and status code.",
             ["endpoint", "status"],
             registry=registry,
         )
-        self.api_writes = Counter(
+        self.api_writes = LoopCounter(
             "zen_watcher_api_writes_total",
             "API server write calls by operation and outcome.",
             ["operation", "outcome"],
             registry=registry,
         )
-        self.api_retries = Counter(
+        self.api_retries = LoopCounter(
             "zen_watcher_api_retries_total",
             "API calls retried after 429, 5xx or connection errors.",
             ["operation", "reason"],
@@ -121,7 +123,7 @@ class Metrics:
             "Absorbed repeats not yet flushed to status.count.",
             registry=registry,
         )
-        self.filter_reloads = Counter(
+        self.filter_reloads = LoopCounter(
             "zen_watcher_filter_reloads_total",
             "Filter configuration loads by outcome (applied or invalid).",
             ["outcome"],
@@ -135,19 +137,19 @@ class Metrics:
         self.leader = Gauge(
             "zen_watcher_leader", "1 while this pod holds the leader Lease.", registry=registry
         )
-        self.leader_transitions = Counter(
+        self.leader_transitions = LoopCounter(
             "zen_watcher_leader_transitions_total",
             "Leadership gained or lost by this pod.",
             ["direction"],
             registry=registry,
         )
-        self.watch_restarts = Counter(
+        self.watch_restarts = LoopCounter(
             "zen_watcher_watch_restarts_total",
             "Watch streams restarted, by resource and reason.",
             ["resource", "reason"],
             registry=registry,
         )
-        self.relists = Counter(
+        self.relists = LoopCounter(
             "zen_watcher_relists_total",
             "Full lists (initial, 410 Gone), by resource.",
             ["resource", "reason"],
@@ -158,16 +160,16 @@ class Metrics:
             "1 when every informer of this leader has listed.",
             registry=registry,
         )
-        self.gc_runs = Counter(
+        self.gc_runs = LoopCounter(
             "zen_watcher_gc_runs_total", "GC sweeps by outcome.", ["outcome"], registry=registry
         )
-        self.gc_deleted = Counter(
+        self.gc_deleted = LoopCounter(
             "zen_watcher_gc_deleted_total",
             "Observations deleted by GC, by reason.",
             ["reason"],
             registry=registry,
         )
-        self.gc_errors = Counter(
+        self.gc_errors = LoopCounter(
             "zen_watcher_gc_errors_total",
             "GC delete or list errors.",
             ["reason"],
@@ -176,7 +178,7 @@ class Metrics:
         self.gc_duration = Histogram(
             "zen_watcher_gc_duration_seconds", "Duration of a GC sweep.", registry=registry
         )
-        self.reconciles = Counter(
+        self.reconciles = LoopCounter(
             "zen_watcher_report_reconciles_total",
             "Report reconciliations, by kind and outcome.",
             ["kind", "outcome"],

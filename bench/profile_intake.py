@@ -1,5 +1,6 @@
-"""Where the intake's time goes, without HTTP: cProfile of EventIntake.process for repeated
-Falco alerts and 400-event audit lists, printing per-event cost and the top functions.
+"""Where the intake's time goes, without HTTP: per-event cost of EventIntake.process for repeated
+Falco alerts and 400-event audit lists (every event a finding, 1 in 20, none), what parsing and
+reading one routine audit event cost of that, then cProfile's top functions.
 
     python -m bench.profile_intake
 """
@@ -16,9 +17,9 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from bench.loadgen import falco_alert
+from bench.loadgen import audit_list, falco_alert, routine_audit_event
 from tests import payloads
-from zenwatcher.mapping import audit, falco
+from zenwatcher.mapping import audit, audit_request, falco
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
@@ -52,17 +53,37 @@ def main() -> int:
     alert = falco_alert(0)
     events = payloads.audit_events()
     batch = payloads.event_list([events[i % len(events)] for i in range(400)])
+    mix = audit_list(400, finding_every=20)
+    routine_events = [routine_audit_event(i) for i in range(400)]
+    routine = payloads.event_list(routine_events)
 
     def falco_run() -> None:
         for _ in range(20000):
             falco_intake.process(falco.split_falco_body(orjson.loads(alert)))
 
-    def audit_run() -> None:
-        for _ in range(50):
-            audit_intake.process(audit.split_audit_body(orjson.loads(batch)))
+    def audit_lists(body: bytes) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(50):
+                audit_intake.process(audit.split_audit_body(orjson.loads(body)))
 
+        return run
+
+    def parse_only() -> None:
+        for _ in range(50):
+            orjson.loads(routine)
+
+    def read_only() -> None:
+        for _ in range(50):
+            for event in routine_events:
+                audit_request.read_request(event)
+
+    audit_run = audit_lists(batch)
     print(f"falco repeat: {per_event_us(falco_run, 20000):.1f} us per event")
     print(f"audit (400-event lists): {per_event_us(audit_run, 20000):.1f} us per event")
+    print(f"audit, 1 in 20 a finding: {per_event_us(audit_lists(mix), 20000):.1f} us per event")
+    print(f"audit, routine requests: {per_event_us(audit_lists(routine), 20000):.1f} us per event")
+    print(f"  of which parsing: {per_event_us(parse_only, 20000):.1f} us per event")
+    print(f"  of which reading the fields: {per_event_us(read_only, 20000):.1f} us per event")
     for name, run in (("falco", falco_run), ("audit", audit_run)):
         profile = cProfile.Profile()
         profile.runcall(run)

@@ -14,9 +14,17 @@ class Rows:
         self.rows: list[tuple[str, str, str, str]] = []
 
     def add(
-        self, point: str, measured: float | None, unit: str, target: str, met: bool | None
+        self,
+        point: str,
+        measured: float | None,
+        unit: str,
+        target: str,
+        met: bool | None,
+        *,
+        digits: int | None = None,
     ) -> None:
-        digits = 2 if not unit else 1
+        if digits is None:
+            digits = 2 if not unit else 1
         shown = "n/a" if measured is None else f"{measured:,.{digits}f} {unit}".strip()
         self.text(point, shown, target, "—" if met is None else ("met" if met else "NOT met"))
 
@@ -72,7 +80,7 @@ def intake_rows(rows: Rows, intake_results: dict[str, Any]) -> None:
             rows.text(label, measured, wanted, "NOT met" if target else "—")
             continue
         value = best["events_per_second"]
-        rows.add(label, value, "", wanted, value >= target if target else None)
+        rows.add(label, value, "", wanted, value >= target if target else None, digits=0)
         cost = best.get("server_cpu_us_per_event")
         if cost is not None:
             rows.add(f"{label.split(',')[0]}: server CPU per event", cost, "µs", "—", None)
@@ -89,10 +97,17 @@ def intake_rows(rows: Rows, intake_results: dict[str, Any]) -> None:
                 "events/s",
                 "—",
                 None,
+                digits=0,
             )
     if "falco_repeats_at_5000" in intake_results:
-        p99 = intake_results["falco_repeats_at_5000"]["p99_ms"]
-        rows.add("Falco repeats p99 at 5,000/s", p99, "ms", "<= 20 ms", p99 <= 20)
+        point = intake_results["falco_repeats_at_5000"]
+        rows.add(
+            f"Falco repeats p99 at 5,000/s (achieved {point['achieved_rps']:,.0f}/s)",
+            point["p99_ms"],
+            "ms",
+            "<= 20 ms",
+            point["p99_ms"] <= 20,
+        )
 
 
 def peer_rows(rows: Rows, peer_result: dict[str, Any] | None, intake: dict[str, Any]) -> None:

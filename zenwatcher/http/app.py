@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-
 from aiohttp import web
 
-from zenwatcher.http.guard import UNMATCHED, Handler, guard, not_found
+from zenwatcher.http.guard import Handler, add_guarded_routes
 from zenwatcher.http.trust import PeerPolicy
 from zenwatcher.http.webhooks import Admission, make_handler
 from zenwatcher.mapping import audit, falco
@@ -25,7 +23,6 @@ def make_webhook_app(
 ) -> web.Application:
     """POST /falco/webhook and /audit/webhook; other methods 405, other paths 404."""
     policy = PeerPolicy(allowed=settings.allowed_cidrs, trusted_proxies=settings.trusted_proxies)
-    guarded = functools.partial(guard, metrics=metrics, policy=policy, token=settings.auth_token)
     app = web.Application(client_max_size=settings.max_body_bytes)
     routes: list[tuple[str, Handler]] = [
         (
@@ -37,9 +34,5 @@ def make_webhook_app(
             make_handler(intake=audit_intake, split=audit.split_audit_body, admission=admission),
         ),
     ]
-    # Every method reaches the guard, which answers 405 itself: aiohttp's router would answer
-    # an unguarded text/plain 405 that no counter sees.
-    for path, handler in routes:
-        app.router.add_route("*", path, guarded(handler, endpoint=path, method="POST"))
-    app.router.add_route("*", "/{path:.*}", guarded(not_found, endpoint=UNMATCHED, method=None))
+    add_guarded_routes(app, routes, metrics=metrics, policy=policy, token=settings.auth_token)
     return app

@@ -9,6 +9,7 @@ and the webhook profile showed them; one closure per route does the same work on
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,26 @@ def json_error(status: int, message: str, *, headers: dict[str, str] | None = No
     )
 
 
+def add_guarded_routes(
+    app: web.Application,
+    routes: list[tuple[str, Handler]],
+    *,
+    metrics: Metrics,
+    policy: PeerPolicy,
+    token: str,
+) -> None:
+    """POST `routes` on `app`, each behind its guard, and a guarded 404 for every other path."""
+    guarded = functools.partial(guard, metrics=metrics, policy=policy, token=token)
+    # Every method reaches the guard, which answers 405 itself: aiohttp's router would answer
+    # an unguarded text/plain 405 that no counter sees.
+    for path, handler in routes:
+        app.router.add_route("*", path, guarded(handler, endpoint=path, method="POST"))
+    # (?s): a path with an encoded newline is still ours to guard and count.
+    app.router.add_route(
+        "*", "/{path:(?s:.*)}", guarded(not_found, endpoint=UNMATCHED, method=None)
+    )
+
+
 def guard(
     handler: Handler,
     *,
@@ -46,7 +67,7 @@ def guard(
     token: str,
 ) -> Handler:
     """`handler` behind the allow-list, the token (when set) and `method` (None: any method)."""
-    expected = f"Bearer {token}".encode() if token else b""
+    expected = f"Bearer {token}".encode("utf-8", "surrogateescape") if token else b""
     counters: dict[int, Any] = {}  # labels() per request costs more than inc()
 
     async def guarded(request: web.Request) -> web.StreamResponse:
@@ -90,7 +111,8 @@ def _client_address(request: web.Request, policy: PeerPolicy) -> str | None:
 def _authenticated(request: web.Request, expected: bytes) -> bool:
     """`Authorization: Bearer <token>` matches (constant-time), or the client presented a
     verified certificate (mTLS): Falco's http_output can do mTLS but cannot send headers."""
-    given = request.headers.get("Authorization", "").encode()
+    # aiohttp decodes header bytes that are not UTF-8 as surrogates; they must compare, not raise.
+    given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
     return hmac.compare_digest(given, expected) or _has_client_certificate(request)
 
 

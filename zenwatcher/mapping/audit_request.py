@@ -17,6 +17,7 @@ from zenwatcher.mapping import audit_fields, audit_rules, rejection
 AUDIT_GROUP = "audit.k8s.io"
 _AUDIT_PREFIX = f"{AUDIT_GROUP}/"
 _EMPTY: Mapping[str, Any] = {}
+_NO_LIST: list[str] = []  # what an absent list reads as (never mutated)
 _OBJECT_REF_STRINGS = ("resource", "namespace", "name", "subresource", "apiGroup", "apiVersion")
 
 
@@ -59,7 +60,7 @@ def _typed_request(event: Mapping[str, Any]) -> audit_rules.Request | None:
         or type(status) is not dict
     ):
         return None
-    username, groups = user.get("username", ""), user.get("groups", ())
+    username, groups = user.get("username", ""), user.get("groups", _NO_LIST)
     resource, namespace = ref.get("resource", ""), ref.get("namespace", "")
     name, subresource = ref.get("name", ""), ref.get("subresource", "")
     code = status.get("code")
@@ -73,7 +74,7 @@ def _typed_request(event: Mapping[str, Any]) -> audit_rules.Request | None:
         or type(ref.get("apiGroup", "")) is not str
         or (code is not None and type(code) is not int)
         or not _strings(groups)
-        or not _strings(get("sourceIPs", ()))
+        or not _strings(get("sourceIPs", _NO_LIST))
     ):
         return None
     api_group = ""
@@ -108,11 +109,12 @@ def _typed_request(event: Mapping[str, Any]) -> audit_rules.Request | None:
 
 
 def _strings(value: object) -> bool:
-    return value == () or (type(value) is list and all(type(item) is str for item in value))
+    return type(value) is list and all(type(item) is str for item in value)
 
 
 def _normalised(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields `_typed_request` reads, type-checked (Rejected names a bad one), nulls emptied."""
+    """The fields `_typed_request` reads, type-checked (Rejected names a bad one), nulls emptied
+    and values of subclassed types (never from JSON, possible from a caller) made exact."""
     kind = event.get("kind")
     if kind != "Event":
         raise rejection.Rejected("invalid_kind", f"expected an audit Event, got kind {kind!r}")
@@ -124,27 +126,28 @@ def _normalised(event: Mapping[str, Any]) -> dict[str, Any]:
     normalised: dict[str, Any] = {
         "kind": "Event",
         "apiVersion": str(api_version or _AUDIT_PREFIX),
-        **{key: audit_fields.required_str(event, key) for key in ("auditID", "stage", "verb")},
+        **{key: str(audit_fields.required_str(event, key)) for key in ("auditID", "stage", "verb")},
         # Fields only the details use are checked too, so a bad event is rejected at any stage.
-        "userAgent": audit_fields.optional_str(event, "userAgent"),
-        "sourceIPs": list(audit_fields.strings(event, "sourceIPs")),
+        "userAgent": str(audit_fields.optional_str(event, "userAgent")),
+        "sourceIPs": [str(item) for item in audit_fields.strings(event, "sourceIPs")],
         "impersonatedUser": dict(audit_fields.optional_map(event, "impersonatedUser")),
     }
     user = audit_fields.optional_map(event, "user")
     ref = audit_fields.optional_map(event, "objectRef")
     typed_ref = {
-        key: audit_fields.optional_str(ref, key, where="objectRef")
+        key: str(audit_fields.optional_str(ref, key, where="objectRef"))
         for key in _OBJECT_REF_STRINGS
         if key in ref
     }
+    code = audit_fields.response_code(event)
     normalised |= {
         "user": {
-            "username": audit_fields.optional_str(user, "username", where="user"),
-            "groups": list(audit_fields.strings(user, "groups", where="user")),
+            "username": str(audit_fields.optional_str(user, "username", where="user")),
+            "groups": [str(item) for item in audit_fields.strings(user, "groups", where="user")],
         },
         "objectRef": typed_ref,
-        "requestURI": audit_fields.optional_str(event, "requestURI"),
-        "responseStatus": {"code": audit_fields.response_code(event)},
+        "requestURI": str(audit_fields.optional_str(event, "requestURI")),
+        "responseStatus": {"code": None if code is None else int(code)},
         "requestObject": event.get("requestObject"),
         "responseObject": event.get("responseObject"),
     }

@@ -6,7 +6,7 @@ The daemon's e2e tests post to the real webhooks; these pin the guard's order an
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -15,12 +15,12 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from zenwatcher.http.guard import UNMATCHED, guard, not_found
+from zenwatcher.http.guard import UNMATCHED, add_guarded_routes
 from zenwatcher.http.trust import PeerPolicy
 from zenwatcher.metrics import Metrics
 
 TOKEN = "s3cret"
-Serve = Callable[..., Awaitable[tuple[ClientSession, Metrics]]]
+Serve = Callable[..., Awaitable[tuple[ClientSession, Metrics, int]]]
 
 
 async def echo(request: web.Request) -> web.StreamResponse:
@@ -42,20 +42,19 @@ async def serve() -> AsyncIterator[Serve]:
         *,
         token: str = TOKEN,
         allowed: str = "",
-    ) -> tuple[ClientSession, Metrics]:
+    ) -> tuple[ClientSession, Metrics, int]:
         metrics = Metrics(CollectorRegistry())
         networks = (ipaddress.ip_network(allowed),) if allowed else ()
         policy = PeerPolicy(allowed=networks, trusted_proxies=())
         app = web.Application(client_max_size=64)
-        guarded = functools.partial(guard, metrics=metrics, policy=policy, token=token)
-        app.router.add_route("*", "/hook", guarded(handler, endpoint="/hook", method="POST"))
-        app.router.add_route("*", "/{path:.*}", guarded(not_found, endpoint=UNMATCHED, method=None))
+        add_guarded_routes(app, [("/hook", handler)], metrics=metrics, policy=policy, token=token)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
         session = ClientSession(str(server.make_url("/")))
         sessions.append(session)
-        return session, metrics
+        assert server.port is not None
+        return session, metrics, server.port
 
     yield start
     for session in sessions:
@@ -75,7 +74,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 async def test_post_with_token_reaches_the_handler(serve: Serve) -> None:
-    session, metrics = await serve()
+    session, metrics, _ = await serve()
     async with session.post("/hook", data=b"abc", headers=AUTH) as response:
         assert (200, {"length": 3}) == (response.status, await response.json())
     assert 1 == counted(metrics, "/hook", 200)
@@ -83,7 +82,7 @@ async def test_post_with_token_reaches_the_handler(serve: Serve) -> None:
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}"])
 async def test_missing_or_wrong_token_is_401(serve: Serve, header: str | None) -> None:
-    session, metrics = await serve()
+    session, metrics, _ = await serve()
     headers = {"Authorization": header} if header else {}
     async with session.post("/hook", data=b"{}", headers=headers) as response:
         assert 401 == response.status
@@ -94,14 +93,14 @@ async def test_missing_or_wrong_token_is_401(serve: Serve, header: str | None) -
 
 async def test_token_is_checked_before_the_method(serve: Serve) -> None:
     """An unauthenticated caller learns nothing about which methods exist."""
-    session, _ = await serve()
+    session, _, _ = await serve()
     async with session.get("/hook") as response:
         assert 401 == response.status
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 async def test_other_methods_are_405_json_with_allow(serve: Serve, method: str) -> None:
-    session, metrics = await serve()
+    session, metrics, _ = await serve()
     async with session.request(method, "/hook", headers=AUTH) as response:
         assert 405 == response.status
         assert "POST" == response.headers["Allow"]
@@ -111,7 +110,7 @@ async def test_other_methods_are_405_json_with_allow(serve: Serve, method: str) 
 
 
 async def test_unknown_path_is_404_counted_as_unmatched(serve: Serve) -> None:
-    session, metrics = await serve()
+    session, metrics, _ = await serve()
     for path in ("/nope", "/hook/extra", "/"):
         async with session.post(path, headers=AUTH) as response:
             assert 404 == response.status
@@ -120,7 +119,7 @@ async def test_unknown_path_is_404_counted_as_unmatched(serve: Serve) -> None:
 
 
 async def test_body_over_the_limit_is_413_json(serve: Serve) -> None:
-    session, metrics = await serve()
+    session, metrics, _ = await serve()
     async with session.post("/hook", data=b"x" * 65, headers=AUTH) as response:
         assert 413 == response.status
         assert "application/json" == response.content_type
@@ -129,7 +128,7 @@ async def test_body_over_the_limit_is_413_json(serve: Serve) -> None:
 
 
 async def test_a_bug_is_a_json_500_and_the_server_keeps_serving(serve: Serve) -> None:
-    session, metrics = await serve(broken)
+    session, metrics, _ = await serve(broken)
     for _ in range(2):
         async with session.post("/hook", data=b"{}", headers=AUTH) as response:
             assert 500 == response.status
@@ -138,7 +137,7 @@ async def test_a_bug_is_a_json_500_and_the_server_keeps_serving(serve: Serve) ->
 
 
 async def test_peer_outside_the_allow_list_is_403_before_the_token(serve: Serve) -> None:
-    session, metrics = await serve(allowed="10.0.0.0/8")
+    session, metrics, _ = await serve(allowed="10.0.0.0/8")
     async with session.post("/hook", data=b"{}") as response:
         assert 403 == response.status
         assert "127.0.0.1" in (await response.json())["error"]
@@ -146,12 +145,40 @@ async def test_peer_outside_the_allow_list_is_403_before_the_token(serve: Serve)
 
 
 async def test_peer_inside_the_allow_list_passes(serve: Serve) -> None:
-    session, _ = await serve(allowed="127.0.0.0/8")
+    session, _, _ = await serve(allowed="127.0.0.0/8")
     async with session.post("/hook", data=b"ab", headers=AUTH) as response:
         assert 200 == response.status
 
 
 async def test_no_token_configured_needs_no_header(serve: Serve) -> None:
-    session, _ = await serve(token="")
+    session, _, _ = await serve(token="")
     async with session.post("/hook", data=b"ab") as response:
         assert 200 == response.status
+
+
+async def test_a_path_with_an_encoded_newline_is_guarded_and_counted(serve: Serve) -> None:
+    session, metrics, _ = await serve()
+    for path in ("/a%0Ab", "/hook%0A"):
+        async with session.post(path, headers=AUTH) as response:
+            assert 404 == response.status
+            assert "application/json" == response.content_type
+        async with session.post(path) as response:
+            assert 401 == response.status
+    assert 2 == counted(metrics, UNMATCHED, 404)
+    assert 2 == counted(metrics, UNMATCHED, 401)
+
+
+async def test_a_token_that_is_not_utf8_is_401_not_500(serve: Serve) -> None:
+    """aiohttp decodes such header bytes as surrogates; comparing them must not raise."""
+    _, metrics, port = await serve()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"POST /hook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+            b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+        )
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+    assert b" 401 " in status_line
+    assert 1 == counted(metrics, "/hook", 401)

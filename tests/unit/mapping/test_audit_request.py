@@ -8,6 +8,7 @@ resource against running the whole table.
 from __future__ import annotations
 
 import copy
+import enum
 from typing import Any
 
 import pytest
@@ -117,6 +118,39 @@ class TestReadRequest:
         if straight is not None:
             assert straight == validated
         assert audit_request.read_request(evt) == validated
+
+
+class Text(str):
+    """A str subclass: never from JSON, but a caller of the mapper may pass one."""
+
+
+class Code(enum.IntEnum):
+    CREATED = 201
+
+
+class TestSubclassedValues:
+    def test_subclassed_values_read_as_their_plain_values(self) -> None:
+        """The straight read leaves them to the validating read, which makes them exact."""
+        plain = event(resource="secrets")
+        odd = event(resource="secrets", user=Text("alice"), groups=[Text("system:authenticated")])
+        odd |= {"verb": Text("create"), "requestURI": Text(plain["requestURI"])}
+        odd["objectRef"]["namespace"] = Text("default")
+        odd["responseStatus"]["code"] = Code.CREATED
+        assert audit_request._typed_request(odd) is None
+        read = audit_request.read_request(odd)
+        assert audit_request.read_request(plain) == read
+        assert type(read.verb) is str
+        assert type(read.code) is int
+        assert "secret_write" == outcome(odd)
+
+    @pytest.mark.parametrize("field", ["sourceIPs", "user.groups"])
+    def test_a_tuple_is_not_an_array(self, field: str) -> None:
+        evt = event()
+        if field == "sourceIPs":
+            evt["sourceIPs"] = ()
+        else:
+            evt["user"]["groups"] = ()
+        assert "Rejected:invalid_field" == outcome(evt)
 
 
 class TestRuleDispatch:

@@ -32,15 +32,18 @@ async def test_a_kubeconfig_that_is_not_a_mapping(tmp_path: Path) -> None:
         await kube_config.load_connection(str(path))
 
 
+def kubeconfig_text(cluster: str, *, current: str = "current-context: x\n") -> str:
+    return (
+        f"clusters: [{{name: c, cluster: {cluster}}}]\n"
+        "users: [{name: u, user: {token: abc}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\n" + current
+    )
+
+
 async def test_plain_http_server_with_a_token(tmp_path: Path) -> None:
     """An http:// server (a local proxy) needs no TLS context; the token is sent as Bearer."""
     path = tmp_path / "kubeconfig"
-    path.write_text(
-        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:8001/'}}]\n"
-        "users: [{name: u, user: {token: abc}}]\n"
-        "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
-        "current-context: x\n"
-    )
+    path.write_text(kubeconfig_text("{server: 'http://127.0.0.1:8001/'}"))
     connection = await kube_config.load_connection(str(path))
     assert connection.base_url == "http://127.0.0.1:8001"
     assert connection.ssl_context is False
@@ -61,14 +64,6 @@ async def test_token_file_is_reread_after_a_minute(tmp_path: Path) -> None:
     token.unlink()  # a failed re-read keeps the last token
     now[0] += kube_config.TOKEN_REREAD_SECONDS
     assert await credentials.authorization() == "Bearer second"
-
-
-def kubeconfig_text(cluster: str, *, current: str = "current-context: x\n") -> str:
-    return (
-        f"clusters: [{{name: c, cluster: {cluster}}}]\n"
-        "users: [{name: u, user: {token: abc}}]\n"
-        "contexts: [{name: x, context: {cluster: c, user: u}}]\n" + current
-    )
 
 
 async def test_a_named_ca_is_the_only_one_trusted(tmp_path: Path) -> None:

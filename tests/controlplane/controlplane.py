@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import random
 import socket
 import ssl
 import subprocess
@@ -47,12 +48,34 @@ def build_binaries() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+# Ports handed out for servers come from below the kernel's ephemeral range: outgoing
+# connections (to the API server, to etcd) take their local ports from that range, and one of
+# them can take a port chosen there before the server that was given it binds it.
+_SERVER_PORTS_FROM = 10000
+_ports = random.Random()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port nobody listens on right now, outside the ephemeral range where it can be."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = _ports.randrange(_SERVER_PORTS_FROM, low) if low > _SERVER_PORTS_FROM else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # noqa: S104 - as the daemon binds it
+            except OSError:
+                continue
+            chosen: int = sock.getsockname()[1]
+            return chosen
+    raise OSError("no free TCP port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; IANA's 49152 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
 
 
 @dataclass

@@ -86,6 +86,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         log.error("kube_config_invalid", error=str(error))  # noqa: TRY400 - the message says it all
         return 1
     client = KubeClient(connection=connection, timeout=settings.pipeline.api_timeout_seconds)
+    # The Lease has a connection of its own, as client-go gives the elector its own client: a
+    # renewal must never wait behind the writers' calls for a pooled connection.
+    lease_client = KubeClient(
+        connection=connection, timeout=settings.pipeline.api_timeout_seconds, max_connections=2
+    )
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     metrics = Metrics(registry)
@@ -94,12 +99,14 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     except filtering.FilterConfigError as error:
         log.error("filter_config_invalid", error=str(error))  # noqa: TRY400 - the message says it all
         await client.close()
+        await lease_client.close()
         return 2
     readiness = Readiness()
     tasks = _start_tasks(settings, client, pipeline, metrics, readiness)
     elector = _start_leadership(
         settings=settings,
         client=client,
+        lease_client=lease_client,
         pipeline=pipeline,
         metrics=metrics,
         readiness=readiness,
@@ -145,6 +152,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     )
     await probe_server.stop()
     await client.close()
+    await lease_client.close()
     log.info("zen_watcher_stopped")
     return 1 if crashed else 0
 
@@ -223,6 +231,7 @@ def _start_leadership(
     *,
     settings: Settings,
     client: KubeClient,
+    lease_client: KubeClient,
     pipeline: Pipeline,
     metrics: Metrics,
     readiness: Readiness,
@@ -241,7 +250,7 @@ def _start_leadership(
     )
     readiness.leader_synced = work.synced
     elector = LeaderElector(
-        client=client,
+        client=lease_client,
         namespace=settings.pod_namespace,
         name=settings.leader.election_id,
         identity=settings.pod_name,

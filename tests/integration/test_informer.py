@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -520,6 +521,76 @@ class TestInformer:
             await eventually(lambda: recorder.names() == {"r2"}, task=task)
 
         assert 1 == sample(metrics, "relists", resource="policyreports", reason="initial")
+
+
+class TestLargeAndMany:
+    async def test_event_larger_than_aiohttp_line_limit(
+        self,
+        admin_client: KubeClient,
+        control_plane: cluster.Cluster,
+        namespace: str,
+        metrics: Metrics,
+    ) -> None:
+        """A 1 MB object arrives whole on the watch (aiohttp's line reader stops at 512 KiB;
+        a trivy report with many CVEs is that large) and the informer keeps running."""
+        recorder = Recorder()
+        blob = "x" * 1_000_000  # a ConfigMap holds at most 1 MiB
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "big", "namespace": namespace},
+            "data": {"blob": blob},
+        }
+        sizes: list[int] = []
+        original = recorder.on_object
+
+        async def on_object(obj: dict[str, Any]) -> None:
+            sizes.append(len(obj.get("data", {}).get("blob", "")))
+            await original(obj)
+
+        recorder.on_object = on_object  # type: ignore[method-assign]
+        async with running_informer(admin_client, cm_path(namespace), recorder, metrics) as task:
+            await kubectl(control_plane, "create", "-f", "-", stdin=json.dumps(body))
+            await eventually(lambda: "big" in recorder.names(), task=task)
+            await kubectl(control_plane, "create", "configmap", "after", "-n", namespace)
+            await eventually(lambda: "after" in recorder.names(), task=task)
+
+        assert len(blob) in sizes
+        assert 1 == sample(metrics, "relists", resource=RESOURCE, reason="initial")
+        restarts = functools.partial(sample, metrics, "watch_restarts", resource=RESOURCE)
+        assert 0 == restarts(reason="error")
+
+    async def test_watches_do_not_take_the_request_connections(
+        self, control_plane: cluster.Cluster, namespace: str, metrics: Metrics
+    ) -> None:
+        """Six running watches on a client whose request pool is two connections: calls still
+        go through, because each watch holds a connection of the watch pool for its life."""
+        connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
+        client = KubeClient(connection=connection, timeout=5.0, max_connections=2)
+        recorders = [Recorder() for _ in range(6)]
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                tasks = [
+                    await stack.enter_async_context(
+                        running_informer(client, cm_path(namespace), recorder, metrics)
+                    )
+                    for recorder in recorders
+                ]
+                for index in range(3):
+                    await client.request("GET", "/version", timeout=3.0)
+                    await client.request("POST", cm_path(namespace), body=_configmap(index))
+                for recorder, task in zip(recorders, tasks, strict=True):
+                    await eventually(functools.partial(_has_all, recorder), task=task)
+        finally:
+            await client.close()
+
+
+def _has_all(recorder: Recorder) -> bool:
+    return recorder.names() == {"c0", "c1", "c2"}
+
+
+def _configmap(index: int) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{index}"}}
 
 
 class TestDiscovery:

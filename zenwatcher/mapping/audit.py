@@ -60,6 +60,14 @@ def split_audit_body(payload: Any) -> list[Any]:
         return []
     if not isinstance(items, list):
         raise rejection.Rejected("invalid_shape", "an audit EventList's items must be an array")
+    # The API server's webhook backend encodes the list's type only: its items carry no kind or
+    # apiVersion (a log line's events do). An item without them is an Event of the list's version.
+    api_version = payload.get("apiVersion")
+    for item in items:
+        if type(item) is dict and "kind" not in item:
+            item["kind"] = "Event"
+            if api_version is not None and "apiVersion" not in item:
+                item["apiVersion"] = api_version
     return list(items)
 
 

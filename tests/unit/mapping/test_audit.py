@@ -43,6 +43,13 @@ EXPECTED: dict[str, list[Outcome] | str] = {
 }
 
 
+_TYPE_META = ("kind", "apiVersion")
+
+
+def _outcome(finding: records.Finding) -> tuple[str, str, str]:
+    return finding.event_type, finding.severity.value, finding.name
+
+
 def read_documents(path: Path) -> list[Any]:
     """A fixture's JSON documents: one JSON value, or JSON lines (one object per line)."""
     text = path.read_text()
@@ -217,6 +224,41 @@ class TestSplitAuditBody:
         items = [event(), event(verb="delete")]
         body = {"kind": "EventList", "apiVersion": version, "items": items}
         assert items == audit.split_audit_body(body)
+
+    @pytest.mark.parametrize("version", ["audit.k8s.io/v1", "audit.k8s.io/v1beta1"])
+    def test_webhook_event_list_items_without_type(self, version: str) -> None:
+        """The API server's webhook backend sends items without kind and apiVersion (its codec
+        types the list only); each fixture event sent that way maps as its log line does."""
+        names = [name for name, outcome in EXPECTED.items() if not isinstance(outcome, str)]
+        logged = [each for name in names for each in fixture_events(name)]
+        stripped = [
+            {key: value for key, value in copy.deepcopy(each).items() if key not in _TYPE_META}
+            for each in logged
+        ]
+        body = {"kind": "EventList", "apiVersion": version, "metadata": {}, "items": stripped}
+
+        items = audit.split_audit_body(body)
+
+        assert [{**each, "kind": "Event", "apiVersion": version} for each in stripped] == items
+        assert [_outcome(audit.map_audit_event(each)) for each in logged] == [
+            _outcome(audit.map_audit_event(each)) for each in items
+        ]
+        assert all(isinstance(EXPECTED[name], list) for name in names)
+        assert 14 == len(items)
+
+    def test_typed_items_keep_their_type(self) -> None:
+        """An item that names its kind is taken as it says (a wrong kind is still rejected)."""
+        body = {
+            "kind": "EventList",
+            "apiVersion": "audit.k8s.io/v1",
+            "items": [{"kind": "Pod", "apiVersion": "v1"}, event()],
+        }
+        first, second = audit.split_audit_body(body)
+        assert {"kind": "Pod", "apiVersion": "v1"} == first
+        with pytest.raises(rejection.Rejected) as caught:
+            audit.map_audit_event(first)
+        assert "invalid_kind" == caught.value.reason
+        assert "Event" == second["kind"]
 
     def test_event_list_null_items(self) -> None:
         """Go encodes an empty list as null: no events."""

@@ -221,7 +221,8 @@ def observation_namespace(finding: Finding, *, default_namespace: str) -> str:
 
 def rfc3339(moment: datetime) -> str:
     """UTC RFC 3339 with a `Z` and whole seconds, as Kubernetes writes times."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat pads the year to four digits; strftime's %Y does not (year 5 -> "5-…").
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def labels_for(finding: Finding) -> dict[str, str]:

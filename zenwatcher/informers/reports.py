@@ -22,7 +22,7 @@ from zenwatcher.context import LeaderContext
 from zenwatcher.informers import informer as informing
 from zenwatcher.kube import discovery, errors, observations
 from zenwatcher.mapping import reports
-from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, WriteJob
 from zenwatcher.pipeline.reconciling import Existing, Ledger, Scope
@@ -195,6 +195,12 @@ class ReportController:
         except (Ignored, Rejected) as error:
             self._accounting.received(tool)
             self._accounting.rejected(tool, error.reason)
+            return
+        except Exception:
+            # A bug met by one report costs that report only, not the informer and the term.
+            logger.exception("report_mapping_failed", kind=kind.kind, scope=scope)
+            self._accounting.received(tool)
+            self._accounting.rejected(tool, INTERNAL_ERROR)
             return
         self._account_entries(tool, mapped)
         wanted = self._wanted_findings(report, mapped.findings)

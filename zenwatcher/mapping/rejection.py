@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+# The rejected reason of an entry our own code failed on (a bug, logged with its traceback):
+# the entry is counted and skipped like a malformed one, and the rest goes on.
+INTERNAL_ERROR = "internal_error"
+
 
 class Rejected(ValueError):
     """A payload (or one entry of it) that is not a valid finding.

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 # Falco writes nanoseconds ("2021-05-04T13:57:22.512929126Z"): Python 3.11's fromisoformat keeps
 # six digits; a parser that refuses them gets the text with the rest cut off.
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -17,7 +18,7 @@ def parse_time(value: object) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, datetime):  # YAML decodes unquoted timestamps itself
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _usable(value)
     if isinstance(value, int | float):
         return _from_epoch(float(value))
     return None
@@ -34,9 +35,20 @@ def _from_text(text: str) -> datetime | None:
             moment = datetime.fromisoformat(_LONG_FRACTION.sub(_keep_micros, text))
         except ValueError:
             return None
+    return _usable(moment)
+
+
+def _usable(moment: datetime) -> datetime | None:
+    """`moment` in UTC (naive means UTC); None before 1970, which no tool reports from, and for
+    a moment that cannot be expressed in UTC ("0001-01-01T00:00:00+01:00")."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+        moment = moment.replace(tzinfo=UTC)
+    elif moment.tzinfo is not UTC:
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            return None
+    return moment if moment >= _EARLIEST else None
 
 
 def _keep_micros(match: re.Match[str]) -> str:
@@ -47,6 +59,6 @@ def _from_epoch(number: float) -> datetime | None:
     # Values past year ~5000 in seconds are nanoseconds (Falco's `output_fields.evt.time`).
     seconds = number / 1e9 if number > 1e11 else number
     try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        return _usable(datetime.fromtimestamp(seconds, tz=UTC))
     except (OverflowError, OSError, ValueError):
         return None

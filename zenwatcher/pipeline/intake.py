@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from zenwatcher import records
-from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import Decision, DedupCache
 from zenwatcher.pipeline.jobs import CreateJob, WriteJob
+
+logger = structlog.get_logger()
 
 MAX_ERRORS_IN_ANSWER = 5
 FILTERED = "filtered"
@@ -93,7 +97,15 @@ class EventIntake:
         drops: Drops = {}  # a plain dict: building a collections.Counter costs more
         try:
             for index, event in enumerate(events):
-                self._process_one(event, index, now, tally, drops)
+                try:
+                    self._process_one(event, index, now, tally, drops)
+                except Exception:
+                    # A bug met by one event (a mapper raising what it should have rejected)
+                    # costs that event only: counted, logged, the rest of the request goes on.
+                    logger.exception("event_processing_failed", source=self.source, index=index)
+                    drop = (REJECTED, INTERNAL_ERROR)
+                    drops[drop] = drops.get(drop, 0) + 1
+                    tally.reject(f"event {index}: internal error")
         finally:  # even if a bug stops the loop, what was queued stays accounted for
             self._account(len(events), tally, drops)
         return tally

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from zenwatcher import records
@@ -12,6 +13,7 @@ from zenwatcher.context import LeaderContext
 from zenwatcher.informers.reports import ReportController
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.mapping import reports
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.intake import FilterState
@@ -63,3 +65,31 @@ async def test_a_failed_load_leaves_nothing_behind() -> None:
     await controller._load_existing()
     assert 3 == fake.calls
     assert 0 == len(controller._ledger)
+
+
+async def test_a_mapping_bug_costs_only_its_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report the mapper fails on unexpectedly (an injected fault: no real report is known to
+    do it) is counted as rejected{internal_error} and skipped; the informer is not ended."""
+    metrics = Metrics(CollectorRegistry())
+    queue: asyncio.Queue[WriteJob] = asyncio.Queue()
+    controller = ReportController(
+        context=LeaderContext(
+            client=cast("KubeClient", ListFailingHalfWay()),
+            settings=Settings.from_env({}),
+            queue=queue,
+            filters=FilterState(),
+            accounting=Accounting(metrics),
+            metrics=metrics,
+        )
+    )
+
+    def broken(report: Any) -> Any:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(reports, "map_report", broken)
+    kind = reports.REPORT_KINDS[0]
+    await controller.report_changed(kind, (kind.kind, "a"), {"metadata": {"name": "r"}})
+
+    labels = {"source": "kyverno", "bucket": "rejected", "reason": "internal_error"}
+    assert 1 == metrics.registry.get_sample_value("zen_watcher_events_total", labels)
+    assert queue.empty()

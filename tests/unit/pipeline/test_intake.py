@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from zenwatcher.mapping import falco
@@ -54,18 +53,30 @@ def test_each_event_lands_in_one_bucket_per_request() -> None:
     )
 
 
-def test_a_bug_midway_still_accounts_for_what_was_done() -> None:
-    """A mapper that raises something unexpected (a bug) on the third event: the request
-    fails, but the events before it, queued or absorbed, are counted as received."""
+def test_a_bug_costs_only_its_own_event() -> None:
+    """A mapper that raises something unexpected (a bug) on the third event: that event is
+    rejected as internal_error, the others are processed, every event is in one bucket."""
 
     def buggy(event: Any) -> Any:
         if event == "boom":
-            raise RuntimeError("bug")
+            raise OverflowError("date value out of range")
         return falco.map_falco_alert(event)
 
     intake, metrics, queued = make_intake(buggy)
-    with pytest.raises(RuntimeError):
-        intake.process([alert("a"), alert("a"), "boom", alert("c")])
-    assert 1 == len(queued)
+    tally = intake.process([alert("a"), alert("a"), "boom", alert("c")])
+    assert (tally.accepted, tally.deduplicated, tally.rejected) == (2, 1, 1)
+    assert ["event 2: internal error"] == tally.errors
+    assert 2 == len(queued)
     assert 4 == counted(metrics, "zen_watcher_events_received_total")
     assert 1 == counted(metrics, "zen_watcher_events_total", bucket="deduplicated", reason="")
+    assert 1 == counted(
+        metrics, "zen_watcher_events_total", bucket="rejected", reason="internal_error"
+    )
+
+
+def test_a_time_that_overflows_in_utc_is_not_an_error() -> None:
+    """A Falco time that parses but has no UTC form is ignored (arrival time is used)."""
+    intake, _, queued = make_intake(falco.map_falco_alert)
+    tally = intake.process([{**alert("a"), "time": "0001-01-01T00:00:00+01:00"}])
+    assert (tally.accepted, tally.rejected) == (1, 0)
+    assert 1 == len(queued)

@@ -1,9 +1,12 @@
 """Garbage collection of expired Observations (DESIGN.md §3 "GC", leader only).
 
 An Observation expires `spec.ttlSecondsAfterCreation` seconds after its `status.lastSeen`, else
-after its creation. `sweep_once` walks the watched scope one list page at a time and deletes as it
-goes, each delete rate-limited and conditional on the resourceVersion it read, so an Observation
-updated since the list (a new lastSeen) survives. `gc_sweeper` sweeps forever on a jittered period.
+after its creation. A report-derived one (origin label) is the report controller's while Open: the
+report still holds it, and it is seen there on every relist though its lastSeen stays put, so it
+never expires; once Resolved, its TTL counts from `status.resolvedAt`. `sweep_once` walks the
+watched scope one list page at a time and deletes as it goes, each delete rate-limited and
+conditional on the resourceVersion it read, so an Observation updated since the list (a new
+lastSeen) survives. `gc_sweeper` sweeps forever on a jittered period.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn, cast
 
 import structlog
 
-from zenwatcher import settings
+from zenwatcher import records, settings
 from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
@@ -32,6 +35,7 @@ logger = structlog.get_logger()
 # gc_deleted{reason}: which time the TTL was measured from.
 REASON_LAST_SEEN = "ttl_last_seen"
 REASON_CREATED = "ttl_created"
+REASON_RESOLVED = "ttl_resolved"
 # gc_errors{reason}.
 ERROR_BAD_TIMESTAMP = "bad_timestamp"
 ERROR_LIST = "list"
@@ -39,6 +43,8 @@ ERROR_DELETE = "delete"
 
 INITIAL_DELAY = 30.0  # seconds after gaining leadership before the first sweep (at most `interval`)
 JITTER = 0.1  # each sleep is `interval` stretched or shrunk by up to 10 %
+# The expiry of what never expires (an Open report finding): later than any `now`.
+NEVER = datetime.max.replace(tzinfo=UTC)
 MAX_RELISTS = 3  # restarts of one scope's list after its continue token expired (410)
 
 
@@ -67,7 +73,8 @@ class _SweepStopped(Exception):
 
 
 def expiry_of(observation: Mapping[str, Any], *, default_ttl: int) -> datetime | None:
-    """When the Observation expires; None when its times are missing or unparseable."""
+    """When the Observation expires; None when its times are missing or unparseable, and
+    `NEVER` for an Open report finding."""
     found = _expiry(observation, default_ttl=default_ttl)
     return found[0] if found is not None else None
 
@@ -75,11 +82,22 @@ def expiry_of(observation: Mapping[str, Any], *, default_ttl: int) -> datetime |
 def expired_reason(
     observation: Mapping[str, Any], *, now: datetime, default_ttl: int
 ) -> str | None:
-    """`ttl_last_seen` or `ttl_created` when expired at `now`; None when not (or times are bad)."""
+    """The `ttl_*` reason when expired at `now`; None when not (or times are bad)."""
     found = _expiry(observation, default_ttl=default_ttl)
     if found is None or found[0] > now:
         return None
     return found[1]
+
+
+def is_open_report_finding(observation: Mapping[str, Any]) -> bool:
+    """Report-derived (origin label) and not Resolved: the report controller owns its life."""
+    metadata = observation.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    return (
+        isinstance(labels, Mapping)
+        and records.LABEL_ORIGIN in labels
+        and _field(observation, "status", "phase") != records.Phase.RESOLVED
+    )
 
 
 def ttl_of(observation: Mapping[str, Any], *, default_ttl: int) -> int:
@@ -91,10 +109,17 @@ def ttl_of(observation: Mapping[str, Any], *, default_ttl: int) -> int:
 
 
 def _expiry(observation: Mapping[str, Any], *, default_ttl: int) -> tuple[datetime, str] | None:
+    if is_open_report_finding(observation):
+        return NEVER, ""
     # A lastSeen that is present but unparseable does not fall back to creation: that could
     # delete a finding seen a minute ago, so it is never expired (and counted by the caller).
     last_seen = _field(observation, "status", "lastSeen")
-    if last_seen not in (None, ""):
+    resolved_at = _field(observation, "status", "resolvedAt")
+    if resolved_at not in (None, "") and _field(observation, "status", "phase") == (
+        records.Phase.RESOLVED
+    ):
+        base, reason = parse_time(resolved_at), REASON_RESOLVED
+    elif last_seen not in (None, ""):
         base, reason = parse_time(last_seen), REASON_LAST_SEEN
     else:
         base = parse_time(_field(observation, "metadata", "creationTimestamp"))

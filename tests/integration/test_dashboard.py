@@ -270,6 +270,7 @@ class TestDashboardJson:
             ("zen_watcher_gc_deleted_total", "reason"): {
                 garbage.REASON_LAST_SEEN,
                 garbage.REASON_CREATED,
+                garbage.REASON_RESOLVED,
             },
             ("zen_watcher_gc_errors_total", "reason"): {
                 garbage.ERROR_BAD_TIMESTAMP,

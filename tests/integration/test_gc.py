@@ -23,7 +23,7 @@ from zenwatcher import garbage, records
 from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
-from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
+from zenwatcher.kube.client import JSON_CONTENT, MERGE_PATCH, KubeClient, Params
 from zenwatcher.metrics import Metrics
 
 TTL = 3600
@@ -179,6 +179,41 @@ class TestExpiry:
         assert [(2, 1, [namespace])] == [
             (entry["examined"], entry["deleted"], entry["namespaces"]) for entry in finished
         ]
+
+    async def test_report_findings_expire_only_once_resolved(
+        self, spy_client: KubeClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+    ) -> None:
+        """Report-derived, all last seen two hours ago (TTL one hour): the Open one is kept (its
+        report still holds it), the one Resolved two hours ago is deleted, the one Resolved just
+        now is kept."""
+        long_ago = _utcnow() - timedelta(hours=2)
+        phases = {
+            "open": ("Open", None),
+            "resolved-old": ("Resolved", long_ago),
+            "resolved-new": ("Resolved", _utcnow()),
+        }
+        names = {}
+        for key, (phase, resolved_at) in phases.items():
+            names[key] = await _create(admin_client, namespace, key, last_seen=long_ago)
+            origin = {"metadata": {"labels": {records.LABEL_ORIGIN: f"report-{key}"}}}
+            await admin_client.request(
+                "PATCH",
+                observations.object_path(namespace, names[key]),
+                body=origin,
+                content_type=MERGE_PATCH,
+            )
+            status: dict[str, Any] = {"phase": phase}
+            if resolved_at is not None:
+                status["resolvedAt"] = records.rfc3339(resolved_at)
+            await observations.patch_status(admin_client, namespace, names[key], status=status)
+
+        result = await _sweep(spy_client, metrics, namespaces=(namespace,))
+
+        assert {names["open"], names["resolved-new"]} == await _names(admin_client, namespace)
+        assert (3, 1, 0) == (result.examined, result.deleted, result.errors)
+        assert 1.0 == _sample(
+            metrics, "zen_watcher_gc_deleted_total", reason=garbage.REASON_RESOLVED
+        )
 
     async def test_without_status_counts_from_creation(
         self, spy_client: KubeClient, admin_client: KubeClient, namespace: str, metrics: Metrics

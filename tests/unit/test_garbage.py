@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from zenwatcher import garbage, settings
+from zenwatcher import garbage, records, settings
 
 CREATED = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
 LAST_SEEN = datetime(2026, 1, 3, 12, 0, 0, tzinfo=UTC)
@@ -34,6 +34,17 @@ def _observation(
         body["status"] = {"count": 3}
         if last_seen is not None:
             body["status"]["lastSeen"] = last_seen
+    return body
+
+
+def _report_observation(
+    *, phase: str | None, last_seen: str | None, resolved_at: str | None = None
+) -> dict[str, Any]:
+    body = _observation(last_seen=last_seen)
+    body["metadata"]["labels"] = {records.LABEL_ORIGIN: "policyreport.web.polr-1"}
+    for key, value in (("phase", phase), ("resolvedAt", resolved_at)):
+        if value is not None:
+            body["status"][key] = value
     return body
 
 
@@ -89,6 +100,42 @@ class TestExpiryOf:
         """Without a lastSeen, a missing or unparseable creationTimestamp gives no expiry."""
         observation = _observation(created=created, ttl=60, status=False)
         assert garbage.expiry_of(observation, default_ttl=DEFAULT_TTL) is None
+
+    def test_open_report_finding_never_expires(self) -> None:
+        """A report-derived Observation still Open is the report controller's: its lastSeen
+        does not move while the report keeps it, so a week-old lastSeen is not an expiry."""
+        observation = _report_observation(phase="Open", last_seen="2026-01-03T12:00:00Z")
+        assert garbage.NEVER == garbage.expiry_of(observation, default_ttl=60)
+        far_later = LAST_SEEN + timedelta(days=3650)
+        assert garbage.expired_reason(observation, now=far_later, default_ttl=60) is None
+
+    def test_report_finding_without_phase_is_open(self) -> None:
+        """Written before its status (a create whose status write failed): still Open."""
+        observation = _report_observation(phase=None, last_seen=None)
+        assert garbage.NEVER == garbage.expiry_of(observation, default_ttl=60)
+
+    def test_resolved_report_finding_counts_from_resolution(self) -> None:
+        """Resolved: the TTL counts from resolvedAt, not from the older lastSeen."""
+        observation = _report_observation(
+            phase="Resolved", last_seen="2026-01-03T12:00:00Z", resolved_at="2026-02-01T00:00:00Z"
+        )
+        resolved = datetime(2026, 2, 1, tzinfo=UTC)
+        assert resolved + timedelta(hours=1) == garbage.expiry_of(observation, default_ttl=3600)
+        assert garbage.REASON_RESOLVED == garbage.expired_reason(
+            observation, now=resolved + timedelta(hours=2), default_ttl=3600
+        )
+
+    def test_resolved_without_resolved_at_counts_from_last_seen(self) -> None:
+        observation = _report_observation(phase="Resolved", last_seen="2026-01-03T12:00:00Z")
+        assert LAST_SEEN + timedelta(hours=1) == garbage.expiry_of(observation, default_ttl=3600)
+
+    def test_webhook_finding_ignores_phase(self) -> None:
+        """Without the origin label a status phase means nothing to GC."""
+        observation = _observation(last_seen="2026-01-03T12:00:00Z", ttl=3600)
+        observation["status"]["phase"] = "Open"
+        assert LAST_SEEN + timedelta(hours=1) == garbage.expiry_of(
+            observation, default_ttl=DEFAULT_TTL
+        )
 
     @pytest.mark.parametrize("section", ["metadata", "spec", "status"])
     def test_malformed_sections_do_not_raise(self, section: str) -> None:

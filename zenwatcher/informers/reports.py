@@ -83,7 +83,9 @@ class ReportController:
                 on_available=lambda kind: self._start_informers(kind, group),
             )
             self._finder = finder
-            await finder.check()
+            # Definite answers first: a kind taken as unserved because one call failed would
+            # get no informer, and the sync below would resolve all of its Open findings.
+            await finder.check(definite=True)
             group.create_task(finder.run(), name="report-discovery")
             group.create_task(self._resolver(), name="report-resolver")
             await self._wait_initial_sync()

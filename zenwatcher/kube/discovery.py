@@ -3,7 +3,9 @@
 A report CRD may be installed after zen-watcher starts (trivy-operator often is), or removed
 while it runs. `Discovery.run` re-reads the group-version documents every `interval` and
 announces each wanted kind once when it becomes served; after its informer found the kind gone,
-`forget(kind)` lets a later reinstall be announced again.
+`forget(kind)` lets a later reinstall be announced again. The first pass of a leadership term
+waits for a definite answer (served, or 404) for every group-version: taking a failed call as
+"not served" there would let reconciliation resolve every Open finding of that kind.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import structlog
 
+from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
 
@@ -73,11 +76,13 @@ class Discovery:
         wanted: Sequence[ReportKind],
         on_available: Callable[[ReportKind], Awaitable[None]],
         interval: float = 30.0,
+        backoff_factory: Callable[[], Backoff] = Backoff,
     ) -> None:
         self._client = client
         self._wanted = tuple(wanted)
         self._on_available = on_available
         self._interval = interval
+        self._backoff_factory = backoff_factory
         self._announced: set[ReportKind] = set()
 
     async def run(self) -> NoReturn:
@@ -86,8 +91,12 @@ class Discovery:
             await self.check()
             await asyncio.sleep(self._interval)
 
-    async def check(self) -> None:
-        """One pass: announce every wanted kind that is served and not yet announced."""
+    async def check(self, *, definite: bool = False) -> None:
+        """One pass: announce every wanted kind that is served and not yet announced.
+
+        With `definite`, a failed discovery call is retried (with backoff) until the server
+        answers; otherwise it counts as not served until the next pass.
+        """
         for group_version in sorted({kind.api_version for kind in self._wanted}):
             pending = [
                 kind
@@ -96,7 +105,7 @@ class Discovery:
             ]
             if not pending:
                 continue
-            served = await self._served(group_version)
+            served = await self._served(group_version, definite=definite)
             for kind in pending:
                 if kind.plural in served:
                     self._announced.add(kind)
@@ -107,10 +116,17 @@ class Discovery:
         """Announce `kind` again the next time it is served (its informer found it gone)."""
         self._announced.discard(kind)
 
-    async def _served(self, group_version: str) -> frozenset[str]:
-        # A failed discovery call is retried on the next pass; nothing is announced meanwhile.
-        try:
-            return await served_resources(self._client, group_version) or frozenset()
-        except (errors.ApiError, errors.TransportError) as error:
-            logger.warning("discovery_failed", api_version=group_version, error=str(error))
-            return frozenset()
+    async def _served(self, group_version: str, *, definite: bool) -> frozenset[str]:
+        backoff = self._backoff_factory()
+        while True:
+            try:
+                return await served_resources(self._client, group_version) or frozenset()
+            except (errors.ApiError, errors.TransportError) as error:
+                hint = error.retry_after if isinstance(error, errors.ApiError) else None
+                delay = backoff.next_delay(hint=hint) if definite else None
+                logger.warning(
+                    "discovery_failed", api_version=group_version, error=str(error), retry_in=delay
+                )
+                if delay is None:  # retried on the next pass; nothing is announced meanwhile
+                    return frozenset()
+                await asyncio.sleep(delay)

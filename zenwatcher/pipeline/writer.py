@@ -233,7 +233,15 @@ class Writer:
         current: dict[str, Any] | None,
     ) -> bool:
         """Compare-and-set of .status: read (unless given), compute, patch with the read
-        resourceVersion; a 409 means someone wrote first, so read again. False = no change."""
+        resourceVersion; a 409 means someone wrote first, so read again. False = no change.
+
+        A patch whose answer was lost (connection, 5xx) may have been applied: retrying it
+        blindly would meet our own write as a 409 and add the delta twice. So it is not
+        retried; the object is read again, and if it now holds exactly what we wrote, it was
+        ours. (Two writers that computed the same status from the same version are
+        indistinguishable this way; only one of them can have succeeded, and the other's
+        delta would be lost: it needs a lost answer on top of that race.)
+        """
         for _ in range(MAX_CONFLICT_RETRIES):
             if current is None:
                 current = await self._call(
@@ -254,15 +262,29 @@ class Writer:
                         status=status,
                         resource_version=version,
                     ),
+                    retry_ambiguous=False,
                 )
             except errors.Conflict:
                 current = None
                 continue
+            except _AmbiguousWrite:
+                current = await self._call(
+                    "get", lambda: observations.get_observation(self._client, namespace, name)
+                )
+                if _applied(current, status, since=version):
+                    return True
+                continue
             return True
         raise WriteFailed("conflict", f"{namespace}/{name}: status kept changing under us")
 
-    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Rate-limited call with retries on 429 / 5xx / transport errors."""
+    async def _call(
+        self, operation: str, call: Callable[[], Awaitable[T]], *, retry_ambiguous: bool = True
+    ) -> T:
+        """Rate-limited call with retries on 429 / 5xx / transport errors.
+
+        With `retry_ambiguous` False, an error after which the call may have been applied (a
+        lost connection, a 5xx) raises `_AmbiguousWrite` after the backoff delay instead.
+        """
         backoff = Backoff(base=0.2, cap=10.0)
         started = time.monotonic()
         deadline = started + self._retry_for
@@ -283,6 +305,8 @@ class Writer:
                     raise WriteFailed(_reason(error), f"gave up: {error}") from error
                 self._metrics.api_retries.labels(operation, _reason(error)).inc()
                 await asyncio.sleep(delay)
+                if not retry_ambiguous and _ambiguous(error):
+                    raise _AmbiguousWrite(str(error)) from error
                 continue
             self._metrics.api_writes.labels(operation, "ok").inc()
             return result
@@ -311,6 +335,26 @@ def reopened_status(observation: dict[str, Any], *, seen: datetime) -> dict[str,
     reopened["phase"] = records.Phase.OPEN.value
     reopened["resolvedAt"] = None
     return reopened
+
+
+class _AmbiguousWrite(Exception):
+    """A write whose answer was lost: it may or may not have been applied."""
+
+
+def _ambiguous(error: BaseException) -> bool:
+    """Whether the server may have applied the request before this error (429: it did not)."""
+    if isinstance(error, errors.ApiError):
+        return error.status >= 500
+    return isinstance(error, errors.TransportError)
+
+
+def _applied(current: dict[str, Any], status: dict[str, Any], *, since: str) -> bool:
+    """The object changed since `since` and its status holds every field we wrote."""
+    if current["metadata"]["resourceVersion"] == since:
+        return False
+    written = current.get("status") or {}
+    # A None we wrote (a merge patch's delete) reads back as absent: .get gives None too.
+    return all(written.get(key) == value for key, value in status.items())
 
 
 def _transient_forbidden(error: BaseException, started: float) -> bool:

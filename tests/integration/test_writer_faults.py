@@ -1,0 +1,116 @@
+"""The writer's status updates on the real API server, with one injected fault: an answer lost
+after the server applied the write (the connection drops on the way back). That moment cannot be
+produced on demand any other way, so the client applies the call for real and then raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.controlplane import cluster
+from zenwatcher import records
+from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.kube import config as kube_config
+from zenwatcher.kube import errors, observations
+from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.jobs import CreateJob, IncrementJob
+from zenwatcher.pipeline.writer import Writer
+
+pytestmark = pytest.mark.apiserver
+
+
+class LosesAnswers(KubeClient):
+    """Our client; the next status patch fails with a dropped connection, after the server
+    applied it (`applied`) or before it reached the server."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fail_next_patch: bool = False
+        self.applied = True
+        self.patches = 0
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        content_type: str = JSON_CONTENT,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        failing = method == "PATCH" and path.endswith("/status") and self.fail_next_patch
+        if failing:
+            self.fail_next_patch = False
+            if not self.applied:
+                raise errors.TransportError(f"PATCH {path}: connection refused (injected)")
+        answer = await super().request(
+            method, path, params=params, body=body, content_type=content_type, timeout=timeout
+        )
+        if method == "PATCH" and path.endswith("/status"):
+            self.patches += 1
+        if failing:
+            raise errors.TransportError(f"PATCH {path}: connection reset (injected)")
+        return answer
+
+
+@pytest.fixture(name="losing_client")
+async def _losing_client(control_plane: cluster.Cluster) -> AsyncIterator[LosesAnswers]:
+    connection = await kube_config.load_connection(str(control_plane.kubeconfig("zen-watcher")))
+    client = LosesAnswers(connection=connection, timeout=10.0)
+    yield client
+    await client.close()
+
+
+def writer_on(client: KubeClient) -> Writer:
+    metrics = Metrics(CollectorRegistry())
+    return Writer(
+        client=client,
+        accounting=Accounting(metrics),
+        metrics=metrics,
+        limiter=TokenBucket(rate=0, burst=1),
+        ttl_seconds=3600,
+        default_namespace="default",
+        retry_for=30.0,
+    )
+
+
+def finding(namespace: str) -> records.Finding:
+    return records.Finding(
+        source="falco",
+        category=records.Category.SECURITY,
+        severity=records.Severity.HIGH,
+        event_type="runtime_detection",
+        identity=("Terminal shell in container", namespace, "web"),
+        resource=records.ResourceRef(api_version="v1", kind="Pod", name="web", namespace=namespace),
+        title="Terminal shell in container",
+    )
+
+
+@pytest.mark.parametrize("applied", [True, False])
+async def test_a_lost_answer_is_counted_once(
+    losing_client: LosesAnswers, admin_client: KubeClient, namespace: str, applied: bool
+) -> None:
+    """Create (count 1), then +5 whose patch fails with a dropped connection, after the server
+    applied it or before: the count is 6 either way (a blind retry made it 11)."""
+    seen = datetime.now(UTC).replace(microsecond=0)
+    found = finding(namespace)
+    writer = writer_on(losing_client)
+    await writer.write(CreateJob(finding=found, namespace=namespace, seen_at=seen))
+    losing_client.fail_next_patch, losing_client.applied = True, applied
+    later = seen + timedelta(seconds=30)
+    await writer.write(
+        IncrementJob(finding=found, namespace=namespace, count_delta=5, last_seen=later)
+    )
+
+    stored = await observations.get_observation(admin_client, namespace, found.name)
+    assert 6 == stored["status"]["count"]
+    assert records.rfc3339(later) == stored["status"]["lastSeen"]
+    assert 2 == losing_client.patches  # the create's and the increment's, each applied once

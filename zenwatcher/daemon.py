@@ -10,6 +10,7 @@ within SHUTDOWN_GRACE_SECONDS, leader work stopped and the Lease released, clien
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import signal
@@ -68,6 +69,8 @@ class Pipeline:
     accounting: Accounting
     writer: Writer
     admission: Admission = field(init=False)
+    # Flushes taken from the cache but not yet queued when the flusher was stopped.
+    unsent_flushes: list[Flush] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.admission = Admission(free_slots=self.free_slots)
@@ -271,19 +274,29 @@ async def flusher(pipeline: Pipeline, *, interval: float) -> None:
 
 
 async def enqueue_flushes(pipeline: Pipeline, flushes: list[Flush]) -> None:
-    """Queue one status increment per flushed key (keys are `namespace/name`)."""
-    for flush in flushes:
-        finding = flush.payload
-        assert isinstance(finding, Finding)
-        namespace = flush.key.split("/", 1)[0]
-        await pipeline.queue.put(
-            IncrementJob(
-                finding=finding,
-                namespace=namespace,
-                count_delta=flush.count_delta,
-                last_seen=flush.last_seen,
+    """Queue one status increment per flushed key (keys are `namespace/name`).
+
+    The counts left the cache already: if this is cancelled while the queue is full, what was
+    not queued goes to `pipeline.unsent_flushes`, which shutdown queues with the rest.
+    """
+    pending = collections.deque(flushes)
+    try:
+        while pending:
+            flush = pending[0]
+            finding = flush.payload
+            assert isinstance(finding, Finding)
+            namespace = flush.key.split("/", 1)[0]
+            await pipeline.queue.put(
+                IncrementJob(
+                    finding=finding,
+                    namespace=namespace,
+                    count_delta=flush.count_delta,
+                    last_seen=flush.last_seen,
+                )
             )
-        )
+            pending.popleft()
+    finally:
+        pipeline.unsent_flushes.extend(pending)
 
 
 async def api_checker(client: KubeClient, readiness: Readiness) -> None:
@@ -329,8 +342,9 @@ async def _shutdown(
     log.info("shutdown_started", queued=pipeline.queue.qsize())
     await webhook_server.stop()
     await stop_tasks([tasks.pop("elector"), tasks.pop("flusher")])
-    await enqueue_flushes(pipeline, pipeline.dedup.drain())
-    drained = await _within(deadline, pipeline.queue.join())
+    unsent, pipeline.unsent_flushes = pipeline.unsent_flushes, []
+    queued = await _within(deadline, enqueue_flushes(pipeline, unsent + pipeline.dedup.drain()))
+    drained = queued and await _within(deadline, pipeline.queue.join())
     log.info("shutdown_drained", complete=drained, left=pipeline.queue.qsize())
     await elector.release()
     await stop_tasks(list(tasks.values()))

@@ -15,6 +15,7 @@ from zenwatcher import garbage
 from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.context import LeaderContext
 from zenwatcher.informers.reports import ReportController
+from zenwatcher.pipeline.jobs import Term
 from zenwatcher.settings import Settings
 
 logger = structlog.get_logger()
@@ -33,13 +34,15 @@ class LeaderWork:
 
     async def lead(self) -> None:
         """One term: runs until cancelled (Lease lost, or shutdown)."""
-        self._controller = ReportController(context=self._context)
+        term = Term()
+        self._controller = ReportController(context=self._context, term=term)
         logger.info("leader_work_started")
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._controller.run(), name="report-controller")
                 group.create_task(self._gc(), name="gc-sweeper")
         finally:
+            term.ended = True  # its queued report writes are dropped, not done late
             self._controller = None
             self._context.metrics.informers_synced.set(0)
             logger.info("leader_work_stopped")

@@ -24,7 +24,7 @@ from zenwatcher.kube import discovery, errors, observations
 from zenwatcher.mapping import reports
 from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
 from zenwatcher.pipeline import filtering
-from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, WriteJob
+from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, WriteJob
 from zenwatcher.pipeline.reconciling import Existing, Ledger, Scope
 
 logger = structlog.get_logger()
@@ -44,8 +44,10 @@ class ReportController:
         self,
         *,
         context: LeaderContext,
+        term: Term | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._term = term or Term()
         self._client = context.client
         self._settings = context.settings
         self._queue = context.queue
@@ -182,6 +184,7 @@ class ReportController:
                         namespace=resolve.namespace,
                         source=resolve.source,
                         resolved_at=self._wall_clock(),
+                        term=self._term,
                     )
                 )
 
@@ -215,7 +218,11 @@ class ReportController:
                 self._accounting.deduplicated(finding.source)
         now = self._wall_clock()
         for open_ in verdict.opens:
-            await self._put(OpenJob(finding=open_.finding, namespace=open_.namespace, seen_at=now))
+            await self._put(
+                OpenJob(
+                    finding=open_.finding, namespace=open_.namespace, seen_at=now, term=self._term
+                )
+            )
         self._metrics.reconciles.labels(kind.kind, "ok").inc()
 
     def _account_entries(self, tool: str, mapped: reports.ReportFindings) -> None:

@@ -31,6 +31,15 @@ class IncrementJob:
     last_seen: datetime
 
 
+@dataclass(slots=True)
+class Term:
+    """One leadership term, as report jobs carry it: once it has ended, what it queued and no
+    writer has started is dropped, since the next leader reconciles from its own view (a late
+    Resolve from an old term could otherwise override the new leader's Open)."""
+
+    ended: bool = False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenJob:
     """A report finding that should be Open: create it, or reopen it if Resolved."""
@@ -38,6 +47,7 @@ class OpenJob:
     finding: Finding
     namespace: str
     seen_at: datetime
+    term: Term | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +58,7 @@ class ResolveJob:
     namespace: str
     source: str
     resolved_at: datetime
+    term: Term | None = None
 
 
 WriteJob = CreateJob | IncrementJob | OpenJob | ResolveJob
@@ -59,3 +70,8 @@ def job_source(job: WriteJob) -> str:
 
 def job_name(job: WriteJob) -> str:
     return job.name if isinstance(job, ResolveJob) else job.finding.name
+
+
+def outlived_its_term(job: WriteJob) -> bool:
+    """A report job whose leadership term has ended."""
+    return isinstance(job, OpenJob | ResolveJob) and job.term is not None and job.term.ended

@@ -34,11 +34,13 @@ from zenwatcher.pipeline.jobs import (
     WriteJob,
     job_name,
     job_source,
+    outlived_its_term,
 )
 
 logger = structlog.get_logger()
 T = TypeVar("T")
 MAX_CONFLICT_RETRIES = 20
+LEADERSHIP_LOST = "leadership_lost"  # failed{reason}: a report job of a term that ended
 FORBIDDEN_GRACE = 30.0  # seconds a 403 is retried before it counts as final
 
 
@@ -85,6 +87,11 @@ class Writer:
     async def write(self, job: WriteJob) -> None:
         """Do one job; failures are accounted, logged and swallowed (the worker lives on)."""
         operation = type(job).__name__.removesuffix("Job").lower()
+        if outlived_its_term(job):
+            # Counted, not logged one by one: a lost term can leave a whole sync queued.
+            events = 1 if isinstance(job, OpenJob) else 0
+            self._accounting.failed(job_source(job), LEADERSHIP_LOST, events=events)
+            return
         started = time.perf_counter()
         try:
             await self._dispatch(job)

@@ -1,0 +1,63 @@
+"""Report jobs of a leadership term that has ended are dropped and counted, never written.
+
+The writer's client is absent on purpose: any API call would fail the test.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import cast
+
+from prometheus_client import CollectorRegistry
+
+from zenwatcher import records
+from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, outlived_its_term
+from zenwatcher.pipeline.writer import LEADERSHIP_LOST, Writer
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def finding() -> records.Finding:
+    return records.Finding(
+        source="kyverno",
+        category=records.Category.COMPLIANCE,
+        severity=records.Severity.MEDIUM,
+        event_type="policy_violation",
+        identity=("require-labels", "web"),
+        origin=records.Origin(uid="u", key="k"),
+    )
+
+
+async def test_jobs_of_an_ended_term_are_dropped() -> None:
+    metrics = Metrics(CollectorRegistry())
+    writer = Writer(
+        client=cast("KubeClient", None),
+        accounting=Accounting(metrics),
+        metrics=metrics,
+        limiter=TokenBucket(rate=0, burst=1),
+        ttl_seconds=3600,
+        default_namespace="zen-system",
+    )
+    term = Term()
+    opening = OpenJob(finding=finding(), namespace="web", seen_at=NOW, term=term)
+    resolving = ResolveJob(name="n", namespace="web", source="kyverno", resolved_at=NOW, term=term)
+    assert not outlived_its_term(opening)
+    term.ended = True
+
+    await writer.write(opening)
+    await writer.write(resolving)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"source": "kyverno", **labels})
+
+    # The Open's event is in the failed bucket; the Resolve had no event of its own.
+    assert 1 == sample("zen_watcher_events_total", bucket="failed", reason=LEADERSHIP_LOST)
+    assert 2 == sample("zen_watcher_observations_create_errors_total", reason=LEADERSHIP_LOST)
+
+
+def test_jobs_without_a_term_never_outlive_one() -> None:
+    assert not outlived_its_term(OpenJob(finding=finding(), namespace="web", seen_at=NOW))

@@ -21,6 +21,7 @@ from zenwatcher import records
 from zenwatcher.mapping import audit, falco, reports
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.pipeline import filtering
+from zenwatcher.pipeline.audit_once import AuditJudgedOnce
 
 
 class InputError(Exception):
@@ -34,6 +35,8 @@ class Collected:
     findings: dict[str, records.Finding] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # One per run: an exec's ResponseStarted and ResponseComplete, in one file or two, are one.
+    audit_judge: AuditJudgedOnce = field(default_factory=AuditJudgedOnce)
 
     def add(self, finding: records.Finding) -> None:
         self.findings.setdefault(finding.name, finding)
@@ -126,7 +129,7 @@ def _events(source: str, path: str, document: Any, collected: Collected) -> list
         falco.split_falco_body if source == "falco" else audit.split_audit_body
     )
     map_event: Callable[[Any], records.Finding] = (
-        falco.map_falco_alert if source == "falco" else audit.map_audit_event
+        falco.map_falco_alert if source == "falco" else collected.audit_judge
     )
     try:
         events = split(document)

@@ -37,10 +37,11 @@ from zenwatcher.kube.client import KubeClient
 from zenwatcher.kube.config import KubeConfigError, load_connection
 from zenwatcher.leader.elector import LeaderElector
 from zenwatcher.leading import LeaderWork
-from zenwatcher.mapping import audit, falco
+from zenwatcher.mapping import falco
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.audit_once import AuditJudgedOnce
 from zenwatcher.pipeline.dedup import DedupCache, Flush
 from zenwatcher.pipeline.intake import EventIntake, FilterState
 from zenwatcher.pipeline.jobs import IncrementJob, WriteJob
@@ -123,7 +124,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             settings=settings.webhook,
             metrics=metrics,
             falco_intake=_intake("falco", falco.map_falco_alert, settings, pipeline),
-            audit_intake=_intake("audit", audit.map_audit_event, settings, pipeline),
+            audit_intake=_intake("audit", AuditJudgedOnce(), settings, pipeline),
             admission=pipeline.admission,
         ),
         port=settings.webhook.port,

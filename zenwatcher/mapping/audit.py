@@ -24,6 +24,10 @@ SOURCE = "audit"
 STAGE_RESPONSE_STARTED = "ResponseStarted"
 # A request that panicked never reaches ResponseComplete; Panic is its last word.
 STAGES_COMPLETE = frozenset({"ResponseComplete", "Panic"})
+# Where a streaming request (exec, attach, portforward) is judged: when it starts, or at the
+# first of its stages that arrives, for a caller that judges each auditID once.
+STREAMING_AT_START = frozenset({STAGE_RESPONSE_STARTED})
+STREAMING_AT_ANY = STREAMING_AT_START | STAGES_COMPLETE
 
 _TITLES = {
     "pod_exec": "pod exec",
@@ -87,15 +91,18 @@ def is_streaming(event: Any) -> bool:
     return isinstance(subresource, str) and subresource in audit_rules.STREAMING_SUBRESOURCES
 
 
-def map_audit_event(event: Any, *, streaming_at_complete: bool = False) -> records.Finding:
+def map_audit_event(
+    event: Any, *, streaming_judged_at: frozenset[str] = STREAMING_AT_START
+) -> records.Finding:
     """The finding one audit Event stands for.
 
     Each request is judged once: normal ones at ResponseComplete (or Panic), streaming ones at
     ResponseStarted, since a session's ResponseComplete may come hours later. An audit policy that
-    omits ResponseStarted leaves only ResponseComplete; then the caller passes
-    `streaming_at_complete=True` and remembers the auditIDs it judged (`audit_id`), which is state
-    this pure function does not keep. Raises `Rejected` for a malformed event, `Ignored("stage")`
-    for a stage not judged and `Ignored("no_rule")` when no rule of DESIGN.md §4 matches.
+    omits ResponseStarted leaves only ResponseComplete: a caller that remembers the auditIDs it
+    judged (state this pure function does not keep) passes `STREAMING_AT_ANY` and skips the later
+    stages itself (`pipeline.audit_once`). Raises `Rejected` for a malformed event,
+    `Ignored("stage")` for a stage not judged and `Ignored("no_rule")` when no rule of
+    DESIGN.md §4 matches.
     """
     if not isinstance(event, dict):
         raise rejection.Rejected("not_an_object", _shape_message(event))
@@ -103,7 +110,7 @@ def map_audit_event(event: Any, *, streaming_at_complete: bool = False) -> recor
     _check_stage(
         event["stage"],  # read_request checked it
         streaming=is_streaming(event),
-        streaming_at_complete=streaming_at_complete,
+        streaming_judged_at=streaming_judged_at,
     )
     verdicts = audit_rules.matches(request)
     if not verdicts:
@@ -127,11 +134,9 @@ def map_audit_event(event: Any, *, streaming_at_complete: bool = False) -> recor
     )
 
 
-def _check_stage(stage: str, *, streaming: bool, streaming_at_complete: bool) -> None:
-    # A streaming request's Panic follows its ResponseStarted, so it is not judged a second time.
-    judged_at = STAGES_COMPLETE
-    if streaming and not streaming_at_complete:
-        judged_at = frozenset({STAGE_RESPONSE_STARTED})
+def _check_stage(stage: str, *, streaming: bool, streaming_judged_at: frozenset[str]) -> None:
+    # By default a streaming request's Panic follows its ResponseStarted: not judged twice.
+    judged_at = streaming_judged_at if streaming else STAGES_COMPLETE
     if stage not in judged_at:
         kind = "streaming" if streaming else "normal"
         raise rejection.Ignored("stage", f"a {kind} request is not judged at stage {stage}")

@@ -371,15 +371,15 @@ class TestStages:
         """Its ResponseComplete is not judged again."""
         assert "Ignored:stage" == outcome(self.exec_event("ResponseComplete"))
 
-    def test_exec_at_complete_when_asked(self) -> None:
-        """With streaming_at_complete, the ResponseComplete is the judged stage."""
-        evt = self.exec_event("ResponseComplete")
-        assert "pod_exec" == outcome(evt, streaming_at_complete=True)
+    @pytest.mark.parametrize("stage", ["ResponseStarted", "ResponseComplete", "Panic"])
+    def test_exec_at_any_stage_when_asked(self, stage: str) -> None:
+        """With STREAMING_AT_ANY (the caller judges each auditID once), any stage is judged."""
+        evt = self.exec_event(stage)
+        assert "pod_exec" == outcome(evt, streaming_judged_at=audit.STREAMING_AT_ANY)
 
-    def test_exec_started_ignored_when_judged_at_complete(self) -> None:
-        """With streaming_at_complete, ResponseStarted is not judged (no double count)."""
-        evt = self.exec_event("ResponseStarted")
-        assert "Ignored:stage" == outcome(evt, streaming_at_complete=True)
+    def test_exec_request_received_never_judged(self) -> None:
+        evt = self.exec_event("RequestReceived", code=None)
+        assert "Ignored:stage" == outcome(evt, streaming_judged_at=audit.STREAMING_AT_ANY)
 
     @pytest.mark.parametrize("stage", ["RequestReceived", "ResponseStarted", "Unknown"])
     def test_normal_request_other_stages_ignored(self, stage: str) -> None:

@@ -48,6 +48,7 @@ class ReportController:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._term = term or Term()
+        self._term.open_failed = self._open_failed
         self._client = context.client
         self._settings = context.settings
         self._queue = context.queue
@@ -58,6 +59,10 @@ class ReportController:
         self._ledger = Ledger(grace_seconds=context.settings.report_resolve_grace_seconds)
         self._synced: list[asyncio.Event] = []
         self._initial_sync_done = False
+
+    def _open_failed(self, name: str) -> None:
+        # Called by a writer; the same event loop, so no lock.
+        self._ledger.forget(name)
 
     async def _put(self, job: WriteJob) -> None:
         """Queue a report write, leaving the webhooks their share of the queue.

@@ -6,7 +6,8 @@ created / updated / failed bucket once the API has answered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from zenwatcher.records import Finding
@@ -35,9 +36,11 @@ class IncrementJob:
 class Term:
     """One leadership term, as report jobs carry it: once it has ended, what it queued and no
     writer has started is dropped, since the next leader reconciles from its own view (a late
-    Resolve from an old term could otherwise override the new leader's Open)."""
+    Resolve from an old term could otherwise override the new leader's Open). The writer tells
+    the term of an Open it failed to write, so the term's ledger does not believe it done."""
 
     ended: bool = False
+    open_failed: Callable[[str], None] = field(default=lambda name: None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

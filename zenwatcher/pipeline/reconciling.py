@@ -71,8 +71,15 @@ class Ledger:
         return len(self._existing)
 
     def know(self, name: str, existing: Existing) -> None:
-        """Record an Observation read from the API (start of a leadership term)."""
-        self._existing[name] = existing
+        """Record an Observation read from the API (start of a leadership term). Resolved ones
+        need no memory: a finding that comes back is opened, and the writer reopens it."""
+        if existing.phase is Phase.OPEN:
+            self._existing[name] = existing
+
+    def forget(self, name: str) -> None:
+        """The Observation is not as recorded (its Open write failed): the next report event
+        that has the finding opens it again."""
+        self._existing.pop(name, None)
 
     def report_seen(
         self, *, scope: Scope, origin: str, findings: Iterable[tuple[Finding, str]]
@@ -127,9 +134,8 @@ class Ledger:
             existing = self._existing.get(name)
             if existing is None or existing.phase is Phase.RESOLVED or self._wanted_by.get(name):
                 continue
-            self._existing[name] = Existing(
-                namespace=existing.namespace, phase=Phase.RESOLVED, source=existing.source
-            )
+            # Forgotten once resolved, so a long term's ledger holds the Open findings only.
+            del self._existing[name]
             resolutions.append(
                 Resolve(name=name, namespace=existing.namespace, source=existing.source)
             )

@@ -128,6 +128,8 @@ class Writer:
             self._accounting.updated(source, "resolved", events=0)
 
     def _fail(self, job: WriteJob, operation: str, reason: str, message: str) -> None:
+        if isinstance(job, OpenJob) and job.term is not None:
+            job.term.open_failed(job.finding.name)
         # Increments and resolutions are not arrivals: their events were accounted already.
         events = 1 if isinstance(job, CreateJob | OpenJob) else 0
         self._accounting.failed(job_source(job), reason, events=events)

@@ -149,3 +149,27 @@ class TestResolving:
         clock.now += 31
         assert 1 == len(ledger.due_resolutions())
         assert [finding("a").name] == seen(ledger, "a")
+
+
+class TestMemory:
+    def test_resolved_findings_are_forgotten(self, ledger: Ledger, clock: FakeClock) -> None:
+        """Once resolved a name leaves the ledger (a long term holds only Open ones), and a
+        finding that comes back is opened again."""
+        seen(ledger, "a", "b")
+        seen(ledger, "b")
+        clock.now += 31
+        assert [finding("a").name] == [r.name for r in ledger.due_resolutions()]
+        assert 1 == len(ledger)
+        assert [finding("a").name] == seen(ledger, "a", "b")
+
+    def test_resolved_observations_read_at_start_are_not_kept(self, ledger: Ledger) -> None:
+        ledger.know("x", Existing(namespace="apps", phase=records.Phase.RESOLVED, source="k"))
+        ledger.know("y", Existing(namespace="apps", phase=records.Phase.OPEN, source="k"))
+        assert 1 == len(ledger)
+
+    def test_a_failed_open_is_opened_again(self, ledger: Ledger) -> None:
+        """The writer could not create it: the next event of its report asks again."""
+        assert [finding("a").name] == seen(ledger, "a")
+        assert [] == seen(ledger, "a")
+        ledger.forget(finding("a").name)
+        assert [finding("a").name] == seen(ledger, "a")

@@ -32,9 +32,8 @@ def finding() -> records.Finding:
     )
 
 
-async def test_jobs_of_an_ended_term_are_dropped() -> None:
-    metrics = Metrics(CollectorRegistry())
-    writer = Writer(
+def clientless_writer(metrics: Metrics) -> Writer:
+    return Writer(
         client=cast("KubeClient", None),
         accounting=Accounting(metrics),
         metrics=metrics,
@@ -42,6 +41,11 @@ async def test_jobs_of_an_ended_term_are_dropped() -> None:
         ttl_seconds=3600,
         default_namespace="zen-system",
     )
+
+
+async def test_jobs_of_an_ended_term_are_dropped() -> None:
+    metrics = Metrics(CollectorRegistry())
+    writer = clientless_writer(metrics)
     term = Term()
     opening = OpenJob(finding=finding(), namespace="web", seen_at=NOW, term=term)
     resolving = ResolveJob(name="n", namespace="web", source="kyverno", resolved_at=NOW, term=term)
@@ -61,3 +65,13 @@ async def test_jobs_of_an_ended_term_are_dropped() -> None:
 
 def test_jobs_without_a_term_never_outlive_one() -> None:
     assert not outlived_its_term(OpenJob(finding=finding(), namespace="web", seen_at=NOW))
+
+
+async def test_a_failed_open_is_reported_to_its_term() -> None:
+    """An Open the writer gives up on is handed back to the term (its ledger forgets it)."""
+    writer = clientless_writer(Metrics(CollectorRegistry()))  # its create fails, accounted
+    failed: list[str] = []
+    term = Term(open_failed=failed.append)
+    job = OpenJob(finding=finding(), namespace="web", seen_at=NOW, term=term)
+    await writer.write(job)
+    assert [finding().name] == failed

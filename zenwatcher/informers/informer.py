@@ -187,6 +187,10 @@ class _Reflector:
             objects=len(present),
             resource_version=resource_version,
         )
+        if not resource_version:
+            # Watching needs a version to start from; relisting at once would spin. (A real
+            # API server always sends one; a proxy in the way might not.)
+            raise errors.TransportError(f"list of {self._path} answered no resourceVersion")
         self._resource_version = resource_version
         if self._synced is not None:
             self._synced.set()

@@ -32,6 +32,8 @@ logger = structlog.get_logger()
 # after a crash is bounded by lease + 1.2 x retry (the design's 17 s); the spread still keeps
 # candidates out of step.
 JITTER_FACTOR = 0.2
+# client-go's own check, with its JitterFactor: renew_deadline > 1.2 x retry_period.
+TIMING_CHECK_FACTOR = 1.2
 EXPIRY_MARGIN = 0.05  # seconds past the observed expiry at which a waiting candidate tries
 # client-go NewFromKubeconfig: per-request timeout max(1 s, renew_deadline / 2), so one hung
 # request cannot use up the whole renew deadline.
@@ -375,7 +377,9 @@ def _check_timing(lease_seconds: int, renew_deadline: float, retry_period: float
             f"lease_duration ({lease_seconds} whole seconds) must exceed renew_deadline"
             f" ({renew_deadline})"
         )
-    if renew_deadline <= JITTER_FACTOR * retry_period:
-        raise ValueError(f"renew_deadline {renew_deadline} must exceed retry_period * 1.2")
+    if renew_deadline <= TIMING_CHECK_FACTOR * retry_period:
+        raise ValueError(
+            f"renew_deadline {renew_deadline} must exceed retry_period * {TIMING_CHECK_FACTOR}"
+        )
     if retry_period <= 0:
         raise ValueError(f"retry_period must be positive: {retry_period}")

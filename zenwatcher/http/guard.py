@@ -105,7 +105,10 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 
 
 def _client_address(request: web.Request, policy: PeerPolicy) -> str | None:
-    return policy.client_address(request.remote, request.headers.get("X-Forwarded-For"))
+    # Every X-Forwarded-For line, in order: a proxy may add its own line instead of appending
+    # to the client's, and reading only the first would let the client choose its address.
+    forwarded = ", ".join(request.headers.getall("X-Forwarded-For", ()))
+    return policy.client_address(request.remote, forwarded)
 
 
 def _authenticated(request: web.Request, expected: bytes) -> bool:

@@ -42,10 +42,12 @@ async def serve() -> AsyncIterator[Serve]:
         *,
         token: str = TOKEN,
         allowed: str = "",
+        proxies: str = "",
     ) -> tuple[ClientSession, Metrics, int]:
         metrics = Metrics(CollectorRegistry())
         networks = (ipaddress.ip_network(allowed),) if allowed else ()
-        policy = PeerPolicy(allowed=networks, trusted_proxies=())
+        trusted = (ipaddress.ip_network(proxies),) if proxies else ()
+        policy = PeerPolicy(allowed=networks, trusted_proxies=trusted)
         app = web.Application(client_max_size=64)
         add_guarded_routes(app, [("/hook", handler)], metrics=metrics, policy=policy, token=token)
         server = TestServer(app, host="127.0.0.1")
@@ -182,3 +184,16 @@ async def test_a_token_that_is_not_utf8_is_401_not_500(serve: Serve) -> None:
         writer.close()
     assert b" 401 " in status_line
     assert 1 == counted(metrics, "/hook", 401)
+
+
+async def test_every_forwarded_for_line_is_read(serve: Serve) -> None:
+    """A proxy that adds its own X-Forwarded-For line (HAProxy's option forwardfor) after the
+    client's: the client's own line cannot choose the address that is checked."""
+    session, _, _ = await serve(allowed="10.0.0.0/8", proxies="127.0.0.0/8")
+    forged = [("X-Forwarded-For", "10.1.1.1"), ("X-Forwarded-For", "203.0.113.9")]
+    async with session.post("/hook", data=b"x", headers=[*AUTH.items(), *forged]) as response:
+        assert 403 == response.status
+        assert "203.0.113.9" in (await response.json())["error"]
+    inside = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "10.1.1.1")]
+    async with session.post("/hook", data=b"x", headers=[*AUTH.items(), *inside]) as response:
+        assert 200 == response.status

@@ -37,6 +37,14 @@ ObservationName = NewType("ObservationName", str)
 
 # Keeps `<source>-<16 hex>` inside a 63-character label value and a DNS-1123 name.
 MAX_SOURCE_LEN = 46
+# The CRD's limits on spec.title and spec.message (characters), and ours on spec.details: an
+# Observation stays far below etcd's object limit whatever a tool sends.
+MAX_TITLE_CHARS = 1024
+MAX_MESSAGE_CHARS = 32768
+MAX_DETAILS_BYTES = 256 * 1024
+MAX_DETAIL_STRING_CHARS = 4096
+MAX_DETAIL_LIST_ITEMS = 100
+DETAILS_TRUNCATED = "truncated"  # a details key set when some of it was cut
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 _EVENT_TYPE_JUNK = re.compile(r"[^a-z0-9_]+")
 
@@ -239,6 +247,33 @@ def labels_for(finding: Finding) -> dict[str, str]:
     return labels
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bounded_details(details: dict[str, Any]) -> dict[str, Any]:
+    """Details small enough to store: as they are when they fit in MAX_DETAILS_BYTES, else with
+    long strings clipped, else only their keys. A tool's oversized field must not cost the
+    finding (etcd refuses objects over about 1.5 MiB; the API server answers that as a 500)."""
+    if len(orjson.dumps(details)) <= MAX_DETAILS_BYTES:
+        return details
+    clipped = _clip_strings(details)
+    if len(orjson.dumps(clipped)) <= MAX_DETAILS_BYTES:
+        return {**clipped, DETAILS_TRUNCATED: True}
+    return {DETAILS_TRUNCATED: True, "keys": sorted(details)[:100]}
+
+
+def _clip_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return clip(value, MAX_DETAIL_STRING_CHARS)
+    if isinstance(value, dict):
+        return {key: _clip_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clip_strings(item) for item in value[:MAX_DETAIL_LIST_ITEMS]]
+    return value
+
+
 def label_value(text: str) -> str:
     """Clamp to the 63-character label limit, ending on an alphanumeric."""
     return text[:63].rstrip("-_.")
@@ -263,9 +298,9 @@ def to_observation(
         "category": finding.category.value,
         "severity": finding.severity.value,
         "eventType": finding.event_type,
-        "title": finding.title,
-        "message": finding.message,
-        "details": dict(finding.details),
+        "title": clip(finding.title, MAX_TITLE_CHARS),
+        "message": clip(finding.message, MAX_MESSAGE_CHARS),
+        "details": bounded_details(dict(finding.details)),
         "fingerprint": finding.fingerprint,
         "detectedAt": rfc3339(detected),
         "ttlSecondsAfterCreation": ttl_seconds,

@@ -1,6 +1,7 @@
-"""The writer's status updates on the real API server, with one injected fault: an answer lost
-after the server applied the write (the connection drops on the way back). That moment cannot be
-produced on demand any other way, so the client applies the call for real and then raises.
+"""The writer on the real API server: findings larger than an Observation may be, and status
+updates with one injected fault, an answer lost after the server applied the write (the
+connection drops on the way back). That moment cannot be produced on demand any other way, so
+the client applies the call for real and then raises.
 """
 
 from __future__ import annotations
@@ -114,3 +115,25 @@ async def test_a_lost_answer_is_counted_once(
     assert 6 == stored["status"]["count"]
     assert records.rfc3339(later) == stored["status"]["lastSeen"]
     assert 2 == losing_client.patches  # the create's and the increment's, each applied once
+
+
+async def test_an_oversized_finding_is_written_clipped(
+    losing_client: LosesAnswers, admin_client: KubeClient, namespace: str
+) -> None:
+    """A 1,100-character rule, a 40 kB output and a 3 MB field (past the CRD's title and
+    message limits and etcd's object limit) still make an Observation, clipped and marked."""
+    found = finding(namespace)
+    found.title = "r" * 1100
+    found.message = "m" * 40_000
+    found.details = {"rule": found.title, "output_fields": {"big": "x" * 3_000_000}, "n": 1}
+    writer = writer_on(losing_client)
+    await writer.write(CreateJob(finding=found, namespace=namespace, seen_at=datetime.now(UTC)))
+
+    stored = await observations.get_observation(admin_client, namespace, found.name)
+    spec = stored["spec"]
+    assert (1024, 32768) == (len(spec["title"]), len(spec["message"]))
+    assert spec["title"].endswith("…")
+    assert spec["details"]["truncated"] is True
+    assert 4096 == len(spec["details"]["output_fields"]["big"])
+    assert 1 == spec["details"]["n"]
+    assert 1 == stored["status"]["count"]

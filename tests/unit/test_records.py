@@ -112,3 +112,25 @@ class TestObservationBody:
         assert "zen-system" == records.observation_namespace(
             finding, default_namespace="zen-system"
         )
+
+
+class TestBounds:
+    def test_clip_marks_the_cut(self) -> None:
+        assert "abc" == records.clip("abc", 3)
+        assert "ab…" == records.clip("abcd", 3)
+
+    def test_details_that_fit_are_untouched(self) -> None:
+        details = {"rule": "r", "fields": {"a": "b"}}
+        assert details is records.bounded_details(details)
+
+    def test_long_strings_and_lists_are_clipped(self) -> None:
+        details = {"big": "x" * 300_000, "many": list(range(1000)), "n": 1}
+        bounded = records.bounded_details(details)
+        assert records.MAX_DETAIL_STRING_CHARS == len(bounded["big"])
+        assert records.MAX_DETAIL_LIST_ITEMS == len(bounded["many"])
+        assert (1, True) == (bounded["n"], bounded[records.DETAILS_TRUNCATED])
+
+    def test_details_too_large_even_clipped_keep_their_keys(self) -> None:
+        details = {f"k{i:04d}": "y" * 4000 for i in range(200)}
+        bounded = records.bounded_details(details)
+        assert {records.DETAILS_TRUNCATED: True, "keys": sorted(details)[:100]} == bounded

@@ -306,7 +306,9 @@ class Writer:
                 raise
             except (errors.ApiError, errors.TransportError) as error:
                 self._metrics.api_writes.labels(operation, "error").inc()
-                if not (errors.is_retriable(error) or _transient_forbidden(error, started)):
+                if _too_large(error) or not (
+                    errors.is_retriable(error) or _transient_forbidden(error, started)
+                ):
                     raise WriteFailed(_reason(error), str(error)) from error
                 hint = error.retry_after if isinstance(error, errors.ApiError) else None
                 delay = backoff.next_delay(hint=hint)
@@ -344,6 +346,11 @@ def reopened_status(observation: dict[str, Any], *, seen: datetime) -> dict[str,
     reopened["phase"] = records.Phase.OPEN.value
     reopened["resolvedAt"] = None
     return reopened
+
+
+def _too_large(error: BaseException) -> bool:
+    """etcd's refusal of an oversized object, which the API server answers as a 500: final."""
+    return isinstance(error, errors.ApiError) and "too large" in error.message.lower()
 
 
 class _AmbiguousWrite(Exception):

@@ -74,7 +74,7 @@ class Pipeline:
     unsent_flushes: list[Flush] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.admission = Admission(free_slots=self.free_slots)
+        self.admission = Admission(free_slots=self.free_slots, capacity=self.queue.maxsize)
 
     def free_slots(self) -> int:
         return self.queue.maxsize - self.queue.qsize()

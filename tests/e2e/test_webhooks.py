@@ -227,11 +227,16 @@ class TestBadInput:
                 assert "1" == headers.get("Retry-After")
         assert 503 in statuses
         before = daemon.rss_bytes()
-        body = orjson.dumps([unique_alert(1000 + index, namespace) for index in range(200)])
+        body = orjson.dumps([unique_alert(1000 + index, namespace) for index in range(5)])
         for _ in range(300):
             assert 503 == daemon.post("/falco/webhook", body)[0]
         growth = daemon.rss_bytes() - before
         assert growth < 8 * 1024 * 1024, f"RSS grew {growth} bytes over 300 refused batches"
+        # More events than the queue can ever hold: 413, not a 503 to retry forever.
+        too_many = orjson.dumps([unique_alert(2000 + index, namespace) for index in range(6)])
+        status, _, answer = daemon.post("/falco/webhook", too_many)
+        assert 413 == status
+        assert "the write queue holds 5" in answer["error"]
 
 
 class TestAccounting:

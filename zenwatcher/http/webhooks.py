@@ -1,25 +1,37 @@
 """POST /falco/webhook and POST /audit/webhook: parse, split, check capacity, run the intake.
 
 Answers (DESIGN.md §6): 200 with accepted/deduplicated/filtered/rejected counts; 400 for a body
-that is not JSON or not an alert/event (list); 413 over the size limit (aiohttp raises it while
-reading); 503 with Retry-After when the write queue cannot take the request's events or the pod
-is shutting down. A request's events are either all processed or none is.
+that is not JSON or not an alert/event (list), or that cannot be read (a broken chunked
+encoding); 408 for a large body not received in time; 413 over the size limit (aiohttp raises
+it while reading) or with more events than the write queue holds; 415 for a compressed body;
+503 with Retry-After when the write queue cannot take the request's events now or the pod is
+shutting down. A request's events are either all processed or none is.
+
+Memory: a body over SMALL_BODY_BYTES (or of unknown length) is read and parsed only while one
+of MAX_LARGE_BODIES slots is free, and must arrive within BODY_READ_SECONDS, so a burst of
+16 MiB bodies, or a client sending one slowly, cannot hold more than a few at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from zenwatcher.http.guard import Handler, json_error
 from zenwatcher.mapping.rejection import Rejected
 from zenwatcher.pipeline.intake import EventIntake
 
 RETRY_AFTER_SECONDS = "1"
+SMALL_BODY_BYTES = 1024 * 1024  # Falco alerts and audit batches of the default size fit
+MAX_LARGE_BODIES = 4
+BODY_READ_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -27,6 +39,7 @@ class Admission:
     """Whether new requests may enter the pipeline, and how much room the queue has."""
 
     free_slots: Callable[[], int]
+    capacity: int = 1 << 62  # a request with more events than this can never be taken
     draining: bool = False
 
 
@@ -35,10 +48,33 @@ def make_handler(
 ) -> Handler:
     """The POST handler for one source."""
 
+    large_bodies = asyncio.Semaphore(MAX_LARGE_BODIES)
+
     async def handler(request: web.Request) -> web.Response:
         if admission.draining:
             return _unavailable("shutting down")
-        body = await request.read()
+        encoding = request.headers.get("Content-Encoding")
+        if encoding is not None and encoding.lower() not in ("", "identity"):
+            # Decompressing would let a small body take far more memory than the size limit.
+            return json_error(415, f"Content-Encoding {encoding} is not supported: send JSON")
+        length = request.content_length
+        if length is not None and length <= SMALL_BODY_BYTES:
+            return await answer(request)
+        async with large_bodies:
+            try:
+                async with asyncio.timeout(BODY_READ_SECONDS):
+                    await request.read()  # kept by the request; answer() reads it again free
+            except TimeoutError:
+                return json_error(408, f"request body not received in {BODY_READ_SECONDS:.0f} s")
+            except (HttpProcessingError, RequestPayloadError) as error:
+                return _unreadable(error)
+            return await answer(request)
+
+    async def answer(request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+        except (HttpProcessingError, RequestPayloadError) as error:
+            return _unreadable(error)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as error:
@@ -47,6 +83,11 @@ def make_handler(
             events = split(payload)
         except Rejected as rejected:
             return json_error(400, str(rejected))
+        if len(events) > admission.capacity:
+            message = (
+                f"{len(events)} events in one request; the write queue holds {admission.capacity}"
+            )
+            return json_error(413, message)
         if len(events) > admission.free_slots():
             return _unavailable("write queue is full")
         tally = intake.process(events)
@@ -56,6 +97,10 @@ def make_handler(
         )
 
     return handler
+
+
+def _unreadable(error: Exception) -> web.Response:
+    return json_error(400, f"unreadable request body: {error}")
 
 
 def _unavailable(message: str) -> web.Response:

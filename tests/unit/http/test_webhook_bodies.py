@@ -1,0 +1,117 @@
+"""How the webhook handler reads bodies: compressed, chunked, slow, too many events.
+
+A real aiohttp server on a loopback socket, spoken to over raw TCP where a client library would
+refuse to send what is under test (a broken chunked body, a stalled one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry
+
+from zenwatcher.http import webhooks
+from zenwatcher.http.guard import add_guarded_routes
+from zenwatcher.http.trust import PeerPolicy
+from zenwatcher.mapping import falco
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.dedup import DedupCache
+from zenwatcher.pipeline.intake import EventIntake, FilterState
+from zenwatcher.pipeline.jobs import WriteJob
+
+ALERT = {"rule": "Terminal shell", "priority": "Warning", "output_fields": {"k8s.pod.name": "p"}}
+
+
+@pytest.fixture(name="port")
+async def _port() -> AsyncIterator[int]:
+    metrics = Metrics(CollectorRegistry())
+    queued: list[WriteJob] = []
+    intake = EventIntake(
+        source="falco",
+        map_event=falco.map_falco_alert,
+        filters=FilterState(),
+        dedup=DedupCache(window_seconds=60, max_size=100),
+        accounting=Accounting(metrics),
+        enqueue=queued.append,
+        default_namespace="zen-system",
+    )
+    admission = webhooks.Admission(free_slots=lambda: 3 - len(queued), capacity=3)
+    handler = webhooks.make_handler(
+        intake=intake, split=falco.split_falco_body, admission=admission
+    )
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    policy = PeerPolicy(allowed=(), trusted_proxies=())
+    add_guarded_routes(app, [("/hook", handler)], metrics=metrics, policy=policy, token="")
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    assert server.port is not None
+    yield server.port
+    await server.close()
+
+
+async def exchange(port: int, head: str, *body_parts: bytes, pause: float = 0.0) -> tuple[int, Any]:
+    """Send a request's head and body parts (waiting `pause` between parts); status and JSON.
+
+    The answer is read by its Content-Length, not to the end of the connection: after an early
+    answer aiohttp lingers up to 10 s to read the rest of a body that never comes.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.encode() + b"\r\n")
+        for part in body_parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(pause)
+        answer_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        lines = answer_head.decode().split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length")
+        )
+        body = await asyncio.wait_for(reader.readexactly(length), timeout=10)
+    finally:
+        writer.close()
+    return int(lines[0].split()[1]), orjson.loads(body)
+
+
+def head(*headers: str) -> str:
+    return "\r\n".join(["POST /hook HTTP/1.1", "Host: x", "Connection: close", *headers, ""])
+
+
+async def test_compressed_body_is_415(port: int) -> None:
+    status, answer = await exchange(
+        port, head("Content-Encoding: gzip", "Content-Length: 3"), b"abc"
+    )
+    assert 415 == status
+    assert "gzip" in answer["error"]
+
+
+async def test_chunked_body_is_read(port: int) -> None:
+    body = orjson.dumps(ALERT)
+    chunk = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    status, answer = await exchange(port, head("Transfer-Encoding: chunked"), chunk)
+    assert (200, 1) == (status, answer["accepted"])
+
+
+async def test_slow_large_body_is_408(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhooks, "BODY_READ_SECONDS", 0.3)
+    status, answer = await exchange(
+        port, head("Content-Length: 1500000"), b"[", b" " * 10, pause=1.0
+    )
+    assert 408 == status
+    assert "not received" in answer["error"]
+
+
+async def test_more_events_than_the_queue_holds_is_413(port: int) -> None:
+    body = orjson.dumps([ALERT] * 4)
+    status, answer = await exchange(port, head(f"Content-Length: {len(body)}"), body)
+    assert 413 == status
+    assert "the write queue holds 3" in answer["error"]

@@ -55,7 +55,7 @@ class WebhookSettings:
     max_body_bytes: int = 16 * 1024 * 1024  # WEBHOOK_MAX_BODY_BYTES: a full audit batch fits
     tls_cert_file: str = ""  # WEBHOOK_TLS_CERT_FILE: serve HTTPS with this certificate
     tls_key_file: str = ""  # WEBHOOK_TLS_KEY_FILE
-    tls_client_ca_file: str = ""  # WEBHOOK_TLS_CLIENT_CA_FILE: require client certificates
+    tls_client_ca_file: str = ""  # WEBHOOK_TLS_CLIENT_CA_FILE: verify client certificates
     allowed_cidrs: tuple[IpNetwork, ...] = ()  # WEBHOOK_ALLOWED_CIDRS: empty = any peer
     trusted_proxies: tuple[IpNetwork, ...] = ()  # WEBHOOK_TRUSTED_PROXIES: X-Forwarded-For from
 

@@ -53,11 +53,12 @@ def _pki(tmp_path: Path) -> dict[str, object]:
 
 
 class TestMutualTls:
-    def test_client_certificate_authenticates_without_a_token(
+    def test_client_certificate_or_token(
         self, start_daemon: StartDaemon, namespace: str, pki: dict[str, object]
     ) -> None:
-        """With a client CA set: a verified client certificate is enough (Falco cannot send
-        headers); a client without a certificate cannot even complete the handshake."""
+        """With a client CA and a token set: a verified client certificate is enough (Falco
+        cannot send headers), and so is the token without a certificate (the API server's audit
+        backend on the same port); neither gets 401."""
         paths = pki["paths"]
         assert isinstance(paths, dict)
         daemon = start_daemon(
@@ -71,8 +72,36 @@ class TestMutualTls:
         assert 200 == https_post(daemon, body, context=with_cert)
 
         without_cert = ssl.create_default_context(cafile=str(paths["ca"]))
+        token = {"Authorization": "Bearer test-webhook-token"}
+        assert 200 == https_post(daemon, body, context=without_cert, headers=token)
+        assert 401 == https_post(daemon, body, context=without_cert)
+
+    def test_without_a_token_the_certificate_is_required(
+        self, start_daemon: StartDaemon, namespace: str, pki: dict[str, object]
+    ) -> None:
+        """Client CA and no token: a client without a certificate cannot even complete the
+        handshake; one with a certificate from another CA neither."""
+        paths = pki["paths"]
+        assert isinstance(paths, dict)
+        daemon = start_daemon(
+            WEBHOOK_TLS_CERT_FILE=str(paths["server_cert"]),
+            WEBHOOK_TLS_KEY_FILE=str(paths["server_key"]),
+            WEBHOOK_TLS_CLIENT_CA_FILE=str(paths["ca"]),
+            WEBHOOK_AUTH_TOKEN="",
+        )
+        body = orjson.dumps(unique_alert(3, namespace))
+        with_cert = ssl.create_default_context(cafile=str(paths["ca"]))
+        with_cert.load_cert_chain(str(paths["client"]))
+        assert 200 == https_post(daemon, body, context=with_cert)
+
+        without_cert = ssl.create_default_context(cafile=str(paths["ca"]))
         with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
             https_post(daemon, body, context=without_cert)
+        stranger = trustme.CA().issue_cert("falco")
+        foreign = ssl.create_default_context(cafile=str(paths["ca"]))
+        stranger.configure_cert(foreign)
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+            https_post(daemon, body, context=foreign)
 
     def test_tls_without_client_ca_still_needs_the_token(
         self, start_daemon: StartDaemon, namespace: str, pki: dict[str, object]

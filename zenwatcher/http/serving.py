@@ -14,7 +14,14 @@ from zenwatcher.settings import WebhookSettings
 
 
 def tls_context(settings: WebhookSettings) -> ssl.SSLContext | None:
-    """Server TLS from the certificate files; CERT_REQUIRED when a client CA is given (mTLS)."""
+    """Server TLS from the certificate files, verifying client certificates against the client
+    CA when one is given (mTLS).
+
+    With a token as well, a certificate is optional: a client may present a verified
+    certificate (Falco, which cannot send headers) or the token (the API server's audit
+    backend); the guard accepts either. Without a token the certificate is the only credential,
+    so the handshake requires it.
+    """
     if not settings.tls_cert_file:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -22,7 +29,7 @@ def tls_context(settings: WebhookSettings) -> ssl.SSLContext | None:
     context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
     if settings.tls_client_ca_file:
         context.load_verify_locations(cafile=settings.tls_client_ca_file)
-        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_mode = ssl.CERT_OPTIONAL if settings.auth_token else ssl.CERT_REQUIRED
     return context
 
 

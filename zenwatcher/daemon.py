@@ -47,7 +47,7 @@ from zenwatcher.pipeline.intake import EventIntake, FilterState
 from zenwatcher.pipeline.jobs import IncrementJob, WriteJob
 from zenwatcher.pipeline.writer import Writer
 from zenwatcher.records import Finding
-from zenwatcher.settings import Settings
+from zenwatcher.settings import ConfigError, Settings
 
 logger = structlog.get_logger()
 API_CHECK_INTERVAL = 10.0
@@ -85,6 +85,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     stop = stop or _install_signal_handlers()
     log = logger.bind(pod=settings.pod_name, namespace=settings.pod_namespace)
     try:
+        ssl_context = tls_context(settings.webhook)
+    except ConfigError as error:
+        log.error("webhook_tls_invalid", error=str(error))  # noqa: TRY400 - the message says it all
+        return 2
+    try:
         connection = await load_connection(settings.kubeconfig)
     except KubeConfigError as error:
         log.error("kube_config_invalid", error=str(error))  # noqa: TRY400 - the message says it all
@@ -106,16 +111,6 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         await lease_client.close()
         return 2
     readiness = Readiness()
-    tasks = _start_tasks(settings, client, pipeline, metrics, readiness)
-    elector = _start_leadership(
-        settings=settings,
-        client=client,
-        lease_client=lease_client,
-        pipeline=pipeline,
-        metrics=metrics,
-        readiness=readiness,
-        tasks=tasks,
-    )
     probe_server = Server(
         make_probe_app(registry=registry, readiness=readiness), port=settings.metrics_port
     )
@@ -128,11 +123,28 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             admission=pipeline.admission,
         ),
         port=settings.webhook.port,
-        ssl_context=tls_context(settings.webhook),
+        ssl_context=ssl_context,
         shutdown_timeout=settings.shutdown_grace_seconds / 2,
     )
-    await probe_server.start()
-    await webhook_server.start()
+    # Listening first: a port that cannot be bound is a configuration error, reported before
+    # any work starts (nothing to unwind but the clients).
+    listening = await _listen(
+        [(probe_server, "METRICS_PORT"), (webhook_server, "WATCHER_PORT")], log=log
+    )
+    if not listening:
+        await client.close()
+        await lease_client.close()
+        return 2
+    tasks = _start_tasks(settings, client, pipeline, metrics, readiness)
+    elector = _start_leadership(
+        settings=settings,
+        client=client,
+        lease_client=lease_client,
+        pipeline=pipeline,
+        metrics=metrics,
+        readiness=readiness,
+        tasks=tasks,
+    )
     log.info(
         "zen_watcher_started",
         version=__version__,
@@ -159,6 +171,26 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     await lease_client.close()
     log.info("zen_watcher_stopped")
     return 1 if crashed else 0
+
+
+async def _listen(
+    servers: list[tuple[Server, str]], *, log: structlog.typing.FilteringBoundLogger
+) -> bool:
+    """Start each server in order; on a port that cannot be bound, log which setting names
+    it, stop those already started and answer False."""
+    started: list[Server] = []
+    for server, variable in servers:
+        try:
+            await server.start()
+        except OSError as error:
+            log.error(  # noqa: TRY400 - the message says it all
+                "listen_failed", variable=variable, port=server.port, error=str(error)
+            )
+            for running in started:
+                await running.stop()
+            return False
+        started.append(server)
+    return True
 
 
 def _make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> Pipeline:

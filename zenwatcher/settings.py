@@ -112,7 +112,7 @@ class Settings:
         pod_namespace = reader.get("POD_NAMESPACE", "zen-system", _dns_label)
         no_namespaces: tuple[str, ...] = ()
         watch_namespaces = reader.get("WATCH_NAMESPACE", no_namespaces, _namespace_list)
-        return cls(
+        settings = cls(
             pod_namespace=pod_namespace,
             pod_name=reader.get("POD_NAME", "zen-watcher", _any),
             watch_namespaces=watch_namespaces,
@@ -120,13 +120,15 @@ class Settings:
                 "WATCH_CLUSTER_REPORTS", not watch_namespaces, _boolean
             ),
             report_resolve_grace_seconds=reader.get(
-                "REPORT_RESOLVE_GRACE_SECONDS", 30.0, _non_negative_float
+                "REPORT_RESOLVE_GRACE_SECONDS", 30.0, _non_negative_duration
             ),
             metrics_port=reader.get("METRICS_PORT", 9090, _port),
             log_level=reader.get("LOG_LEVEL", "info", _choice(LOG_LEVELS)),
             log_format=reader.get("LOG_FORMAT", "json", _choice(LOG_FORMATS)),
             ttl_seconds=_ttl(reader),
-            filter_configmap_name=reader.get("FILTER_CONFIGMAP_NAME", "zen-watcher-filter", _any),
+            filter_configmap_name=reader.get(
+                "FILTER_CONFIGMAP_NAME", "zen-watcher-filter", _dns_name
+            ),
             filter_configmap_namespace=reader.get(
                 "FILTER_CONFIGMAP_NAMESPACE", pod_namespace, _dns_label
             ),
@@ -142,6 +144,11 @@ class Settings:
                 page_size=reader.get("GC_PAGE_SIZE", 500, _positive_int),
             ),
         )
+        if settings.metrics_port == settings.webhook.port:
+            raise ConfigError(
+                "METRICS_PORT", str(settings.metrics_port), "must differ from WATCHER_PORT"
+            )
+        return settings
 
 
 # Every variable Settings.from_env reads, for the README table check and `--help`.
@@ -366,6 +373,18 @@ def parse_duration(raw: str) -> float:
 
 def _positive_duration(raw: str) -> float:
     return parse_duration(raw)
+
+
+def _non_negative_duration(raw: str) -> float:
+    """Seconds (0 allowed) or a Go-style duration."""
+    try:
+        return _non_negative_float(raw)
+    except _Invalid:
+        pass
+    try:
+        return parse_duration(raw)
+    except _Invalid:
+        raise _Invalid("must be 0 or a duration, like 30, 30s, 5m or 1h") from None
 
 
 def _dns_label(raw: str) -> str:

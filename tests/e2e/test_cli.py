@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
 
+from tests.controlplane.controlplane import free_port
 from tests.paths import SHARED_FIXTURES
 from zenwatcher import __version__
 
@@ -53,6 +55,52 @@ class TestCommandLine:
         result = _run("run", env={"LOG_LEVEL": "loud"})
         assert 2 == result.returncode
         assert "LOG_LEVEL='loud'" in result.stderr
+
+    def test_unloadable_tls_files_exit_2_naming_the_variable(self, tmp_path: Path) -> None:
+        """A certificate file that does not exist: exit 2, the variable and path named, no
+        traceback."""
+        missing = str(tmp_path / "missing.crt")
+        result = _run(
+            "run",
+            env={"WEBHOOK_TLS_CERT_FILE": missing, "WEBHOOK_TLS_KEY_FILE": missing},
+        )
+        assert 2 == result.returncode
+        output = result.stdout + result.stderr
+        assert "webhook_tls_invalid" in output
+        assert f"WEBHOOK_TLS_CERT_FILE={missing!r}" in output
+        assert "Traceback" not in output
+
+    def test_a_taken_port_exits_2_naming_the_variable(self, tmp_path: Path) -> None:
+        """WATCHER_PORT already bound by another process: exit 2 with the variable named."""
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(_UNREACHABLE_KUBECONFIG)
+        with socket.socket() as taken:
+            taken.bind(("0.0.0.0", 0))  # noqa: S104 - where the daemon binds
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = _run(
+                "run",
+                env={
+                    "KUBECONFIG": str(kubeconfig),
+                    "WATCHER_PORT": str(port),
+                    "METRICS_PORT": str(free_port()),
+                },
+            )
+        assert 2 == result.returncode, result.stdout + result.stderr
+        output = result.stdout + result.stderr
+        assert "listen_failed" in output
+        assert "WATCHER_PORT" in output
+        assert "Traceback" not in output
+
+
+# Loaded, never contacted: the daemon fails before its first API call.
+_UNREACHABLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
 
 
 class TestConvert:

@@ -47,6 +47,11 @@ class TestParsing:
         """GC_INTERVAL and friends take Go-style durations or plain seconds."""
         assert seconds == parse_duration(text)
 
+    @pytest.mark.parametrize(("text", "seconds"), [("0", 0.0), ("45", 45.0), ("2m", 120.0)])
+    def test_resolve_grace_takes_durations(self, text: str, seconds: float) -> None:
+        grace = Settings.from_env({"REPORT_RESOLVE_GRACE_SECONDS": text})
+        assert seconds == grace.report_resolve_grace_seconds
+
     def test_ttl_seconds_wins_over_days_and_is_clamped(self) -> None:
         """OBSERVATION_TTL_SECONDS beats OBSERVATION_TTL_DAYS; both clamp to [60 s, 1 year]."""
         assert (
@@ -81,6 +86,9 @@ class TestErrors:
             ("GC_INTERVAL", "1 hour", "duration"),
             ("API_QPS", "-1", "0 or greater"),
             ("LEADER_ELECTION_ID", "Not_Valid", "DNS-1123 subdomain"),
+            ("FILTER_CONFIGMAP_NAME", "Not_A_Name!", "DNS-1123 subdomain"),
+            ("REPORT_RESOLVE_GRACE_SECONDS", "soon", "0 or a duration"),
+            ("METRICS_PORT", "8080", "must differ from WATCHER_PORT"),
         ],
     )
     def test_bad_value_names_variable_value_and_allowed(

@@ -10,7 +10,7 @@ import ssl
 
 from aiohttp import web
 
-from zenwatcher.settings import WebhookSettings
+from zenwatcher.settings import ConfigError, WebhookSettings
 
 
 def tls_context(settings: WebhookSettings) -> ssl.SSLContext | None:
@@ -26,9 +26,21 @@ def tls_context(settings: WebhookSettings) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    try:
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(
+            "WEBHOOK_TLS_CERT_FILE",
+            settings.tls_cert_file,
+            f"cannot load it with WEBHOOK_TLS_KEY_FILE={settings.tls_key_file!r}: {error}",
+        ) from error
     if settings.tls_client_ca_file:
-        context.load_verify_locations(cafile=settings.tls_client_ca_file)
+        try:
+            context.load_verify_locations(cafile=settings.tls_client_ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                "WEBHOOK_TLS_CLIENT_CA_FILE", settings.tls_client_ca_file, f"cannot load: {error}"
+            ) from error
         context.verify_mode = ssl.CERT_OPTIONAL if settings.auth_token else ssl.CERT_REQUIRED
     return context
 
@@ -48,16 +60,21 @@ class Server:
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout
         )
-        self._port = port
+        self.port = port
         self._host = host
         self._ssl_context = ssl_context
 
     async def start(self) -> None:
+        """Listen; an OSError (the port is taken) leaves nothing set up behind it."""
         await self._runner.setup()
         site = web.TCPSite(
-            self._runner, self._host, self._port, ssl_context=self._ssl_context, backlog=1024
+            self._runner, self._host, self.port, ssl_context=self._ssl_context, backlog=1024
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
 
     async def stop(self) -> None:
         """Stop listening, let in-flight requests finish (up to shutdown_timeout), clean up."""

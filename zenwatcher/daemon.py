@@ -369,10 +369,14 @@ async def _shutdown(
 ) -> None:
     """Readiness off and 503s, listener closed, leader work stopped, counts flushed, queue
     drained, Lease released, the rest cancelled — in that order, each step logged once."""
-    deadline = time.monotonic() + settings.shutdown_grace_seconds
     readiness.draining = True
     pipeline.admission.draining = True
     log.info("shutdown_started", queued=pipeline.queue.qsize())
+    # The Service drops an unready pod only a moment later; until then clients still connect
+    # here, and a 503 with Retry-After tells them to retry where a closed port would not.
+    # The writers keep draining meanwhile.
+    await asyncio.sleep(settings.shutdown_delay_seconds)
+    deadline = time.monotonic() + settings.shutdown_grace_seconds
     await webhook_server.stop()
     await stop_tasks([tasks.pop("elector"), tasks.pop("flusher")])
     unsent, pipeline.unsent_flushes = pipeline.unsent_flushes, []

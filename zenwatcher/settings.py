@@ -99,6 +99,8 @@ class Settings:
     filter_configmap_namespace: str = ""  # FILTER_CONFIGMAP_NAMESPACE: default POD_NAMESPACE
     filter_file: str = ""  # FILTER_FILE: filter.json on disk instead of the ConfigMap
     shutdown_grace_seconds: float = 25.0  # SHUTDOWN_GRACE_SECONDS: drain deadline on SIGTERM
+    # SHUTDOWN_DELAY_SECONDS: after SIGTERM, answer 503 this long before closing the listener
+    shutdown_delay_seconds: float = 3.0
     kubeconfig: str = ""  # KUBECONFIG: empty = in-cluster, else ~/.kube/config
     leader: LeaderSettings = field(default_factory=LeaderSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
@@ -134,6 +136,9 @@ class Settings:
             ),
             filter_file=reader.get("FILTER_FILE", "", _any),
             shutdown_grace_seconds=reader.get("SHUTDOWN_GRACE_SECONDS", 25.0, _positive_duration),
+            shutdown_delay_seconds=reader.get(
+                "SHUTDOWN_DELAY_SECONDS", 3.0, _non_negative_duration
+            ),
             kubeconfig=reader.get("KUBECONFIG", "", _any),
             leader=_leader(reader),
             webhook=_webhook(reader),
@@ -167,6 +172,7 @@ ENV_VARIABLES = (
     "FILTER_CONFIGMAP_NAMESPACE",
     "FILTER_FILE",
     "SHUTDOWN_GRACE_SECONDS",
+    "SHUTDOWN_DELAY_SECONDS",
     "KUBECONFIG",
     "LEADER_ELECTION_ID",
     "LEADER_LEASE_DURATION",

@@ -39,6 +39,8 @@ class DaemonProcess:
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "info",
             "POD_NAME": f"zen-watcher-{self.webhook_port}",
+            # Tests stop many daemons; the one that tests the delay sets it.
+            "SHUTDOWN_DELAY_SECONDS": "0",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

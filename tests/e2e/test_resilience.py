@@ -137,18 +137,30 @@ class TestGracefulShutdown:
         assert set() == set(accepted) - stored
 
     def test_readiness_goes_false_before_the_listener_closes(
-        self, start_daemon: StartDaemon
+        self, start_daemon: StartDaemon, namespace: str
     ) -> None:
-        """After SIGTERM the pod reports not-ready (or is already gone), never ready again."""
-        daemon = start_daemon(SHUTDOWN_GRACE_SECONDS="5")
+        """After SIGTERM the pod reports not-ready, never ready again; for
+        SHUTDOWN_DELAY_SECONDS the webhook still answers, 503 with Retry-After, then closes."""
+        daemon = start_daemon(SHUTDOWN_GRACE_SECONDS="5", SHUTDOWN_DELAY_SECONDS="2")
         assert 200 == daemon.probe("/readyz")
+        signalled = time.monotonic()
         daemon.signal(signal.SIGTERM)
         wait_for(lambda: daemon.probe("/readyz") != 200, timeout=5, interval=0.01)
+        status, headers, answer = daemon.post(
+            "/falco/webhook", orjson.dumps(unique_alert(1, namespace))
+        )
+        assert (503, "1", "shutting down") == (
+            status,
+            headers.get("Retry-After"),
+            answer.get("error"),
+        )
+        assert time.monotonic() - signalled < 2
         assert daemon.process is not None
         while daemon.process.poll() is None:
             assert daemon.probe("/readyz") in (0, 503)
             time.sleep(0.01)
         assert 0 == daemon.wait(timeout=30)
+        assert time.monotonic() - signalled >= 2
 
 
 class TestApiServerOutage:

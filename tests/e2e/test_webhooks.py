@@ -239,6 +239,21 @@ class TestBadInput:
         assert "the write queue holds 5" in answer["error"]
 
 
+class TestWebhookTier:
+    def test_without_leader_work_no_lease_and_webhooks_serve(
+        self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str
+    ) -> None:
+        """LEADER_WORK=false: ready, writes what it is sent, and never touches a Lease."""
+        daemon = start_daemon(LEADER_WORK="false")
+        assert 200 == daemon.probe("/readyz")
+        alert = unique_alert(1, namespace)
+        assert 200 == daemon.post("/falco/webhook", orjson.dumps(alert))[0]
+        name = falco.map_falco_alert(alert).name
+        wait_for(lambda: name in by_name(list_observations(control_plane, namespace)))
+        leases = control_plane.kubectl("get", "leases", "-n", namespace, "-o", "name").stdout
+        assert "" == leases.strip()
+
+
 class TestAccounting:
     def test_received_equals_sum_of_buckets(
         self, start_daemon: StartDaemon, namespace: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from tests.controlplane import cluster
 from tests.paths import REPO_ROOT
@@ -31,6 +32,33 @@ class TestApply:
             check=False,
         )
         assert 0 == result.returncode, result.stderr
+
+
+class TestShards:
+    def test_webhooks_reach_only_the_unsharded_tier(self, control_plane: cluster.Cluster) -> None:
+        """In the shards example the zen-watcher Service selects the webhook tier's pods (no
+        WATCH_NAMESPACE, LEADER_WORK=false) and no shard's: a shard would filter the other
+        namespaces' findings as out_of_scope."""
+        built = control_plane.kubectl(
+            "kustomize", str(REPO_ROOT / "manifests/examples/shards")
+        ).stdout
+        documents = [doc for doc in yaml.safe_load_all(built) if doc]
+        service = next(
+            doc
+            for doc in documents
+            if doc["kind"] == "Service" and doc["metadata"]["name"] == "zen-watcher"
+        )
+        selector = service["spec"]["selector"].items()
+        selected = {
+            doc["metadata"]["name"]: doc["spec"]["template"]["spec"]["containers"][0]["env"]
+            for doc in documents
+            if doc["kind"] == "Deployment"
+            and selector <= doc["spec"]["template"]["metadata"]["labels"].items()
+        }
+        assert ["zen-watcher-webhooks"] == list(selected)
+        env = {item["name"]: item.get("value") for item in selected["zen-watcher-webhooks"]}
+        assert "false" == env["LEADER_WORK"]
+        assert "WATCH_NAMESPACE" not in env
 
 
 class TestLeastPrivilege:

@@ -102,6 +102,8 @@ def load_documents(path: str, *, source: str) -> list[Any]:
             return [doc for doc in yaml.safe_load_all(raw) if doc is not None]
         except yaml.YAMLError as error:
             raise InputError(f"{path}: not JSON or YAML: {_first_line(error)}") from None
+        except RecursionError:  # PyYAML's composer recurses once per nesting level
+            raise InputError(f"{path}: YAML nested too deeply to read") from None
     raise InputError(f"{path}: not JSON or JSON lines: {first_error}")
 
 

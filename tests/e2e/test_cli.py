@@ -135,6 +135,15 @@ class TestConvert:
         assert 2 == result.returncode
         assert str(missing) in result.stderr
 
+    def test_deeply_nested_yaml_exits_2(self, tmp_path: Path) -> None:
+        """10,000 nested YAML lists: exit 2 naming the file, no traceback."""
+        nested = tmp_path / "nested.yaml"
+        nested.write_text("[" * 10_000 + "]" * 10_000)
+        result = _run("convert", "--source", "kyverno", str(nested))
+        assert 2 == result.returncode
+        assert f"{nested}: YAML nested too deeply to read" in result.stderr
+        assert "Traceback" not in result.stderr
+
     def test_unparseable_file_exits_2(self, tmp_path: Path) -> None:
         """Text that is not JSON: exit 2 naming the file and the problem."""
         path = tmp_path / "bad.json"

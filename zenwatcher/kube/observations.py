@@ -54,18 +54,6 @@ async def patch_status(
     )
 
 
-async def patch_labels(
-    client: KubeClient, namespace: str, name: str, *, labels: dict[str, str]
-) -> dict[str, Any]:
-    """Merge-patch metadata labels (a report finding that moved to a recreated report)."""
-    return await client.request(
-        "PATCH",
-        object_path(namespace, name),
-        body={"metadata": {"labels": labels}},
-        content_type=MERGE_PATCH,
-    )
-
-
 async def delete_observation(
     client: KubeClient, namespace: str, name: str, *, resource_version: str | None = None
 ) -> None:

@@ -136,18 +136,14 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         await lease_client.close()
         return 2
     tasks = _start_tasks(settings, client, pipeline, metrics, readiness)
-    elector = (
-        _start_leadership(
-            settings=settings,
-            client=client,
-            lease_client=lease_client,
-            pipeline=pipeline,
-            metrics=metrics,
-            readiness=readiness,
-            tasks=tasks,
-        )
-        if settings.leader_work
-        else None  # a webhook tier: the shards' leaders do reports and GC
+    elector = _start_leadership(
+        settings=settings,
+        client=client,
+        lease_client=lease_client,
+        pipeline=pipeline,
+        metrics=metrics,
+        readiness=readiness,
+        tasks=tasks,
     )
     log.info(
         "zen_watcher_started",
@@ -368,7 +364,7 @@ async def _shutdown(
     readiness: Readiness,
     webhook_server: Server,
     tasks: dict[str, asyncio.Task[None]],
-    elector: LeaderElector | None,
+    elector: LeaderElector,
     log: structlog.typing.FilteringBoundLogger,
 ) -> None:
     """Readiness off and 503s, listener closed, leader work stopped, counts flushed, queue
@@ -382,13 +378,12 @@ async def _shutdown(
     await asyncio.sleep(settings.shutdown_delay_seconds)
     deadline = time.monotonic() + settings.shutdown_grace_seconds
     await webhook_server.stop()
-    await stop_tasks([task for name in ("elector", "flusher") if (task := tasks.pop(name, None))])
+    await stop_tasks([tasks.pop("elector"), tasks.pop("flusher")])
     unsent, pipeline.unsent_flushes = pipeline.unsent_flushes, []
     queued = await _within(deadline, enqueue_flushes(pipeline, unsent + pipeline.dedup.drain()))
     drained = queued and await _within(deadline, pipeline.queue.join())
     log.info("shutdown_drained", complete=drained, left=pipeline.queue.qsize())
-    if elector is not None:
-        await elector.release()
+    await elector.release()
     await stop_tasks(list(tasks.values()))
 
 

@@ -33,13 +33,17 @@ class LeaderWork:
         return self._controller is None or self._controller.synced()
 
     async def lead(self) -> None:
-        """One term: runs until cancelled (Lease lost, or shutdown)."""
+        """One term: runs until cancelled (Lease lost, or shutdown). With WATCH_REPORTS=false
+        (a webhook tier in front of namespace shards) the term is GC only."""
         term = Term()
-        self._controller = ReportController(context=self._context, term=term)
-        logger.info("leader_work_started")
+        reports = self._context.settings.watch_reports
+        if reports:
+            self._controller = ReportController(context=self._context, term=term)
+        logger.info("leader_work_started", reports=reports)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._controller.run(), name="report-controller")
+                if self._controller is not None:
+                    group.create_task(self._controller.run(), name="report-controller")
                 group.create_task(self._gc(), name="gc-sweeper")
         finally:
             term.ended = True  # its queued report writes are dropped, not done late

@@ -90,8 +90,8 @@ class Settings:
     pod_name: str = "zen-watcher"  # POD_NAME: leader-election identity
     watch_namespaces: tuple[str, ...] = ()  # WATCH_NAMESPACE: comma-separated; empty = all
     watch_cluster_reports: bool = True  # WATCH_CLUSTER_REPORTS: default true only when unsharded
-    # LEADER_WORK: false = no leader election, reports or GC here: a webhook tier for shards
-    leader_work: bool = True
+    # WATCH_REPORTS: false = the leader runs GC only, no report informers (a webhook tier)
+    watch_reports: bool = True
     report_resolve_grace_seconds: float = 30.0  # REPORT_RESOLVE_GRACE_SECONDS: churn absorber
     metrics_port: int = 9090  # METRICS_PORT
     log_level: str = "info"  # LOG_LEVEL
@@ -123,7 +123,7 @@ class Settings:
             watch_cluster_reports=reader.get(
                 "WATCH_CLUSTER_REPORTS", not watch_namespaces, _boolean
             ),
-            leader_work=reader.get("LEADER_WORK", True, _boolean),
+            watch_reports=reader.get("WATCH_REPORTS", True, _boolean),
             report_resolve_grace_seconds=reader.get(
                 "REPORT_RESOLVE_GRACE_SECONDS", 30.0, _non_negative_duration
             ),
@@ -165,7 +165,7 @@ ENV_VARIABLES = (
     "POD_NAME",
     "WATCH_NAMESPACE",
     "WATCH_CLUSTER_REPORTS",
-    "LEADER_WORK",
+    "WATCH_REPORTS",
     "REPORT_RESOLVE_GRACE_SECONDS",
     "METRICS_PORT",
     "LOG_LEVEL",

@@ -240,18 +240,24 @@ class TestBadInput:
 
 
 class TestWebhookTier:
-    def test_without_leader_work_no_lease_and_webhooks_serve(
+    def test_without_reports_the_leader_runs_gc_only(
         self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str
     ) -> None:
-        """LEADER_WORK=false: ready, writes what it is sent, and never touches a Lease."""
-        daemon = start_daemon(LEADER_WORK="false")
-        assert 200 == daemon.probe("/readyz")
+        """WATCH_REPORTS=false: ready, writes what it is sent, leads its own Lease, and its
+        term starts no report informers."""
+        daemon = start_daemon(WATCH_REPORTS="false", LEADER_ELECTION_ID="zen-webhooks")
         alert = unique_alert(1, namespace)
         assert 200 == daemon.post("/falco/webhook", orjson.dumps(alert))[0]
         name = falco.map_falco_alert(alert).name
         wait_for(lambda: name in by_name(list_observations(control_plane, namespace)))
-        leases = control_plane.kubectl("get", "leases", "-n", namespace, "-o", "name").stdout
-        assert "" == leases.strip()
+        assert 200 == daemon.probe("/readyz")
+        holder = control_plane.kubectl(
+            "get", "lease", "zen-webhooks", "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}"
+        ).stdout
+        assert daemon.env["POD_NAME"] == holder
+        started = [e for e in daemon.log_events() if e.get("event") == "leader_work_started"]
+        assert [False] == [event["reports"] for event in started]
+        assert not any(e.get("event") == "report_observations_loaded" for e in daemon.log_events())
 
 
 class TestAccounting:

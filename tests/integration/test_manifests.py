@@ -37,7 +37,7 @@ class TestApply:
 class TestShards:
     def test_webhooks_reach_only_the_unsharded_tier(self, control_plane: cluster.Cluster) -> None:
         """In the shards example the zen-watcher Service selects the webhook tier's pods (no
-        WATCH_NAMESPACE, LEADER_WORK=false) and no shard's: a shard would filter the other
+        WATCH_NAMESPACE, WATCH_REPORTS=false, a Lease of its own) and no shard's: a shard would filter the other
         namespaces' findings as out_of_scope."""
         built = control_plane.kubectl(
             "kustomize", str(REPO_ROOT / "manifests/examples/shards")
@@ -57,7 +57,8 @@ class TestShards:
         }
         assert ["zen-watcher-webhooks"] == list(selected)
         env = {item["name"]: item.get("value") for item in selected["zen-watcher-webhooks"]}
-        assert "false" == env["LEADER_WORK"]
+        assert "false" == env["WATCH_REPORTS"]
+        assert "zen-watcher-webhooks" == env["LEADER_ELECTION_ID"]
         assert "WATCH_NAMESPACE" not in env
 
 

@@ -382,7 +382,13 @@ async def _shutdown(
     unsent, pipeline.unsent_flushes = pipeline.unsent_flushes, []
     queued = await _within(deadline, enqueue_flushes(pipeline, unsent + pipeline.dedup.drain()))
     drained = queued and await _within(deadline, pipeline.queue.join())
-    log.info("shutdown_drained", complete=drained, left=pipeline.queue.qsize())
+    log.info(
+        "shutdown_drained",
+        complete=drained,
+        left=pipeline.queue.qsize(),
+        # Repeats the grace period left no room to queue: counted here, since nothing else will.
+        repeats_not_written=sum(flush.count_delta for flush in pipeline.unsent_flushes),
+    )
     await elector.release()
     await stop_tasks(list(tasks.values()))
 

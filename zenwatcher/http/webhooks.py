@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -41,14 +41,16 @@ class Admission:
     free_slots: Callable[[], int]
     capacity: int = 1 << 62  # a request with more events than this can never be taken
     draining: bool = False
+    # Shared by every webhook route: at most this many large bodies in memory at once.
+    large_bodies: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_LARGE_BODIES)
+    )
 
 
 def make_handler(
     *, intake: EventIntake, split: Callable[[Any], list[Any]], admission: Admission
 ) -> Handler:
     """The POST handler for one source."""
-
-    large_bodies = asyncio.Semaphore(MAX_LARGE_BODIES)
 
     async def handler(request: web.Request) -> web.Response:
         if admission.draining:
@@ -60,7 +62,7 @@ def make_handler(
         length = request.content_length
         if length is not None and length <= SMALL_BODY_BYTES:
             return await answer(request)
-        async with large_bodies:
+        async with admission.large_bodies:
             try:
                 async with asyncio.timeout(BODY_READ_SECONDS):
                     await request.read()  # kept by the request; answer() reads it again free

@@ -59,6 +59,7 @@ class ReportController:
         self._ledger = Ledger(grace_seconds=context.settings.report_resolve_grace_seconds)
         self._synced: list[asyncio.Event] = []
         self._initial_sync_done = False
+        self._discovery_failed: frozenset[str] = frozenset()
 
     def _open_failed(self, name: str) -> None:
         # Called by a writer; the same event loop, so no lock.
@@ -92,7 +93,7 @@ class ReportController:
             self._finder = finder
             # Definite answers first: a kind taken as unserved because one call failed would
             # get no informer, and the sync below would resolve all of its Open findings.
-            await finder.check(definite=True)
+            self._discovery_failed = await finder.check(definite=True)
             group.create_task(finder.run(), name="report-discovery")
             group.create_task(self._resolver(), name="report-resolver")
             await self._wait_initial_sync()
@@ -174,7 +175,12 @@ class ReportController:
     async def _wait_initial_sync(self) -> None:
         """After the first sync of every informer: resolve what vanished while nobody led."""
         await asyncio.gather(*(event.wait() for event in self._synced))
-        self._ledger.orphans_after_sync()
+        if self._discovery_failed:
+            # Findings of the kinds nobody could list are not orphans: leave them Open until a
+            # term that sees every report API (the next failover or restart).
+            logger.warning("orphans_not_resolved", unknown=sorted(self._discovery_failed))
+        else:
+            self._ledger.orphans_after_sync()
         self._initial_sync_done = True
         self._metrics.informers_synced.set(1)
         logger.info("report_informers_synced", informers=len(self._synced), known=len(self._ledger))

@@ -4,13 +4,14 @@ A report CRD may be installed after zen-watcher starts (trivy-operator often is)
 while it runs. `Discovery.run` re-reads the group-version documents every `interval` and
 announces each wanted kind once when it becomes served; after its informer found the kind gone,
 `forget(kind)` lets a later reinstall be announced again. The first pass of a leadership term
-waits for a definite answer (served, or 404) for every group-version: taking a failed call as
-"not served" there would let reconciliation resolve every Open finding of that kind.
+waits a while for a definite answer (served, or 404) for every group-version: taking a failed
+call as "not served" there would let reconciliation resolve every Open finding of that kind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
     from zenwatcher.mapping.reports import ReportKind
 
 logger = structlog.get_logger()
+
+# How long the first pass of a term waits out failures of one group-version (an aggregated
+# report API whose backend is down may never answer); after that its kinds wait for a later
+# pass and the term resolves no orphans.
+DEFINITE_WITHIN = 60.0
 
 
 def group_version_path(group: str, version: str) -> str:
@@ -77,12 +83,14 @@ class Discovery:
         on_available: Callable[[ReportKind], Awaitable[None]],
         interval: float = 30.0,
         backoff_factory: Callable[[], Backoff] = Backoff,
+        definite_within: float = DEFINITE_WITHIN,
     ) -> None:
         self._client = client
         self._wanted = tuple(wanted)
         self._on_available = on_available
         self._interval = interval
         self._backoff_factory = backoff_factory
+        self._definite_within = definite_within
         self._announced: set[ReportKind] = set()
 
     async def run(self) -> NoReturn:
@@ -91,12 +99,14 @@ class Discovery:
             await self.check()
             await asyncio.sleep(self._interval)
 
-    async def check(self, *, definite: bool = False) -> None:
-        """One pass: announce every wanted kind that is served and not yet announced.
+    async def check(self, *, definite: bool = False) -> frozenset[str]:
+        """One pass: announce every wanted kind that is served and not yet announced; answer
+        the group-versions whose discovery failed (their kinds count as not served for now).
 
-        With `definite`, a failed discovery call is retried (with backoff) until the server
-        answers; otherwise it counts as not served until the next pass.
+        With `definite`, a retriable failure (429, 5xx, lost connection) is retried with
+        backoff for up to DEFINITE_WITHIN seconds per group-version before it counts as failed.
         """
+        failed: set[str] = set()
         for group_version in sorted({kind.api_version for kind in self._wanted}):
             pending = [
                 kind
@@ -106,27 +116,38 @@ class Discovery:
             if not pending:
                 continue
             served = await self._served(group_version, definite=definite)
+            if served is None:
+                failed.add(group_version)
+                continue
             for kind in pending:
                 if kind.plural in served:
                     self._announced.add(kind)
                     logger.info("resource_available", kind=kind.kind, api_version=group_version)
                     await self._on_available(kind)
+        return frozenset(failed)
 
     def forget(self, kind: ReportKind) -> None:
         """Announce `kind` again the next time it is served (its informer found it gone)."""
         self._announced.discard(kind)
 
-    async def _served(self, group_version: str, *, definite: bool) -> frozenset[str]:
+    async def _served(self, group_version: str, *, definite: bool) -> frozenset[str] | None:
+        """The plurals served (empty when the group-version is not: 404); None when discovery
+        failed."""
         backoff = self._backoff_factory()
+        give_up_at = time.monotonic() + (self._definite_within if definite else 0.0)
         while True:
             try:
                 return await served_resources(self._client, group_version) or frozenset()
             except (errors.ApiError, errors.TransportError) as error:
                 hint = error.retry_after if isinstance(error, errors.ApiError) else None
-                delay = backoff.next_delay(hint=hint) if definite else None
+                delay = backoff.next_delay(hint=hint)
+                retry = errors.is_retriable(error) and time.monotonic() + delay < give_up_at
                 logger.warning(
-                    "discovery_failed", api_version=group_version, error=str(error), retry_in=delay
+                    "discovery_failed",
+                    api_version=group_version,
+                    error=str(error),
+                    retry_in=delay if retry else None,
                 )
-                if delay is None:  # retried on the next pass; nothing is announced meanwhile
-                    return frozenset()
+                if not retry:  # tried again on the next pass; nothing is announced meanwhile
+                    return None
                 await asyncio.sleep(delay)

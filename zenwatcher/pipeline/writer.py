@@ -10,9 +10,11 @@ a stale read = read again). 429, 5xx and connection errors are retried with jitt
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -31,6 +33,7 @@ from zenwatcher.pipeline.jobs import (
     IncrementJob,
     OpenJob,
     ResolveJob,
+    Term,
     WriteJob,
     job_name,
     job_source,
@@ -93,6 +96,8 @@ class Writer:
             self._accounting.failed(job_source(job), LEADERSHIP_LOST, events=events)
             return
         started = time.perf_counter()
+        # Each worker is its own task, so this is the job this worker is doing now.
+        _JOB_TERM.set(job.term if isinstance(job, OpenJob | ResolveJob) else None)
         try:
             await self._dispatch(job)
         except WriteFailed as failure:
@@ -251,10 +256,14 @@ class Writer:
         indistinguishable this way; only one of them can have succeeded, and the other's
         delta would be lost: it needs a lost answer on top of that race.)
         """
-        for _ in range(MAX_CONFLICT_RETRIES):
+        budget = self._budget()  # one retry schedule for the whole update, re-reads included
+        conflicts = 0
+        while True:
             if current is None:
                 current = await self._call(
-                    "get", lambda: observations.get_observation(self._client, namespace, name)
+                    "get",
+                    lambda: observations.get_observation(self._client, namespace, name),
+                    budget=budget,
                 )
             status = compute(current)
             if status is None:
@@ -272,32 +281,52 @@ class Writer:
                         resource_version=version,
                     ),
                     retry_ambiguous=False,
+                    budget=budget,
                 )
             except errors.Conflict:
+                conflicts += 1
+                if conflicts >= MAX_CONFLICT_RETRIES:
+                    raise WriteFailed(
+                        "conflict", f"{namespace}/{name}: status kept changing under us"
+                    ) from None
                 current = None
                 continue
             except _AmbiguousWrite:
                 current = await self._call(
-                    "get", lambda: observations.get_observation(self._client, namespace, name)
+                    "get",
+                    lambda: observations.get_observation(self._client, namespace, name),
+                    budget=budget,
                 )
                 if _applied(current, status, since=version):
                     return True
                 continue
             return True
-        raise WriteFailed("conflict", f"{namespace}/{name}: status kept changing under us")
+
+    def _budget(self) -> _RetryBudget:
+        started = time.monotonic()
+        return _RetryBudget(Backoff(base=0.2, cap=10.0), started, started + self._retry_for)
 
     async def _call(
-        self, operation: str, call: Callable[[], Awaitable[T]], *, retry_ambiguous: bool = True
+        self,
+        operation: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        retry_ambiguous: bool = True,
+        budget: _RetryBudget | None = None,
     ) -> T:
-        """Rate-limited call with retries on 429 / 5xx / transport errors.
+        """Rate-limited call with retries on 429 / 5xx / transport errors, within `budget`
+        (a fresh one unless given: several calls of one update share theirs).
 
         With `retry_ambiguous` False, an error after which the call may have been applied (a
         lost connection, a 5xx) raises `_AmbiguousWrite` after the backoff delay instead.
+        A report job whose leadership term ends meanwhile stops before its next attempt.
         """
-        backoff = Backoff(base=0.2, cap=10.0)
-        started = time.monotonic()
-        deadline = started + self._retry_for
+        budget = budget or self._budget()
+        backoff, started, deadline = budget.backoff, budget.started, budget.deadline
         while True:
+            term = _JOB_TERM.get()
+            if term is not None and term.ended:
+                raise WriteFailed(LEADERSHIP_LOST, "its leadership term ended while retrying")
             await self._limiter.acquire()
             try:
                 result = await call()
@@ -351,6 +380,19 @@ def reopened_status(observation: dict[str, Any], *, seen: datetime) -> dict[str,
 def _too_large(error: BaseException) -> bool:
     """etcd's refusal of an oversized object, which the API server answers as a 500: final."""
     return isinstance(error, errors.ApiError) and "too large" in error.message.lower()
+
+
+@dataclass(slots=True)
+class _RetryBudget:
+    """One retry schedule: growing delays, and when to give up."""
+
+    backoff: Backoff
+    started: float
+    deadline: float
+
+
+# The leadership term of the report job the current worker task is writing (None otherwise).
+_JOB_TERM: contextvars.ContextVar[Term | None] = contextvars.ContextVar("job_term", default=None)
 
 
 class _AmbiguousWrite(Exception):

@@ -1,0 +1,89 @@
+"""The writer's retry schedule against injected faults a real API server cannot be made to give
+on demand: a status subresource that always answers 500 (a failing admission webhook), and a
+leadership term that ends while a report job is being retried. A fake client stands in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry
+
+from zenwatcher import records
+from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.kube import errors
+from zenwatcher.kube.client import KubeClient
+from zenwatcher.metrics import Metrics
+from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.jobs import IncrementJob, ResolveJob, Term
+from zenwatcher.pipeline.writer import LEADERSHIP_LOST, Writer
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class StatusAlways500:
+    """GETs answer; every status PATCH fails with a 500 (the server may or may not apply it)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {"GET": 0, "PATCH": 0}
+
+    async def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        self.calls[method] += 1
+        if method == "PATCH":
+            raise errors.error_for(500, {"message": "failed calling webhook"})
+        return {"metadata": {"resourceVersion": "7"}, "status": {"count": 3}, "spec": {}}
+
+
+def writer(client: StatusAlways500, metrics: Metrics, retry_for: float) -> Writer:
+    return Writer(
+        client=cast("KubeClient", client),
+        accounting=Accounting(metrics),
+        metrics=metrics,
+        limiter=TokenBucket(rate=0, burst=1),
+        ttl_seconds=3600,
+        default_namespace="zen-system",
+        retry_for=retry_for,
+    )
+
+
+def finding() -> records.Finding:
+    return records.Finding(
+        source="falco",
+        category=records.Category.SECURITY,
+        severity=records.Severity.HIGH,
+        event_type="runtime_detection",
+        identity=("r", "x"),
+    )
+
+
+def create_errors(metrics: Metrics, source: str, reason: str) -> float | None:
+    labels = {"source": source, "reason": reason}
+    return metrics.registry.get_sample_value("zen_watcher_observations_create_errors_total", labels)
+
+
+async def test_ambiguous_failures_use_the_whole_retry_budget() -> None:
+    """Each failed patch is checked with a re-read, and the delays grow over one schedule until
+    retry_for is spent; the failure is reported as the server's error, not as a conflict."""
+    fake, metrics = StatusAlways500(), Metrics(CollectorRegistry())
+    started = time.monotonic()
+    job = IncrementJob(finding=finding(), namespace="ns", count_delta=5, last_seen=NOW)
+    await writer(fake, metrics, retry_for=2.0).write(job)
+    elapsed = time.monotonic() - started
+    assert 0.5 < elapsed < 2.5  # gives up when the next delay would pass retry_for
+    assert fake.calls["PATCH"] < 10  # growing delays (0.2 s, 0.4 s, …), not a fixed short one
+    assert 1 == create_errors(metrics, "falco", "http_500")
+    assert create_errors(metrics, "falco", "conflict") is None
+
+
+async def test_a_report_job_stops_retrying_when_its_term_ends() -> None:
+    fake, metrics = StatusAlways500(), Metrics(CollectorRegistry())
+    term = Term()
+    job = ResolveJob(name="n", namespace="ns", source="kyverno", resolved_at=NOW, term=term)
+    writing = asyncio.create_task(writer(fake, metrics, retry_for=60.0).write(job))
+    await asyncio.sleep(0.3)
+    term.ended = True
+    await asyncio.wait_for(writing, timeout=15)
+    assert 1 == create_errors(metrics, "kyverno", LEADERSHIP_LOST)

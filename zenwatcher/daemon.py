@@ -1,10 +1,11 @@
 """The daemon: wires the pipeline, the HTTP listeners and leadership onto one uvloop loop.
 
-Start-up: API connection, metrics, queue, dedup, writers, flusher, probes, webhooks, then the
-leader elector (whose terms run informers, reconciliation and GC). SIGTERM only sets an event;
-shutdown then runs in a fixed order: readiness false and new requests 503, webhook listener
-closed after in-flight handlers finish, absorbed counts flushed, queue drained into the writer
-within SHUTDOWN_GRACE_SECONDS, leader work stopped and the Lease released, client closed.
+Start-up: TLS, API connection, metrics, queue, dedup, probes and webhooks listening, then
+writers, flusher and the leader elector (whose terms run informers, reconciliation and GC).
+SIGTERM only sets an event; shutdown then runs in a fixed order: readiness false and new
+requests 503, leader work stopped and the Lease released, SHUTDOWN_DELAY_SECONDS of 503s,
+webhook listener closed after in-flight handlers finish, absorbed counts flushed, queue drained
+into the writer within SHUTDOWN_GRACE_SECONDS, clients closed.
 """
 
 from __future__ import annotations
@@ -367,18 +368,26 @@ async def _shutdown(
     elector: LeaderElector,
     log: structlog.typing.FilteringBoundLogger,
 ) -> None:
-    """Readiness off and 503s, listener closed, leader work stopped, counts flushed, queue
-    drained, Lease released, the rest cancelled — in that order, each step logged once."""
+    """Readiness off and 503s; leader work stopped and the Lease released; after the delay the
+    listener closed, counts flushed, the queue drained; the rest cancelled — in that order.
+
+    The Lease goes first: the term's queued report writes are dropped when it ends (the next
+    leader reconciles from its own view), so nothing of the leader's is left to drain, and a
+    follower takes over within about a retry period instead of after the whole drain. The
+    queue that is drained holds the webhooks' findings, which need no leadership.
+    """
     readiness.draining = True
     pipeline.admission.draining = True
     log.info("shutdown_started", queued=pipeline.queue.qsize())
+    await stop_tasks([tasks.pop("elector")])
+    await elector.release()
     # The Service drops an unready pod only a moment later; until then clients still connect
     # here, and a 503 with Retry-After tells them to retry where a closed port would not.
     # The writers keep draining meanwhile.
     await asyncio.sleep(settings.shutdown_delay_seconds)
     deadline = time.monotonic() + settings.shutdown_grace_seconds
     await webhook_server.stop()
-    await stop_tasks([tasks.pop("elector"), tasks.pop("flusher")])
+    await stop_tasks([tasks.pop("flusher")])
     unsent, pipeline.unsent_flushes = pipeline.unsent_flushes, []
     queued = await _within(deadline, enqueue_flushes(pipeline, unsent + pipeline.dedup.drain()))
     drained = queued and await _within(deadline, pipeline.queue.join())
@@ -389,7 +398,6 @@ async def _shutdown(
         # Repeats the grace period left no room to queue: counted here, since nothing else will.
         repeats_not_written=sum(flush.count_delta for flush in pipeline.unsent_flushes),
     )
-    await elector.release()
     await stop_tasks(list(tasks.values()))
 
 

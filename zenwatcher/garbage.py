@@ -90,13 +90,14 @@ def expired_reason(
 
 
 def is_open_report_finding(observation: Mapping[str, Any]) -> bool:
-    """Report-derived (origin label) and not Resolved: the report controller owns its life."""
+    """Report-derived (origin label) and Open: the report controller owns its life. One whose
+    status was never written expires like any other, from its creation."""
     metadata = observation.get("metadata")
     labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
     return (
         isinstance(labels, Mapping)
         and records.LABEL_ORIGIN in labels
-        and _field(observation, "status", "phase") != records.Phase.RESOLVED
+        and _field(observation, "status", "phase") == records.Phase.OPEN
     )
 
 

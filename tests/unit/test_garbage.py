@@ -109,10 +109,11 @@ class TestExpiryOf:
         far_later = LAST_SEEN + timedelta(days=3650)
         assert garbage.expired_reason(observation, now=far_later, default_ttl=60) is None
 
-    def test_report_finding_without_phase_is_open(self) -> None:
-        """Written before its status (a create whose status write failed): still Open."""
+    def test_report_finding_without_phase_expires_from_creation(self) -> None:
+        """Created, but its status never written (its term ended first): not known Open to
+        anyone, so it expires like any other (the ledger reopens it while its report has it)."""
         observation = _report_observation(phase=None, last_seen=None)
-        assert garbage.NEVER == garbage.expiry_of(observation, default_ttl=60)
+        assert CREATED + timedelta(seconds=60) == garbage.expiry_of(observation, default_ttl=60)
 
     def test_resolved_report_finding_counts_from_resolution(self) -> None:
         """Resolved: the TTL counts from resolvedAt, not from the older lastSeen."""

@@ -308,10 +308,15 @@ class _ReportHandler:
 
 
 def _existing(item: dict[str, Any]) -> tuple[str, Existing]:
-    """An Observation's name and what reconciliation needs of it."""
+    """An Observation's name and what reconciliation needs of it.
+
+    Open only when its status says so: one created whose status write never happened (the
+    term that created it ended first) is not, so the ledger opens it again (the writer's
+    create meets it as a 409 and writes its status).
+    """
     metadata = item.get("metadata") or {}
     status = item.get("status") or {}
-    phase = records.Phase.RESOLVED if status.get("phase") == "Resolved" else records.Phase.OPEN
+    phase = records.Phase.OPEN if status.get("phase") == "Open" else records.Phase.RESOLVED
     existing = Existing(
         namespace=str(metadata.get("namespace", "")),
         phase=phase,

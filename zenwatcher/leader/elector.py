@@ -3,7 +3,7 @@
 Semantics follow client-go's tools/leaderelection on a coordination.k8s.io Lease (see
 `leader.record`). A term ends when a renewal misses its deadline, another holder shows up, or
 the work itself ends; the work is cancelled and awaited before anything else happens. Graceful
-shutdown cancels `run()`, drains elsewhere, then calls `release()` so a follower takes over.
+shutdown cancels `run()`, then calls `release()` so a follower takes over.
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ class LeaderElector:
     async def run(self, lead: Lead) -> None:
         """Forever: acquire, run `lead()` for one term, go back to acquiring.
 
-        Cancelling stops the work and waits for it, but keeps the Lease: the caller drains its
-        own writes first, then calls `release()`.
+        Cancelling stops the work and waits for it, but keeps the Lease until the caller
+        calls `release()`.
         """
         try:
             while True:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from zenwatcher import records
 from zenwatcher.context import LeaderContext
+from zenwatcher.informers import reports as reports_informer
 from zenwatcher.informers.reports import ReportController
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
@@ -93,3 +94,12 @@ async def test_a_mapping_bug_costs_only_its_report(monkeypatch: pytest.MonkeyPat
     labels = {"source": "kyverno", "bucket": "rejected", "reason": "internal_error"}
     assert 1 == metrics.registry.get_sample_value("zen_watcher_events_total", labels)
     assert queue.empty()
+
+
+def test_only_a_written_open_phase_counts_as_open() -> None:
+    """An Observation whose status was never written (its term ended between the create and
+    the status) is not Open to the ledger, so the next report event opens it again."""
+    bare = observation("half-written")
+    del bare["status"]
+    assert records.Phase.OPEN == reports_informer._existing(observation("open"))[1].phase
+    assert records.Phase.OPEN != reports_informer._existing(bare)[1].phase

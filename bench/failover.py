@@ -21,6 +21,8 @@ def _start(running: cluster.Cluster, namespace: str, name: str) -> DaemonProcess
             "POD_NAME": name,
             "WATCH_NAMESPACE": namespace,
             "LOG_LEVEL": "warning",
+            # The shipped default (the test harness sets 0): failover must not wait for it.
+            "SHUTDOWN_DELAY_SECONDS": "3",
         },
     )
     process.start(timeout=60)

@@ -159,7 +159,16 @@ class TestRestart:
         each Observation exists once.
         """
         plane = control_plane.require_local()
-        daemon = report_daemon(start_daemon, namespace)
+        # A Lease that outlasts the freeze (compaction and a restart take 10-20 s): the same term
+        # resumes its watches, which is the 410 path under test. A freeze past the renew
+        # deadline ends the term instead, and the next one lists afresh (tested elsewhere).
+        daemon = report_daemon(
+            start_daemon,
+            namespace,
+            LEADER_LEASE_DURATION="90",
+            LEADER_RENEW_DEADLINE="60",
+            LEADER_RETRY_PERIOD="2",
+        )
         vulns = fx.placed(fx.load_fixture(VULNS), namespace)
         policy = fx.placed(fx.load_fixture(POLICY), namespace)
         fx.apply(control_plane, vulns)
@@ -176,7 +185,42 @@ class TestRestart:
             fx.finding_names(policy), "Open"
         )
         wait_for(lambda: fx.phases(control_plane, namespace) == expected, timeout=90)
-        assert daemon.metric_sum("zen_watcher_relists_total", reason="gone") >= 1
+        # The relist completes once the restarted server has its storage ready again.
+        wait_for(lambda: daemon.metric_sum("zen_watcher_relists_total", reason="gone") >= 1)
+        assert 0 == daemon.metric_sum("zen_watcher_leader_transitions_total", direction="lost")
+        assert fx.phases(control_plane, namespace) == expected
+
+    def test_term_lost_in_a_freeze_catches_up(
+        self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str
+    ) -> None:
+        """1. The daemon leads (default 15 s Lease) and is frozen past its renew deadline while
+           a report is deleted, another created, etcd compacted, kube-apiserver restarted.
+        2. It resumes: its renewal is late, the term ends (writes it was retrying are dropped),
+           and it leads a new term that lists afresh.
+        Result: the same end state as without the freeze — the deleted report's findings
+        Resolved, the new ones Open (with their phase written), each Observation once.
+        """
+        plane = control_plane.require_local()
+        daemon = report_daemon(start_daemon, namespace)
+        vulns = fx.placed(fx.load_fixture(VULNS), namespace)
+        policy = fx.placed(fx.load_fixture(POLICY), namespace)
+        fx.apply(control_plane, vulns)
+        wait_for(lambda: set(fx.phases(control_plane, namespace)) == fx.finding_names(vulns))
+        daemon.signal(signal.SIGSTOP)
+        try:
+            fx.delete(control_plane, vulns)
+            fx.apply(control_plane, policy)
+            plane.compact_etcd()
+            plane.restart_apiserver()
+            time.sleep(11)  # past the 10 s renew deadline, whatever the restart took
+        finally:
+            daemon.signal(signal.SIGCONT)
+        expected = dict.fromkeys(fx.finding_names(vulns), "Resolved") | dict.fromkeys(
+            fx.finding_names(policy), "Open"
+        )
+        wait_for(lambda: fx.phases(control_plane, namespace) == expected, timeout=90)
+        lost = daemon.metric_sum("zen_watcher_leader_transitions_total", direction="lost")
+        assert lost >= 1, daemon.logs()
 
 
 class TestScope:

@@ -31,6 +31,34 @@ def report_daemon(start_daemon: StartDaemon, namespace: str, **env: str) -> Any:
     return start_daemon(**settings)
 
 
+def freeze_while_reports_change(
+    daemon: Any, control_plane: cluster.Cluster, namespace: str, *, extra_freeze: float = 0.0
+) -> dict[str, str]:
+    """Vulnerabilities become Observations; the daemon is frozen (SIGSTOP) while their report
+    is deleted, a PolicyReport created, etcd compacted and kube-apiserver restarted (and
+    `extra_freeze` seconds more); it resumes (SIGCONT). Waits for, and answers, the end state:
+    the vulnerabilities Resolved, the policy finding Open."""
+    plane = control_plane.require_local()
+    vulns = fx.placed(fx.load_fixture(VULNS), namespace)
+    policy = fx.placed(fx.load_fixture(POLICY), namespace)
+    fx.apply(control_plane, vulns)
+    wait_for(lambda: set(fx.phases(control_plane, namespace)) == fx.finding_names(vulns))
+    daemon.signal(signal.SIGSTOP)
+    try:
+        fx.delete(control_plane, vulns)
+        fx.apply(control_plane, policy)
+        plane.compact_etcd()
+        plane.restart_apiserver()
+        time.sleep(extra_freeze)
+    finally:
+        daemon.signal(signal.SIGCONT)
+    expected = dict.fromkeys(fx.finding_names(vulns), "Resolved") | dict.fromkeys(
+        fx.finding_names(policy), "Open"
+    )
+    wait_for(lambda: fx.phases(control_plane, namespace) == expected, timeout=90)
+    return expected
+
+
 class TestLifecycle:
     def test_open_resolve_reopen(
         self, start_daemon: StartDaemon, control_plane: cluster.Cluster, namespace: str
@@ -158,7 +186,6 @@ class TestRestart:
         Result: it relists; the deleted report's findings are Resolved, the new ones Open,
         each Observation exists once.
         """
-        plane = control_plane.require_local()
         # A Lease that outlasts the freeze (compaction and a restart take 10-20 s): the same term
         # resumes its watches, which is the 410 path under test. A freeze past the renew
         # deadline ends the term instead, and the next one lists afresh (tested elsewhere).
@@ -169,22 +196,7 @@ class TestRestart:
             LEADER_RENEW_DEADLINE="60",
             LEADER_RETRY_PERIOD="2",
         )
-        vulns = fx.placed(fx.load_fixture(VULNS), namespace)
-        policy = fx.placed(fx.load_fixture(POLICY), namespace)
-        fx.apply(control_plane, vulns)
-        wait_for(lambda: set(fx.phases(control_plane, namespace)) == fx.finding_names(vulns))
-        daemon.signal(signal.SIGSTOP)
-        try:
-            fx.delete(control_plane, vulns)
-            fx.apply(control_plane, policy)
-            plane.compact_etcd()
-            plane.restart_apiserver()
-        finally:
-            daemon.signal(signal.SIGCONT)
-        expected = dict.fromkeys(fx.finding_names(vulns), "Resolved") | dict.fromkeys(
-            fx.finding_names(policy), "Open"
-        )
-        wait_for(lambda: fx.phases(control_plane, namespace) == expected, timeout=90)
+        expected = freeze_while_reports_change(daemon, control_plane, namespace)
         # The relist completes once the restarted server has its storage ready again.
         wait_for(lambda: daemon.metric_sum("zen_watcher_relists_total", reason="gone") >= 1)
         assert 0 == daemon.metric_sum("zen_watcher_leader_transitions_total", direction="lost")
@@ -200,25 +212,9 @@ class TestRestart:
         Result: the same end state as without the freeze — the deleted report's findings
         Resolved, the new ones Open (with their phase written), each Observation once.
         """
-        plane = control_plane.require_local()
         daemon = report_daemon(start_daemon, namespace)
-        vulns = fx.placed(fx.load_fixture(VULNS), namespace)
-        policy = fx.placed(fx.load_fixture(POLICY), namespace)
-        fx.apply(control_plane, vulns)
-        wait_for(lambda: set(fx.phases(control_plane, namespace)) == fx.finding_names(vulns))
-        daemon.signal(signal.SIGSTOP)
-        try:
-            fx.delete(control_plane, vulns)
-            fx.apply(control_plane, policy)
-            plane.compact_etcd()
-            plane.restart_apiserver()
-            time.sleep(11)  # past the 10 s renew deadline, whatever the restart took
-        finally:
-            daemon.signal(signal.SIGCONT)
-        expected = dict.fromkeys(fx.finding_names(vulns), "Resolved") | dict.fromkeys(
-            fx.finding_names(policy), "Open"
-        )
-        wait_for(lambda: fx.phases(control_plane, namespace) == expected, timeout=90)
+        # Past the 10 s renew deadline, whatever the restart took.
+        freeze_while_reports_change(daemon, control_plane, namespace, extra_freeze=11)
         lost = daemon.metric_sum("zen_watcher_leader_transitions_total", direction="lost")
         assert lost >= 1, daemon.logs()
 

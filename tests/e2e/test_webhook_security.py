@@ -52,6 +52,29 @@ def _pki(tmp_path: Path) -> dict[str, object]:
     return {"ca": ca, "paths": paths}
 
 
+def mtls_daemon(
+    start_daemon: StartDaemon, pki: dict[str, object], **env: str
+) -> tuple[DaemonProcess, dict[str, Path]]:
+    """A daemon serving TLS and verifying client certificates against the test CA."""
+    paths = pki["paths"]
+    assert isinstance(paths, dict)
+    daemon = start_daemon(
+        WEBHOOK_TLS_CERT_FILE=str(paths["server_cert"]),
+        WEBHOOK_TLS_KEY_FILE=str(paths["server_key"]),
+        WEBHOOK_TLS_CLIENT_CA_FILE=str(paths["ca"]),
+        **env,
+    )
+    return daemon, paths
+
+
+def client_context(paths: dict[str, Path], *, certificate: bool) -> ssl.SSLContext:
+    """A client trusting the test CA, presenting the Falco client certificate or none."""
+    context = ssl.create_default_context(cafile=str(paths["ca"]))
+    if certificate:
+        context.load_cert_chain(str(paths["client"]))
+    return context
+
+
 class TestMutualTls:
     def test_client_certificate_or_token(
         self, start_daemon: StartDaemon, namespace: str, pki: dict[str, object]
@@ -59,19 +82,11 @@ class TestMutualTls:
         """With a client CA and a token set: a verified client certificate is enough (Falco
         cannot send headers), and so is the token without a certificate (the API server's audit
         backend on the same port); neither gets 401."""
-        paths = pki["paths"]
-        assert isinstance(paths, dict)
-        daemon = start_daemon(
-            WEBHOOK_TLS_CERT_FILE=str(paths["server_cert"]),
-            WEBHOOK_TLS_KEY_FILE=str(paths["server_key"]),
-            WEBHOOK_TLS_CLIENT_CA_FILE=str(paths["ca"]),
-        )
+        daemon, paths = mtls_daemon(start_daemon, pki)
         body = orjson.dumps(unique_alert(1, namespace))
-        with_cert = ssl.create_default_context(cafile=str(paths["ca"]))
-        with_cert.load_cert_chain(str(paths["client"]))
-        assert 200 == https_post(daemon, body, context=with_cert)
+        assert 200 == https_post(daemon, body, context=client_context(paths, certificate=True))
 
-        without_cert = ssl.create_default_context(cafile=str(paths["ca"]))
+        without_cert = client_context(paths, certificate=False)
         token = {"Authorization": "Bearer test-webhook-token"}
         assert 200 == https_post(daemon, body, context=without_cert, headers=token)
         assert 401 == https_post(daemon, body, context=without_cert)
@@ -81,24 +96,14 @@ class TestMutualTls:
     ) -> None:
         """Client CA and no token: a client without a certificate cannot even complete the
         handshake; one with a certificate from another CA neither."""
-        paths = pki["paths"]
-        assert isinstance(paths, dict)
-        daemon = start_daemon(
-            WEBHOOK_TLS_CERT_FILE=str(paths["server_cert"]),
-            WEBHOOK_TLS_KEY_FILE=str(paths["server_key"]),
-            WEBHOOK_TLS_CLIENT_CA_FILE=str(paths["ca"]),
-            WEBHOOK_AUTH_TOKEN="",
-        )
+        daemon, paths = mtls_daemon(start_daemon, pki, WEBHOOK_AUTH_TOKEN="")
         body = orjson.dumps(unique_alert(3, namespace))
-        with_cert = ssl.create_default_context(cafile=str(paths["ca"]))
-        with_cert.load_cert_chain(str(paths["client"]))
-        assert 200 == https_post(daemon, body, context=with_cert)
+        assert 200 == https_post(daemon, body, context=client_context(paths, certificate=True))
 
-        without_cert = ssl.create_default_context(cafile=str(paths["ca"]))
         with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
-            https_post(daemon, body, context=without_cert)
+            https_post(daemon, body, context=client_context(paths, certificate=False))
         stranger = trustme.CA().issue_cert("falco")
-        foreign = ssl.create_default_context(cafile=str(paths["ca"]))
+        foreign = client_context(paths, certificate=False)
         stranger.configure_cert(foreign)
         with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
             https_post(daemon, body, context=foreign)

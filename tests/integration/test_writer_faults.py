@@ -14,13 +14,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.controlplane import cluster
+from tests.writers import make_writer
 from zenwatcher import records
-from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
 from zenwatcher.metrics import Metrics
-from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.jobs import CreateJob, IncrementJob
 from zenwatcher.pipeline.writer import Writer
 
@@ -71,15 +70,8 @@ async def _losing_client(control_plane: cluster.Cluster) -> AsyncIterator[LosesA
 
 
 def writer_on(client: KubeClient) -> Writer:
-    metrics = Metrics(CollectorRegistry())
-    return Writer(
-        client=client,
-        accounting=Accounting(metrics),
-        metrics=metrics,
-        limiter=TokenBucket(rate=0, burst=1),
-        ttl_seconds=3600,
-        default_namespace="default",
-        retry_for=30.0,
+    return make_writer(
+        client, Metrics(CollectorRegistry()), retry_for=30.0, default_namespace="default"
     )
 
 

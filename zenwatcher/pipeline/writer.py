@@ -257,14 +257,11 @@ class Writer:
         delta would be lost: it needs a lost answer on top of that race.)
         """
         budget = self._budget()  # one retry schedule for the whole update, re-reads included
+        read = functools.partial(observations.get_observation, self._client, namespace, name)
         conflicts = 0
         while True:
             if current is None:
-                current = await self._call(
-                    "get",
-                    lambda: observations.get_observation(self._client, namespace, name),
-                    budget=budget,
-                )
+                current = await self._call("get", read, budget=budget)
             status = compute(current)
             if status is None:
                 return False
@@ -292,11 +289,7 @@ class Writer:
                 current = None
                 continue
             except _AmbiguousWrite:
-                current = await self._call(
-                    "get",
-                    lambda: observations.get_observation(self._client, namespace, name),
-                    budget=budget,
-                )
+                current = await self._call("get", read, budget=budget)
                 if _applied(current, status, since=version):
                     return True
                 continue

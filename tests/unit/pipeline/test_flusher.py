@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import cast
 
 from prometheus_client import CollectorRegistry
 
+from tests.writers import make_writer
 from zenwatcher import daemon, records
-from zenwatcher.aiokits.ratelimit import TokenBucket
-from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
 from zenwatcher.pipeline.intake import FilterState
 from zenwatcher.pipeline.jobs import IncrementJob, WriteJob
-from zenwatcher.pipeline.writer import Writer
 
 
 def finding(index: int) -> records.Finding:
@@ -34,17 +31,13 @@ def finding(index: int) -> records.Finding:
 
 def pipeline_with(cache: DedupCache, queue: asyncio.Queue[WriteJob]) -> daemon.Pipeline:
     metrics = Metrics(CollectorRegistry())
-    accounting = Accounting(metrics)
-    writer = Writer(  # never called here: no write leaves the queue
-        client=cast("KubeClient", None),
-        accounting=accounting,
-        metrics=metrics,
-        limiter=TokenBucket(rate=0, burst=1),
-        ttl_seconds=3600,
-        default_namespace="zen-system",
-    )
+    writer = make_writer(None, metrics)  # never called here: no write leaves the queue
     return daemon.Pipeline(
-        queue=queue, dedup=cache, filters=FilterState(), accounting=accounting, writer=writer
+        queue=queue,
+        dedup=cache,
+        filters=FilterState(),
+        accounting=Accounting(metrics),
+        writer=writer,
     )
 
 

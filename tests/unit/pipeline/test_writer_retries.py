@@ -8,18 +8,16 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from tests.writers import make_writer
 from zenwatcher import records
-from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.kube import errors
-from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
-from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.jobs import IncrementJob, ResolveJob, Term
-from zenwatcher.pipeline.writer import LEADERSHIP_LOST, Writer
+from zenwatcher.pipeline.writer import LEADERSHIP_LOST
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -35,18 +33,6 @@ class StatusAlways500:
         if method == "PATCH":
             raise errors.error_for(500, {"message": "failed calling webhook"})
         return {"metadata": {"resourceVersion": "7"}, "status": {"count": 3}, "spec": {}}
-
-
-def writer(client: StatusAlways500, metrics: Metrics, retry_for: float) -> Writer:
-    return Writer(
-        client=cast("KubeClient", client),
-        accounting=Accounting(metrics),
-        metrics=metrics,
-        limiter=TokenBucket(rate=0, burst=1),
-        ttl_seconds=3600,
-        default_namespace="zen-system",
-        retry_for=retry_for,
-    )
 
 
 def finding() -> records.Finding:
@@ -70,7 +56,7 @@ async def test_ambiguous_failures_use_the_whole_retry_budget() -> None:
     fake, metrics = StatusAlways500(), Metrics(CollectorRegistry())
     started = time.monotonic()
     job = IncrementJob(finding=finding(), namespace="ns", count_delta=5, last_seen=NOW)
-    await writer(fake, metrics, retry_for=2.0).write(job)
+    await make_writer(fake, metrics, retry_for=2.0).write(job)
     elapsed = time.monotonic() - started
     assert 0.5 < elapsed < 2.5  # gives up when the next delay would pass retry_for
     assert fake.calls["PATCH"] < 10  # growing delays (0.2 s, 0.4 s, …), not a fixed short one
@@ -82,7 +68,7 @@ async def test_a_report_job_stops_retrying_when_its_term_ends() -> None:
     fake, metrics = StatusAlways500(), Metrics(CollectorRegistry())
     term = Term()
     job = ResolveJob(name="n", namespace="ns", source="kyverno", resolved_at=NOW, term=term)
-    writing = asyncio.create_task(writer(fake, metrics, retry_for=60.0).write(job))
+    writing = asyncio.create_task(make_writer(fake, metrics, retry_for=60.0).write(job))
     await asyncio.sleep(0.3)
     term.ended = True
     await asyncio.wait_for(writing, timeout=15)

@@ -6,17 +6,14 @@ The writer's client is absent on purpose: any API call would fail the test.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
 
 from prometheus_client import CollectorRegistry
 
+from tests.writers import make_writer
 from zenwatcher import records
-from zenwatcher.aiokits.ratelimit import TokenBucket
-from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
-from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, outlived_its_term
-from zenwatcher.pipeline.writer import LEADERSHIP_LOST, Writer
+from zenwatcher.pipeline.writer import LEADERSHIP_LOST
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -32,20 +29,9 @@ def finding() -> records.Finding:
     )
 
 
-def clientless_writer(metrics: Metrics) -> Writer:
-    return Writer(
-        client=cast("KubeClient", None),
-        accounting=Accounting(metrics),
-        metrics=metrics,
-        limiter=TokenBucket(rate=0, burst=1),
-        ttl_seconds=3600,
-        default_namespace="zen-system",
-    )
-
-
 async def test_jobs_of_an_ended_term_are_dropped() -> None:
     metrics = Metrics(CollectorRegistry())
-    writer = clientless_writer(metrics)
+    writer = make_writer(None, metrics)
     term = Term()
     opening = OpenJob(finding=finding(), namespace="web", seen_at=NOW, term=term)
     resolving = ResolveJob(name="n", namespace="web", source="kyverno", resolved_at=NOW, term=term)
@@ -69,7 +55,7 @@ def test_jobs_without_a_term_never_outlive_one() -> None:
 
 async def test_a_failed_open_is_reported_to_its_term() -> None:
     """An Open the writer gives up on is handed back to the term (its ledger forgets it)."""
-    writer = clientless_writer(Metrics(CollectorRegistry()))  # its create fails, accounted
+    writer = make_writer(None, Metrics(CollectorRegistry()))  # its create fails, accounted
     failed: list[str] = []
     term = Term(open_failed=failed.append)
     job = OpenJob(finding=finding(), namespace="web", seen_at=NOW, term=term)

@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from bench.loadgen import audit_list, falco_alert, routine_audit_event
 from tests import payloads
-from zenwatcher.mapping import audit, audit_request, falco
+from zenwatcher.mapping import audit, falco
+from zenwatcher.mapping.audit import request as audit_request
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache

@@ -22,7 +22,7 @@ from tests.e2e.daemon_process import DaemonProcess
 from tests.paths import REPO_ROOT
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.mapping.reports import REPORT_KINDS
+from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 
 REPORT_RESOURCES = (
     ",".join(f"{kind.plural}.{kind.group}" for kind in REPORT_KINDS if kind.namespaced)

@@ -18,8 +18,9 @@ import orjson
 import yaml
 
 from zenwatcher import records
-from zenwatcher.mapping import audit, falco, reports
+from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.mapping.reports import dispatch, kinds
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.audit_once import AuditJudgedOnce
 
@@ -153,14 +154,14 @@ def _events(source: str, path: str, document: Any, collected: Collected) -> list
 
 def _reports(source: str, path: str, document: Any, collected: Collected) -> list[records.Finding]:
     findings: list[records.Finding] = []
-    for report in reports.split_documents(document):
+    for report in dispatch.split_documents(document):
         label = _describe(report)
         api_version = report.get("apiVersion", "") if isinstance(report, dict) else ""
-        if reports.report_source(str(api_version)) != source:
+        if kinds.report_source(str(api_version)) != source:
             collected.notes.append(f"{path}: {label} skipped: not a {source} report kind")
             continue
         try:
-            mapped = reports.map_report(report)
+            mapped = dispatch.map_report(report)
         except (Ignored, Rejected) as error:
             collected.notes.append(f"{path}: {label} skipped ({error.reason}): {error}")
             continue

@@ -14,7 +14,7 @@ import enum
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from zenwatcher.loop_counters import LoopCounter
-from zenwatcher.mapping.reports import REPORT_KINDS
+from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 
 
 class Bucket(enum.StrEnum):

@@ -10,7 +10,7 @@ import yaml
 
 from tests.controlplane import cluster
 from tests.paths import SHARED_FIXTURES
-from zenwatcher.mapping import reports
+from zenwatcher.mapping.reports import dispatch
 
 SERVER_FIELDS = (
     "uid",
@@ -62,7 +62,7 @@ def delete(control_plane: cluster.Cluster, report: dict[str, Any]) -> None:
 
 def finding_names(report: dict[str, Any]) -> set[str]:
     """The Observation names the report's findings map to (our own mapper, unit-tested)."""
-    return {finding.name for finding in reports.map_report(report).findings}
+    return {finding.name for finding in dispatch.map_report(report).findings}
 
 
 def observations(control_plane: cluster.Cluster, namespace: str) -> dict[str, dict[str, Any]]:

@@ -39,7 +39,7 @@ from tests.prometheus_tools import prometheus_tools
 from zenwatcher import garbage, records
 from zenwatcher.informers import informer
 from zenwatcher.mapping import falco
-from zenwatcher.mapping.reports import REPORT_KINDS
+from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 from zenwatcher.metrics import Metrics
 
 DASHBOARD = REPO_ROOT / "manifests/grafana/zen-watcher-dashboard.json"

@@ -28,7 +28,7 @@ from zenwatcher.informers import informer
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import discovery, errors, watching
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.mapping.reports import POLICY_GROUP, REPORT_KINDS, ReportKind
+from zenwatcher.mapping.reports.kinds import POLICY_GROUP, REPORT_KINDS, ReportKind
 from zenwatcher.metrics import Metrics
 
 pytestmark = pytest.mark.apiserver

@@ -21,8 +21,8 @@ from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.context import LeaderContext
 from zenwatcher.informers import informer as informing
 from zenwatcher.kube import discovery, errors, observations
-from zenwatcher.mapping import reports
 from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
+from zenwatcher.mapping.reports import common, dispatch, kinds
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, WriteJob
 from zenwatcher.pipeline.reconciling import Existing, Ledger, Scope
@@ -99,10 +99,10 @@ class ReportController:
             await self._wait_initial_sync()
         raise AssertionError("report controller tasks ended")  # pragma: no cover
 
-    def _wanted_kinds(self) -> list[reports.ReportKind]:
+    def _wanted_kinds(self) -> list[kinds.ReportKind]:
         if self._settings.watch_cluster_reports:
-            return list(reports.REPORT_KINDS)
-        return [kind for kind in reports.REPORT_KINDS if kind.namespaced]
+            return list(kinds.REPORT_KINDS)
+        return [kind for kind in kinds.REPORT_KINDS if kind.namespaced]
 
     async def _load_existing(self) -> None:
         """Actual state: Observations carrying an origin label, within our scope.
@@ -141,7 +141,7 @@ class ReportController:
             )
         ]
 
-    async def _start_informers(self, kind: reports.ReportKind, group: asyncio.TaskGroup) -> None:
+    async def _start_informers(self, kind: kinds.ReportKind, group: asyncio.TaskGroup) -> None:
         for path in discovery.kind_paths(kind, self._settings.watch_namespaces):
             namespace = _namespace_of(path)
             scope: Scope = (kind.kind, namespace)
@@ -152,7 +152,7 @@ class ReportController:
 
     async def _informer(
         self,
-        kind: reports.ReportKind,
+        kind: kinds.ReportKind,
         path: str,
         handler: _ReportHandler,
         synced: asyncio.Event,
@@ -200,14 +200,14 @@ class ReportController:
                 )
 
     async def report_changed(
-        self, kind: reports.ReportKind, scope: Scope, report: dict[str, Any]
+        self, kind: kinds.ReportKind, scope: Scope, report: dict[str, Any]
     ) -> None:
         """A report was listed, added or modified: reconcile its findings."""
         report.setdefault("apiVersion", kind.api_version)
         report.setdefault("kind", kind.kind)
-        tool = reports.report_source(kind.api_version)
+        tool = kinds.report_source(kind.api_version)
         try:
-            mapped = reports.map_report(report)
+            mapped = dispatch.map_report(report)
         except (Ignored, Rejected) as error:
             self._accounting.received(tool)
             self._accounting.rejected(tool, error.reason)
@@ -221,7 +221,7 @@ class ReportController:
         self._account_entries(tool, mapped)
         wanted = self._wanted_findings(report, mapped.findings)
         verdict = self._ledger.report_seen(
-            scope=scope, origin=reports.origin_of(report).key, findings=wanted
+            scope=scope, origin=common.origin_of(report).key, findings=wanted
         )
         opened = {job.finding.name for job in verdict.opens}
         for finding, _ in wanted:
@@ -236,7 +236,7 @@ class ReportController:
             )
         self._metrics.reconciles.labels(kind.kind, "ok").inc()
 
-    def _account_entries(self, tool: str, mapped: reports.ReportFindings) -> None:
+    def _account_entries(self, tool: str, mapped: common.ReportFindings) -> None:
         for finding in mapped.findings:
             self._accounting.received(finding.source)
         for skipped in mapped.skipped:
@@ -266,11 +266,9 @@ class ReportController:
             )
         return wanted
 
-    def report_deleted(
-        self, scope: Scope, kind: reports.ReportKind, report: dict[str, Any]
-    ) -> None:
+    def report_deleted(self, scope: Scope, kind: kinds.ReportKind, report: dict[str, Any]) -> None:
         metadata = report.get("metadata") or {}
-        origin = reports.origin_key(
+        origin = common.origin_key(
             kind.api_version,
             kind.kind,
             str(metadata.get("namespace") or ""),
@@ -279,11 +277,9 @@ class ReportController:
         self._ledger.report_deleted(scope=scope, origin=origin)
 
     def listed(
-        self, scope: Scope, kind: reports.ReportKind, present: frozenset[tuple[str, str]]
+        self, scope: Scope, kind: kinds.ReportKind, present: frozenset[tuple[str, str]]
     ) -> None:
-        origins = {
-            reports.origin_key(kind.api_version, kind.kind, ns, name) for ns, name in present
-        }
+        origins = {common.origin_key(kind.api_version, kind.kind, ns, name) for ns, name in present}
         self._ledger.listed(scope=scope, present=origins)
 
 
@@ -291,7 +287,7 @@ class _ReportHandler:
     """Adapts informer callbacks for one kind and scope to the controller."""
 
     def __init__(
-        self, *, controller: ReportController, kind: reports.ReportKind, scope: Scope
+        self, *, controller: ReportController, kind: kinds.ReportKind, scope: Scope
     ) -> None:
         self._controller = controller
         self._kind = kind

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import Generic, NoReturn, Protocol, TypeVar
 
 import structlog
 
@@ -21,16 +21,33 @@ from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
 
-if TYPE_CHECKING:
-    # Only the type: kube/ stays free of the mapping package at run time.
-    from zenwatcher.mapping.reports import ReportKind
-
 logger = structlog.get_logger()
 
 # How long the first pass of a term waits out failures of one group-version (an aggregated
 # report API whose backend is down may never answer); after that its kinds wait for a later
 # pass and the term resolves no orphans.
 DEFINITE_WITHIN = 60.0
+
+
+class ApiResource(Protocol):
+    """What discovery needs of a resource kind (the report kinds are one such table)."""
+
+    @property
+    def group(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def plural(self) -> str: ...
+    @property
+    def namespaced(self) -> bool: ...
+    @property
+    def api_version(self) -> str: ...
+    def __hash__(self) -> int: ...
+
+
+Resource = TypeVar("Resource", bound=ApiResource)
 
 
 def group_version_path(group: str, version: str) -> str:
@@ -46,7 +63,7 @@ def resource_path(group: str, version: str, plural: str, namespace: str | None) 
     return f"{base}/namespaces/{namespace}/{plural}"
 
 
-def kind_paths(kind: ReportKind, namespaces: Sequence[str]) -> tuple[str, ...]:
+def kind_paths(kind: ApiResource, namespaces: Sequence[str]) -> tuple[str, ...]:
     """Paths to watch for `kind`: one per namespace, or cluster-wide when none are given.
 
     Cluster-scoped kinds always have exactly one path, whatever the namespaces.
@@ -72,15 +89,15 @@ async def served_resources(client: KubeClient, group_version: str) -> frozenset[
     )
 
 
-class Discovery:
+class Discovery(Generic[Resource]):
     """Announces each wanted kind once, when the API server starts serving it."""
 
     def __init__(
         self,
         *,
         client: KubeClient,
-        wanted: Sequence[ReportKind],
-        on_available: Callable[[ReportKind], Awaitable[None]],
+        wanted: Sequence[Resource],
+        on_available: Callable[[Resource], Awaitable[None]],
         interval: float = 30.0,
         backoff_factory: Callable[[], Backoff] = Backoff,
         definite_within: float = DEFINITE_WITHIN,
@@ -91,7 +108,7 @@ class Discovery:
         self._interval = interval
         self._backoff_factory = backoff_factory
         self._definite_within = definite_within
-        self._announced: set[ReportKind] = set()
+        self._announced: set[Resource] = set()
 
     async def run(self) -> NoReturn:
         """Check now, then every `interval` seconds, forever."""
@@ -126,7 +143,7 @@ class Discovery:
                     await self._on_available(kind)
         return frozenset(failed)
 
-    def forget(self, kind: ReportKind) -> None:
+    def forget(self, kind: Resource) -> None:
         """Announce `kind` again the next time it is served (its informer found it gone)."""
         self._announced.discard(kind)
 

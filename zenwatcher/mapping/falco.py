@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from zenwatcher import records
-from zenwatcher.mapping import kinds, rejection, severity, timestamps
+from zenwatcher.mapping import rejection, resource_kinds, severity, timestamps
 
 SOURCE = "falco"
 EVENT_TYPE = "runtime_detection"
@@ -204,8 +204,8 @@ def _audit_resource(fields: Mapping[str, Any]) -> records.ResourceRef | None:
     if not name and not namespace:
         return None
     return records.ResourceRef(
-        api_version=kinds.api_version_for(plural) if name else "",
-        kind=kinds.kind_for(plural) if name else "",
+        api_version=resource_kinds.api_version_for(plural) if name else "",
+        kind=resource_kinds.kind_for(plural) if name else "",
         name=name,
         namespace=namespace,
     )

@@ -14,7 +14,7 @@ from typing import Any, cast
 from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.kube import discovery, errors
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.mapping.reports import REPORT_KINDS, ReportKind
+from zenwatcher.mapping.reports.kinds import REPORT_KINDS, ReportKind
 
 POLICY_REPORT = REPORT_KINDS[0]
 
@@ -39,7 +39,7 @@ class FailingFirst:
 
 def finder(
     fake: FailingFirst | Refusing, announced: list[ReportKind], *, within: float = 5.0
-) -> discovery.Discovery:
+) -> discovery.Discovery[ReportKind]:
     async def on_available(kind: ReportKind) -> None:
         announced.append(kind)
 

@@ -9,7 +9,7 @@ import pytest
 
 from zenwatcher.informers import informer
 from zenwatcher.kube import discovery, errors, watching
-from zenwatcher.mapping.reports import REPORT_KINDS, ReportKind
+from zenwatcher.mapping.reports.kinds import REPORT_KINDS, ReportKind
 
 POLICY_REPORT = REPORT_KINDS[0]
 CLUSTER_POLICY_REPORT = REPORT_KINDS[1]

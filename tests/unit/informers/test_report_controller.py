@@ -14,7 +14,7 @@ from zenwatcher.informers import reports as reports_informer
 from zenwatcher.informers.reports import ReportController
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.mapping import reports
+from zenwatcher.mapping.reports import dispatch, kinds
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.intake import FilterState
@@ -87,8 +87,8 @@ async def test_a_mapping_bug_costs_only_its_report(monkeypatch: pytest.MonkeyPat
     def broken(report: Any) -> Any:
         raise OverflowError("date value out of range")
 
-    monkeypatch.setattr(reports, "map_report", broken)
-    kind = reports.REPORT_KINDS[0]
+    monkeypatch.setattr(dispatch, "map_report", broken)
+    kind = kinds.REPORT_KINDS[0]
     await controller.report_changed(kind, (kind.kind, "a"), {"metadata": {"name": "r"}})
 
     labels = {"source": "kyverno", "bucket": "rejected", "reason": "internal_error"}

@@ -11,7 +11,8 @@ import pytest
 
 from tests.paths import SHARED_FIXTURES
 from zenwatcher import records
-from zenwatcher.mapping import audit, audit_inspect, rejection
+from zenwatcher.mapping import audit, rejection
+from zenwatcher.mapping.audit import objects as audit_inspect
 
 AUDIT_FIXTURES = SHARED_FIXTURES / "audit"
 Severity = records.Severity

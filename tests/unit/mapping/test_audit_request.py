@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from tests import payloads
 from tests.unit.mapping.test_audit import event, outcome, pod
-from zenwatcher.mapping import audit, audit_request, audit_rules, rejection
+from zenwatcher.mapping import audit, rejection
+from zenwatcher.mapping.audit import request as audit_request
+from zenwatcher.mapping.audit import rules as audit_rules
 
 
 def full_table(request: audit_rules.Request) -> list[audit_rules.Verdict]:

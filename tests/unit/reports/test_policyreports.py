@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from tests.paths import SHARED_FIXTURES
-from zenwatcher.mapping import policyreports, reports
 from zenwatcher.mapping.rejection import Rejected
+from zenwatcher.mapping.reports import common, dispatch
+from zenwatcher.mapping.reports import policy as policyreports
 from zenwatcher.records import Category, Finding, ResourceRef, Severity
 
 
@@ -25,13 +26,13 @@ def load_reports(relative: str) -> list[Any]:
         docs = [orjson.loads(path.read_bytes())]
     else:
         docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    return [obj for doc in docs for obj in reports.split_documents(doc)]
+    return [obj for doc in docs for obj in dispatch.split_documents(doc)]
 
 
-def map_file(relative: str) -> reports.ReportFindings:
+def map_file(relative: str) -> common.ReportFindings:
     """All outcomes of all reports in one fixture file, in order."""
     outcomes = [policyreports.map_policy_report(obj) for obj in load_reports(relative)]
-    return reports.ReportFindings(
+    return common.ReportFindings(
         [finding for outcome in outcomes for finding in outcome.findings],
         [verdict for outcome in outcomes for verdict in outcome.skipped],
         [verdict for outcome in outcomes for verdict in outcome.rejected],

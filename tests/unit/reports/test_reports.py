@@ -15,23 +15,23 @@ import pytest
 import yaml
 
 from tests.paths import REPO_ROOT, SHARED_FIXTURES
-from zenwatcher.mapping import reports
 from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.mapping.reports import common, dispatch, kinds
 from zenwatcher.records import Category, Finding, Severity
 
 
 @functools.cache
-def crd_kinds() -> dict[str, reports.ReportKind]:
+def crd_kinds() -> dict[str, kinds.ReportKind]:
     """Every kind the shared CRDs declare, keyed by kind, with the storage version."""
-    kinds = {}
+    found = {}
     for path in sorted((SHARED_FIXTURES / "crds").glob("*.yaml")):
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))["spec"]
         (version,) = [v["name"] for v in spec["versions"] if v.get("storage")]
         names = spec["names"]
-        kinds[names["kind"]] = reports.ReportKind(
+        found[names["kind"]] = kinds.ReportKind(
             spec["group"], version, names["kind"], names["plural"], spec["scope"] == "Namespaced"
         )
-    return kinds
+    return found
 
 
 def finding(severity: Severity = Severity.LOW, **identity_extra: str) -> Finding:
@@ -47,51 +47,51 @@ def finding(severity: Severity = Severity.LOW, **identity_extra: str) -> Finding
 
 
 class TestReportKinds:
-    @pytest.mark.parametrize("known", reports.REPORT_KINDS, ids=lambda known: known.kind)
-    def test_matches_crd(self, known: reports.ReportKind) -> None:
+    @pytest.mark.parametrize("known", kinds.REPORT_KINDS, ids=lambda known: known.kind)
+    def test_matches_crd(self, known: kinds.ReportKind) -> None:
         """Group, version, plural and scope are those of the upstream CRD."""
         assert crd_kinds()[known.kind] == known
 
     def test_every_crd_but_compliance(self) -> None:
         """We watch every shared report CRD except ClusterComplianceReport."""
-        watched = {known.kind for known in reports.REPORT_KINDS}
+        watched = {known.kind for known in kinds.REPORT_KINDS}
         assert {"ClusterComplianceReport"} == set(crd_kinds()) - watched
-        assert 13 == len(reports.REPORT_KINDS)
+        assert 13 == len(kinds.REPORT_KINDS)
 
     def test_api_version(self) -> None:
         """api_version joins group and version."""
-        assert "wgpolicyk8s.io/v1alpha2" == reports.REPORT_KINDS[0].api_version
+        assert "wgpolicyk8s.io/v1alpha2" == kinds.REPORT_KINDS[0].api_version
 
 
 class TestSplitDocuments:
     def test_v1_list(self) -> None:
         """A `kind: List` yields its items."""
-        assert [{"a": 1}, {"b": 2}] == reports.split_documents(
+        assert [{"a": 1}, {"b": 2}] == dispatch.split_documents(
             {"apiVersion": "v1", "kind": "List", "items": [{"a": 1}, {"b": 2}]}
         )
 
     def test_typed_list(self) -> None:
         """A `PolicyReportList` yields its items."""
-        assert [{"a": 1}] == reports.split_documents(
+        assert [{"a": 1}] == dispatch.split_documents(
             {"kind": "PolicyReportList", "items": [{"a": 1}]}
         )
 
     def test_single_object(self) -> None:
         """A single object is a list of one."""
         report = {"kind": "PolicyReport"}
-        assert [report] == reports.split_documents(report)
+        assert [report] == dispatch.split_documents(report)
 
     def test_empty_and_arrays(self) -> None:
         """An empty YAML document yields nothing; a JSON array yields its objects."""
-        assert [] == reports.split_documents(None)
-        assert [{"a": 1}, {"b": 2}] == reports.split_documents(
+        assert [] == dispatch.split_documents(None)
+        assert [{"a": 1}, {"b": 2}] == dispatch.split_documents(
             [{"a": 1}, {"kind": "List", "items": [{"b": 2}]}]
         )
 
     def test_list_without_items(self) -> None:
         """A List without items stays one object, for map_report to judge."""
         doc = {"kind": "List", "items": "nope"}
-        assert [doc] == reports.split_documents(doc)
+        assert [doc] == dispatch.split_documents(doc)
 
     def test_fixtures_split(self) -> None:
         """The shared fixtures split into the expected number of report objects."""
@@ -100,7 +100,7 @@ class TestSplitDocuments:
             [*SHARED_FIXTURES.glob("kyverno/*.yaml"), *SHARED_FIXTURES.glob("trivy/*.yaml")]
         ):
             docs = yaml.safe_load_all(path.read_text(encoding="utf-8"))
-            counts[path.name] = len([obj for doc in docs for obj in reports.split_documents(doc)])
+            counts[path.name] = len([obj for doc in docs for obj in dispatch.split_documents(doc)])
         assert 2 == counts["clusterpolicyreport-namespaces-fail-pass.yaml"]
         assert 2 == counts["policyreportlist-vap-fail-pass.yaml"]
         assert 1 == counts["api-server-infraassessmentreport-expected.yaml"]
@@ -118,7 +118,7 @@ class TestMapReport:
                 "kind": kind,
                 "results": [{"policy": "p", "result": "fail"}],
             }
-            (only,) = reports.map_report(report).findings
+            (only,) = dispatch.map_report(report).findings
             assert "policy_violation" == only.event_type
 
     def test_dispatch_trivy(self) -> None:
@@ -128,13 +128,13 @@ class TestMapReport:
             "kind": "ClusterRbacAssessmentReport",
             "report": {"checks": [{"checkID": "KSV044", "success": False}]},
         }
-        (only,) = reports.map_report(report).findings
+        (only,) = dispatch.map_report(report).findings
         assert "rbac_assessment" == only.event_type
 
     def test_other_version_of_group(self) -> None:
         """Dispatch is by group and kind, so a newer version of a kind still maps."""
         report = {"apiVersion": "wgpolicyk8s.io/v1beta1", "kind": "PolicyReport", "results": []}
-        assert [] == reports.map_report(report).findings
+        assert [] == dispatch.map_report(report).findings
 
     @pytest.mark.parametrize(
         ("api_version", "kind"),
@@ -147,14 +147,14 @@ class TestMapReport:
     def test_unsupported_kind(self, api_version: str, kind: str) -> None:
         """Kinds we do not map are ignored with reason unsupported_kind."""
         with pytest.raises(Ignored) as caught:
-            reports.map_report({"apiVersion": api_version, "kind": kind})
+            dispatch.map_report({"apiVersion": api_version, "kind": kind})
         assert "unsupported_kind" == caught.value.reason
 
     @pytest.mark.parametrize("report", [None, "text", 3, ["a"], {"kind": "PolicyReport"}, {}])
     def test_invalid_shape(self, report: Any) -> None:
         """Non-objects, and objects without apiVersion or kind, are rejected as invalid_shape."""
         with pytest.raises(Rejected) as caught:
-            reports.map_report(report)
+            dispatch.map_report(report)
         assert "invalid_shape" == caught.value.reason
 
 
@@ -171,21 +171,19 @@ class TestReportSource:
     )
     def test_source(self, api_version: str, source: str) -> None:
         """Policy-report groups are kyverno's, trivy-operator's group is trivy's."""
-        assert source == reports.report_source(api_version)
+        assert source == kinds.report_source(api_version)
 
 
 class TestOriginKey:
     def test_label_safe(self) -> None:
         """The key is 16 lowercase hex characters."""
-        key = reports.origin_key(
-            "aquasecurity.github.io/v1alpha1", "VulnerabilityReport", "ns", "n"
-        )
+        key = common.origin_key("aquasecurity.github.io/v1alpha1", "VulnerabilityReport", "ns", "n")
         assert re.fullmatch(r"[0-9a-f]{16}", key)
 
     def test_ignores_version(self) -> None:
         """Only the group counts, so a version upgrade keeps the key."""
-        assert reports.origin_key("wgpolicyk8s.io/v1alpha2", "PolicyReport", "a", "b") == (
-            reports.origin_key("wgpolicyk8s.io/v1beta1", "PolicyReport", "a", "b")
+        assert common.origin_key("wgpolicyk8s.io/v1alpha2", "PolicyReport", "a", "b") == (
+            common.origin_key("wgpolicyk8s.io/v1beta1", "PolicyReport", "a", "b")
         )
 
     @pytest.mark.parametrize(
@@ -199,16 +197,16 @@ class TestOriginKey:
     )
     def test_differs_by_report(self, other: tuple[str, str, str, str]) -> None:
         """Group, kind, namespace and name each change the key."""
-        assert reports.origin_key("wgpolicyk8s.io/v1alpha2", "PolicyReport", "a", "b") != (
-            reports.origin_key(*other)
+        assert common.origin_key("wgpolicyk8s.io/v1alpha2", "PolicyReport", "a", "b") != (
+            common.origin_key(*other)
         )
 
     def test_origin_of_ignores_uid(self) -> None:
         """A recreated report (new uid) has the same key and its new uid."""
         report = {"apiVersion": "v1", "kind": "K", "metadata": {"name": "n", "uid": "1"}}
         recreated = report | {"metadata": {"name": "n", "uid": "2"}}
-        assert reports.origin_of(report).key == reports.origin_of(recreated).key
-        assert "2" == reports.origin_of(recreated).uid
+        assert common.origin_of(report).key == common.origin_of(recreated).key
+        assert "2" == common.origin_of(recreated).uid
 
 
 class TestReportTime:
@@ -227,25 +225,25 @@ class TestReportTime:
     )
     def test_parses(self, value: Any, expected: datetime) -> None:
         """Protobuf objects, RFC 3339 text and YAML's datetimes become aware UTC."""
-        assert expected == reports.report_time(value)
+        assert expected == common.report_time(value)
 
     @pytest.mark.parametrize(
         "value", [None, "", "soon", {"seconds": 0}, {"seconds": True}, {"seconds": 1, "nanos": "x"}]
     )
     def test_unusable(self, value: Any) -> None:
         """Unusable times are None, never an error."""
-        assert reports.report_time(value) is None
+        assert common.report_time(value) is None
 
 
 class TestMergeDuplicates:
     def test_distinct_kept(self) -> None:
         """Distinct identities are all kept, in order, untouched."""
         findings = [finding(a="1"), finding(a="2")]
-        assert (findings, 0) == reports.merge_duplicates(findings)
+        assert (findings, 0) == common.merge_duplicates(findings)
 
     def test_same_identity_folds(self) -> None:
         """Same identity: the first is kept at the highest severity, with occurrences."""
-        merged, duplicates = reports.merge_duplicates(
+        merged, duplicates = common.merge_duplicates(
             [finding(Severity.LOW, a="1"), finding(Severity.HIGH, a="1"), finding(a="1")]
         )
         (only,) = merged
@@ -257,21 +255,21 @@ class TestMergeDuplicates:
 
 
 class TestImports:
-    @pytest.mark.parametrize("module", ["reports", "policyreports", "trivy"])
+    @pytest.mark.parametrize("module", ["kinds", "common", "policy", "trivy", "dispatch"])
     def test_import_first(self, module: str) -> None:
-        """Each report module imports first in a fresh interpreter, despite their cycle."""
+        """Each report module imports first in a fresh interpreter."""
         code = (
-            f"import zenwatcher.mapping.{module}\n"
-            "from zenwatcher.mapping import reports\n"
-            "for known in reports.REPORT_KINDS:\n"
-            "    reports.map_report({'apiVersion': known.api_version, 'kind': known.kind})\n"
+            f"import zenwatcher.mapping.reports.{module}\n"
+            "from zenwatcher.mapping.reports import dispatch, kinds\n"
+            "for known in kinds.REPORT_KINDS:\n"
+            "    dispatch.map_report({'apiVersion': known.api_version, 'kind': known.kind})\n"
         )
         subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
     def test_no_io_imports(self) -> None:
         """The mappers import neither aiohttp nor kubernetes_asyncio."""
         code = (
-            "import sys, zenwatcher.mapping.reports; "
+            "import sys, zenwatcher.mapping.reports.dispatch; "
             "assert not {'aiohttp', 'kubernetes_asyncio'} & set(sys.modules), sorted(sys.modules)"
         )
         subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from zenwatcher.mapping import reports, severity
+from zenwatcher.mapping import severity
 from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.mapping.reports import common
+from zenwatcher.mapping.reports.kinds import find_kind
 from zenwatcher.records import Category, Finding, Origin, ResourceRef, Severity
 
 SOURCE = "trivy"
@@ -58,7 +60,7 @@ class _Report:
         details: Mapping[str, Any],
     ) -> Finding:
         """A finding of this report; trivy's UNKNOWN (or no severity) is info."""
-        common = {"reportKind": self.report_kind, "reportName": self.report_name}
+        shared = {"reportKind": self.report_kind, "reportName": self.report_name}
         return Finding(
             source=SOURCE,
             category=self.category,
@@ -68,7 +70,7 @@ class _Report:
             resource=self.workload,
             title=title,
             message=message,
-            details=reports.compact({**details, **common}),
+            details=common.compact({**details, **shared}),
             detected_at=self.detected_at,
             origin=self.origin,
         )
@@ -80,7 +82,7 @@ class _Report:
 
 def _vulnerability(report: _Report, entry: Mapping[str, Any]) -> Finding:
     vuln_id = _required(entry, "vulnerabilityID")
-    package, installed = reports.text(entry, "resource"), reports.text(entry, "installedVersion")
+    package, installed = common.text(entry, "resource"), common.text(entry, "installedVersion")
     details = _pick(entry, _VULNERABILITY_FIELDS)
     return report.finding(
         severity_word=entry.get("severity"),
@@ -88,7 +90,7 @@ def _vulnerability(report: _Report, entry: Mapping[str, Any]) -> Finding:
         title=report.in_container(
             f"{vuln_id} in {package} {installed}".strip() if package else vuln_id
         ),
-        message=reports.text(entry, "title") or reports.text(entry, "description"),
+        message=common.text(entry, "title") or common.text(entry, "description"),
         details={**details, "container": report.container, "image": report.image},
     )
 
@@ -103,21 +105,21 @@ def _check(report: _Report, entry: Mapping[str, Any]) -> Finding:
     listed = entry.get("messages")
     lines = listed if isinstance(listed, list) else []
     messages = [line for line in lines if isinstance(line, str) and line]
-    title = reports.text(entry, "title")
+    title = common.text(entry, "title")
     details = _pick(entry, _CHECK_FIELDS)
     return report.finding(
         severity_word=entry.get("severity"),
         identity=(check_id,),
         title=f"{check_id}: {title}" if title else check_id,
-        message="\n".join(messages) or reports.text(entry, "description"),
+        message="\n".join(messages) or common.text(entry, "description"),
         details={**details, "messages": messages, "scope": entry.get("scope")},
     )
 
 
 def _secret(report: _Report, entry: Mapping[str, Any]) -> Finding:
     rule_id = _required(entry, "ruleID")
-    target = reports.text(entry, "target")
-    name = reports.text(entry, "title") or rule_id
+    target = common.text(entry, "target")
+    name = common.text(entry, "title") or rule_id
     details = _pick(entry, _SECRET_FIELDS)
     return report.finding(
         severity_word=entry.get("severity"),
@@ -155,9 +157,9 @@ _FLAVOURS = {
 }
 
 
-def map_trivy_report(report: Mapping[str, Any]) -> reports.ReportFindings:
+def map_trivy_report(report: Mapping[str, Any]) -> common.ReportFindings:
     """Findings of one trivy-operator report; Ignored("unsupported_kind") for other kinds."""
-    kind = reports.text(report, "kind")
+    kind = common.text(report, "kind")
     flavour = _FLAVOURS.get(kind)
     if flavour is None:
         raise Ignored("unsupported_kind", f"{kind or 'a report without kind'} is not mapped")
@@ -173,74 +175,74 @@ def map_trivy_report(report: Mapping[str, Any]) -> reports.ReportFindings:
             )
         return [flavour.map_entry(context, entry)]
 
-    return reports.collect(reports.entries_of(body, flavour.entries), map_entry)
+    return common.collect(common.entries_of(body, flavour.entries), map_entry)
 
 
 def _context(report: Mapping[str, Any], body: Mapping[str, Any], flavour: _Flavour) -> _Report:
-    meta = reports.field_map(report, "metadata")
-    kind, name = reports.text(report, "kind"), reports.text(meta, "name")
-    known = reports.find_kind(reports.text(report, "apiVersion"), kind)
+    meta = common.field_map(report, "metadata")
+    kind, name = common.text(report, "kind"), common.text(meta, "name")
+    known = find_kind(common.text(report, "apiVersion"), kind)
     namespaced = known.namespaced if known else True
     workload = _workload(meta, namespaced=namespaced)
     if workload is not None:
         where = (workload.kind, workload.namespace, workload.name)
     else:  # a partial report that names no workload: it is its own subject
-        where = (kind, reports.text(meta, "namespace"), name)
+        where = (kind, common.text(meta, "namespace"), name)
     return _Report(
         event_type=flavour.event_type,
         category=flavour.category,
         workload=workload,
         where=where,
-        container=reports.text(reports.field_map(meta, "labels"), LABEL_CONTAINER),
+        container=common.text(common.field_map(meta, "labels"), LABEL_CONTAINER),
         image=_image(body),
         report_kind=kind,
         report_name=name,
-        detected_at=reports.report_time(body.get("updateTimestamp")),
-        origin=reports.origin_of(report),
+        detected_at=common.report_time(body.get("updateTimestamp")),
+        origin=common.origin_of(report),
     )
 
 
 def _workload(meta: Mapping[str, Any], *, namespaced: bool) -> ResourceRef | None:
     """The scanned object: labels first, then the first owner, then the report's namespace."""
-    labels = reports.field_map(meta, "labels")
-    annotations = reports.field_map(meta, "annotations")
+    labels = common.field_map(meta, "labels")
+    annotations = common.field_map(meta, "annotations")
     owners = meta.get("ownerReferences")
     owner = (
         owners[0] if isinstance(owners, list) and owners and isinstance(owners[0], Mapping) else {}
     )
-    kind = reports.text(labels, LABEL_KIND) or reports.text(owner, "kind")
+    kind = common.text(labels, LABEL_KIND) or common.text(owner, "kind")
     name = (
-        reports.text(labels, LABEL_NAME)
-        or reports.text(annotations, LABEL_NAME)
-        or reports.text(owner, "name")
+        common.text(labels, LABEL_NAME)
+        or common.text(annotations, LABEL_NAME)
+        or common.text(owner, "name")
     )
     if not kind and not name:
         return None
-    namespace = reports.text(labels, LABEL_NAMESPACE)
+    namespace = common.text(labels, LABEL_NAMESPACE)
     if not namespace and namespaced:
-        namespace = reports.text(meta, "namespace")
+        namespace = common.text(meta, "namespace")
     # The owner's apiVersion and uid are only ours if it is the same object.
-    same = (reports.text(owner, "kind"), reports.text(owner, "name")) == (kind, name)
+    same = (common.text(owner, "kind"), common.text(owner, "name")) == (kind, name)
     return ResourceRef(
-        api_version=reports.text(owner, "apiVersion") if same else "",
+        api_version=common.text(owner, "apiVersion") if same else "",
         kind=kind,
         name=name,
         namespace=namespace,
-        uid=reports.text(owner, "uid") if same else "",
+        uid=common.text(owner, "uid") if same else "",
     )
 
 
 def _image(body: Mapping[str, Any]) -> str:
     """`registry/repository:tag@digest` of the scanned image, "" when the report has none."""
-    artifact = reports.field_map(body, "artifact")
-    repository = reports.text(artifact, "repository")
+    artifact = common.field_map(body, "artifact")
+    repository = common.text(artifact, "repository")
     if not repository:
         return ""
-    server = reports.text(reports.field_map(body, "registry"), "server")
+    server = common.text(common.field_map(body, "registry"), "server")
     image = f"{server}/{repository}" if server else repository
-    if tag := reports.text(artifact, "tag"):
+    if tag := common.text(artifact, "tag"):
         image += f":{tag}"
-    if digest := reports.text(artifact, "digest"):
+    if digest := common.text(artifact, "digest"):
         image += f"@{digest}"
     return image
 
@@ -251,7 +253,7 @@ def _pick(entry: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 def _required(entry: Mapping[str, Any], key: str) -> str:
     """An identity field the entry cannot do without."""
-    value = reports.text(entry, key)
+    value = common.text(entry, key)
     if not value:
         raise Rejected("invalid_entry", f"entry without {key}")
     return value

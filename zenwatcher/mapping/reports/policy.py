@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from zenwatcher.mapping import reports, severity
+from zenwatcher.mapping import severity
 from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.mapping.reports import common
+from zenwatcher.mapping.reports.kinds import find_kind
 from zenwatcher.records import Category, Finding, Origin, ResourceRef, Severity, slugify
 
 
@@ -54,38 +56,38 @@ class _Report:
         return (self.kind, self.namespace, self.name)
 
 
-def map_policy_report(report: Mapping[str, Any]) -> reports.ReportFindings:
+def map_policy_report(report: Mapping[str, Any]) -> common.ReportFindings:
     """Findings of one policy report; see the module docstring for the rules."""
     context = _context(report)
-    results = reports.entries_of(report, "results")
-    return reports.collect(results, functools.partial(_map_result, context))
+    results = common.entries_of(report, "results")
+    return common.collect(results, functools.partial(_map_result, context))
 
 
 def _context(report: Mapping[str, Any]) -> _Report:
-    meta = reports.field_map(report, "metadata")
-    kind = reports.text(report, "kind")
-    known = reports.find_kind(reports.text(report, "apiVersion"), kind)
+    meta = common.field_map(report, "metadata")
+    kind = common.text(report, "kind")
+    known = find_kind(common.text(report, "apiVersion"), kind)
     # Only a namespaced report lends its namespace to a scope that omits it.
-    namespace = reports.text(meta, "namespace") if known is None or known.namespaced else ""
+    namespace = common.text(meta, "namespace") if known is None or known.namespaced else ""
     scope = report.get("scope")
     return _Report(
         kind=kind,
-        name=reports.text(meta, "name"),
+        name=common.text(meta, "name"),
         namespace=namespace,
-        source=reports.text(report, "source"),
+        source=common.text(report, "source"),
         scope=_ref(scope, namespace) if isinstance(scope, Mapping) else None,
-        origin=reports.origin_of(report),
+        origin=common.origin_of(report),
     )
 
 
 def _ref(obj: Mapping[str, Any], default_namespace: str) -> ResourceRef | None:
     """An ObjectReference as a `ResourceRef`; None when it names nothing."""
     ref = ResourceRef(
-        api_version=reports.text(obj, "apiVersion"),
-        kind=reports.text(obj, "kind"),
-        name=reports.text(obj, "name"),
-        namespace=reports.text(obj, "namespace") or default_namespace,
-        uid=reports.text(obj, "uid"),
+        api_version=common.text(obj, "apiVersion"),
+        kind=common.text(obj, "kind"),
+        name=common.text(obj, "name"),
+        namespace=common.text(obj, "namespace") or default_namespace,
+        uid=common.text(obj, "uid"),
     )
     return ref if ref.name or ref.uid else None
 
@@ -94,7 +96,7 @@ def _map_result(context: _Report, result: Any) -> list[Finding]:
     """One finding per affected resource, or raise the verdict on this result."""
     if not isinstance(result, Mapping):
         raise Rejected("invalid_entry", f"a result must be an object, not {type(result).__name__}")
-    word = reports.text(result, "result").strip().lower()
+    word = common.text(result, "result").strip().lower()
     if word in _NOT_FINDINGS:
         raise Ignored(word, f"{_label(result)}: {word}")
     outcome = _OUTCOMES.get(word)
@@ -120,9 +122,9 @@ def _targets(context: _Report, result: Mapping[str, Any]) -> list[ResourceRef | 
 def _finding(
     context: _Report, result: Mapping[str, Any], outcome: _Outcome, ref: ResourceRef | None
 ) -> Finding:
-    policy, rule = reports.text(result, "policy"), reports.text(result, "rule")
+    policy, rule = common.text(result, "policy"), common.text(result, "rule")
     where = (ref.kind, ref.namespace, ref.name or ref.uid) if ref else context.subject
-    source = reports.text(result, "source") or context.source
+    source = common.text(result, "source") or context.source
     return Finding(
         source=slugify(source, default=DEFAULT_SOURCE),
         category=outcome.category,
@@ -131,15 +133,15 @@ def _finding(
         identity=(outcome.event_type, *where, policy, rule),
         resource=ref,
         title=_label(result),
-        message=reports.text(result, "message"),
+        message=common.text(result, "message"),
         details=_details(context, result),
-        detected_at=reports.report_time(result.get("timestamp")),
+        detected_at=common.report_time(result.get("timestamp")),
         origin=context.origin,
     )
 
 
 def _details(context: _Report, result: Mapping[str, Any]) -> dict[str, Any]:
-    return reports.compact(
+    return common.compact(
         {
             "policy": result.get("policy"),
             "rule": result.get("rule"),
@@ -157,5 +159,5 @@ def _details(context: _Report, result: Mapping[str, Any]) -> dict[str, Any]:
 
 def _label(result: Mapping[str, Any]) -> str:
     """`policy/rule`, or whichever of them the result has."""
-    names = (reports.text(result, "policy"), reports.text(result, "rule"))
+    names = (common.text(result, "policy"), common.text(result, "rule"))
     return "/".join(name for name in names if name) or "unnamed policy"

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from zenwatcher.mapping import audit_fields, audit_rules, rejection
+from zenwatcher.mapping import rejection
+from zenwatcher.mapping.audit import fields, rules
 
 AUDIT_GROUP = "audit.k8s.io"
 _AUDIT_PREFIX = f"{AUDIT_GROUP}/"
@@ -21,7 +22,7 @@ _NO_LIST: list[str] = []  # what an absent list reads as (never mutated)
 _OBJECT_REF_STRINGS = ("resource", "namespace", "name", "subresource", "apiGroup", "apiVersion")
 
 
-def read_request(event: Mapping[str, Any]) -> audit_rules.Request:
+def read_request(event: Mapping[str, Any]) -> rules.Request:
     """The event's Request; `Rejected` naming the first field of a wrong type or missing."""
     request = _typed_request(event)
     if request is None:
@@ -36,7 +37,7 @@ def is_audit_api(value: object) -> bool:
     return value is None or (isinstance(value, str) and value.startswith(_AUDIT_PREFIX))
 
 
-def _typed_request(event: Mapping[str, Any]) -> audit_rules.Request | None:
+def _typed_request(event: Mapping[str, Any]) -> rules.Request | None:
     """The Request of an event whose fields all have their exact types; None for any other."""
     get = event.get
     verb, stage, audit_id = get("verb", ""), get("stage", ""), get("auditID", "")
@@ -89,10 +90,10 @@ def _typed_request(event: Mapping[str, Any]) -> audit_rules.Request | None:
         # A Namespace is cluster-scoped; the API server reports it as its own namespace.
         name, namespace = name or namespace, ""
     if not name and verb == "create":
-        name = audit_fields.metadata(get("requestObject"), "name") or audit_fields.metadata(
+        name = fields.metadata(get("requestObject"), "name") or fields.metadata(
             get("responseObject"), "name"
         )
-    return audit_rules.Request(
+    return rules.Request(
         verb=verb,
         username=username,
         groups=tuple(groups),
@@ -126,27 +127,27 @@ def _normalised(event: Mapping[str, Any]) -> dict[str, Any]:
     normalised: dict[str, Any] = {
         "kind": "Event",
         "apiVersion": str(api_version or _AUDIT_PREFIX),
-        **{key: str(audit_fields.required_str(event, key)) for key in ("auditID", "stage", "verb")},
+        **{key: str(fields.required_str(event, key)) for key in ("auditID", "stage", "verb")},
         # Fields only the details use are checked too, so a bad event is rejected at any stage.
-        "userAgent": str(audit_fields.optional_str(event, "userAgent")),
-        "sourceIPs": [str(item) for item in audit_fields.strings(event, "sourceIPs")],
-        "impersonatedUser": dict(audit_fields.optional_map(event, "impersonatedUser")),
+        "userAgent": str(fields.optional_str(event, "userAgent")),
+        "sourceIPs": [str(item) for item in fields.strings(event, "sourceIPs")],
+        "impersonatedUser": dict(fields.optional_map(event, "impersonatedUser")),
     }
-    user = audit_fields.optional_map(event, "user")
-    ref = audit_fields.optional_map(event, "objectRef")
+    user = fields.optional_map(event, "user")
+    ref = fields.optional_map(event, "objectRef")
     typed_ref = {
-        key: str(audit_fields.optional_str(ref, key, where="objectRef"))
+        key: str(fields.optional_str(ref, key, where="objectRef"))
         for key in _OBJECT_REF_STRINGS
         if key in ref
     }
-    code = audit_fields.response_code(event)
+    code = fields.response_code(event)
     normalised |= {
         "user": {
-            "username": str(audit_fields.optional_str(user, "username", where="user")),
-            "groups": [str(item) for item in audit_fields.strings(user, "groups", where="user")],
+            "username": str(fields.optional_str(user, "username", where="user")),
+            "groups": [str(item) for item in fields.strings(user, "groups", where="user")],
         },
         "objectRef": typed_ref,
-        "requestURI": str(audit_fields.optional_str(event, "requestURI")),
+        "requestURI": str(fields.optional_str(event, "requestURI")),
         "responseStatus": {"code": None if code is None else int(code)},
         "requestObject": event.get("requestObject"),
         "responseObject": event.get("responseObject"),

@@ -2,7 +2,7 @@
 
 Each rule looks at one type-checked `Request` and returns a `Verdict` or None; `matches` runs them
 in table order and `most_severe` picks the one a request is reported as (ties: table order).
-Object inspections (pod specs, ConfigMap data, RBAC rules) live in `audit_inspect`.
+Object inspections (pod specs, ConfigMap data, RBAC rules) live in `objects`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zenwatcher import records
-from zenwatcher.mapping import audit_inspect
+from zenwatcher.mapping.audit import objects
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 STREAMING_SUBRESOURCES = {
@@ -108,28 +108,28 @@ def _pod_stream(request: Request) -> Verdict | None:
 
 
 def _privileged_pod(request: Request) -> Verdict | None:
-    if request.verb not in _SPEC_VERBS or request.resource not in audit_inspect.WORKLOAD_RESOURCES:
+    if request.verb not in _SPEC_VERBS or request.resource not in objects.WORKLOAD_RESOURCES:
         return None
     # kubectl debug adds ephemeral containers through the pods/ephemeralcontainers subresource.
     subresources = ("", "ephemeralcontainers") if request.resource == "pods" else ("",)
     if request.subresource not in subresources:
         return None
-    spec = audit_inspect.pod_spec_of(request.resource, _object(request))
-    reasons = audit_inspect.privileged_reasons(spec) if spec is not None else []
+    spec = objects.pod_spec_of(request.resource, _object(request))
+    reasons = objects.privileged_reasons(spec) if spec is not None else []
     return _verdict("privileged_pod", _HIGH, reasons)
 
 
 def _cluster_admin_binding(request: Request) -> Verdict | None:
     if not _is_rbac(request, _BINDINGS) or request.verb not in _SPEC_VERBS:
         return None
-    reasons = audit_inspect.cluster_admin_reasons(_object(request))
+    reasons = objects.cluster_admin_reasons(_object(request))
     return _verdict("cluster_admin_binding", records.Severity.CRITICAL, reasons)
 
 
 def _rbac_wildcard(request: Request) -> Verdict | None:
     if not _is_rbac(request, _ROLES) or request.verb not in _SPEC_VERBS:
         return None
-    reasons = audit_inspect.rbac_wildcard_reasons(_object(request))
+    reasons = objects.rbac_wildcard_reasons(_object(request))
     return _verdict("rbac_wildcard", _HIGH, reasons)
 
 
@@ -153,7 +153,7 @@ def _secret_write(request: Request) -> Verdict | None:
 def _sensitive_configmap(request: Request) -> Verdict | None:
     if not _is_core(request, "configmaps") or request.verb not in _SPEC_VERBS:
         return None
-    reasons = audit_inspect.credential_reasons(_object(request))
+    reasons = objects.credential_reasons(_object(request))
     return _verdict("sensitive_configmap", records.Severity.MEDIUM, reasons)
 
 
@@ -226,7 +226,7 @@ ANY_RESOURCE: frozenset[str] = frozenset()
 # resources it can match at all (ANY_RESOURCE: it looks at every request).
 TABLE: tuple[tuple[Rule, frozenset[str]], ...] = (
     (_pod_stream, frozenset({"pods"})),
-    (_privileged_pod, audit_inspect.WORKLOAD_RESOURCES),
+    (_privileged_pod, objects.WORKLOAD_RESOURCES),
     (_cluster_admin_binding, _BINDINGS),
     (_rbac_wildcard, _ROLES),
     (_rbac_change, _ROLES | _BINDINGS),

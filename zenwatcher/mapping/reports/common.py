@@ -1,9 +1,10 @@
-"""Report sources: the kinds we watch, and one report in, per-entry outcomes out.
+"""What every report mapper shares: per-entry collection, the report's `Origin`, and lenient
+readers for partial reports. Pure.
 
 A report maps to `ReportFindings` (findings, skipped and rejected entries), so one malformed
 result never loses the good ones. Each finding carries its report's `Origin`, whose key survives
 trivy's delete-and-recreate, so the reconciler can tell which Observations a report owns
-(DESIGN.md §3). Pure: the kind-specific mappers live in `policyreports` and `trivy`.
+(docs/design.md §3).
 """
 
 from __future__ import annotations
@@ -12,68 +13,12 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, TypeGuard
 
-# Import modules, not names: policyreports and trivy import this module back, and nothing
-# here touches them until a report is mapped.
-from zenwatcher.mapping import policyreports, timestamps, trivy
+from zenwatcher.mapping import timestamps
 from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.mapping.reports.kinds import group_of
 from zenwatcher.records import Finding, Origin
-
-POLICY_GROUP = "wgpolicyk8s.io"
-OPENREPORTS_GROUP = "openreports.io"
-TRIVY_GROUP = "aquasecurity.github.io"
-
-
-class ReportKind(NamedTuple):
-    """One report kind we watch, as its CRD declares it."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        """`group/version`, as written in a report's `apiVersion`."""
-        return f"{self.group}/{self.version}"
-
-
-REPORT_KINDS: tuple[ReportKind, ...] = (
-    ReportKind(POLICY_GROUP, "v1alpha2", "PolicyReport", "policyreports", True),
-    ReportKind(POLICY_GROUP, "v1alpha2", "ClusterPolicyReport", "clusterpolicyreports", False),
-    ReportKind(OPENREPORTS_GROUP, "v1alpha1", "Report", "reports", True),
-    ReportKind(OPENREPORTS_GROUP, "v1alpha1", "ClusterReport", "clusterreports", False),
-    ReportKind(TRIVY_GROUP, "v1alpha1", "VulnerabilityReport", "vulnerabilityreports", True),
-    ReportKind(
-        TRIVY_GROUP, "v1alpha1", "ClusterVulnerabilityReport", "clustervulnerabilityreports", False
-    ),
-    ReportKind(TRIVY_GROUP, "v1alpha1", "ConfigAuditReport", "configauditreports", True),
-    ReportKind(
-        TRIVY_GROUP, "v1alpha1", "ClusterConfigAuditReport", "clusterconfigauditreports", False
-    ),
-    ReportKind(TRIVY_GROUP, "v1alpha1", "ExposedSecretReport", "exposedsecretreports", True),
-    ReportKind(TRIVY_GROUP, "v1alpha1", "RbacAssessmentReport", "rbacassessmentreports", True),
-    ReportKind(
-        TRIVY_GROUP,
-        "v1alpha1",
-        "ClusterRbacAssessmentReport",
-        "clusterrbacassessmentreports",
-        False,
-    ),
-    ReportKind(TRIVY_GROUP, "v1alpha1", "InfraAssessmentReport", "infraassessmentreports", True),
-    ReportKind(
-        TRIVY_GROUP,
-        "v1alpha1",
-        "ClusterInfraAssessmentReport",
-        "clusterinfraassessmentreports",
-        False,
-    ),
-)
-
-# Which tool a group's reports belong to, for `convert --source`.
-_SOURCES = {POLICY_GROUP: "kyverno", OPENREPORTS_GROUP: "kyverno", TRIVY_GROUP: "trivy"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,25 +29,6 @@ class ReportFindings:
     skipped: list[Ignored] = field(default_factory=list)  # pass/skip results, passed checks
     rejected: list[Rejected] = field(default_factory=list)  # malformed entries
     duplicates: int = 0  # entries folded into an earlier one with the same identity
-
-
-def group_of(api_version: str) -> str:
-    """The API group of `group/version`; "" for the core group (`v1`)."""
-    group, _, version = api_version.rpartition("/")
-    return group if version else ""
-
-
-def find_kind(api_version: str, kind: str) -> ReportKind | None:
-    """The watched kind with this group and kind, any version; None if we do not map it."""
-    group = group_of(api_version)
-    return next(
-        (known for known in REPORT_KINDS if (known.group, known.kind) == (group, kind)), None
-    )
-
-
-def report_source(api_version: str) -> str:
-    """ "kyverno" for policy-report groups, "trivy" for trivy-operator's, "" for any other."""
-    return _SOURCES.get(group_of(api_version), "")
 
 
 def origin_key(api_version: str, kind: str, namespace: str, name: str) -> str:
@@ -121,38 +47,6 @@ def origin_of(report: Mapping[str, Any]) -> Origin:
         text(meta, "name"),
     )
     return Origin(uid=text(meta, "uid"), key=key)
-
-
-def split_documents(doc: Any) -> list[Any]:
-    """Report objects in one decoded document: a `List`/`*List`'s items, else the object itself."""
-    if doc is None:
-        return []  # an empty YAML document, e.g. before a leading `---`
-    if isinstance(doc, list):
-        return [item for element in doc for item in split_documents(element)]
-    if isinstance(doc, Mapping) and text(doc, "kind").endswith("List"):
-        items = doc.get("items")
-        if isinstance(items, list):
-            return list(items)
-    return [doc]
-
-
-def map_report(report: Any) -> ReportFindings:
-    """Map any watched report by its group and kind.
-
-    Raises Rejected("invalid_shape") for a non-object or one without apiVersion/kind, and
-    Ignored("unsupported_kind") for kinds we do not map (e.g. ClusterComplianceReport).
-    """
-    if not isinstance(report, Mapping):
-        raise Rejected("invalid_shape", f"a report must be an object, not {type(report).__name__}")
-    api_version, kind = text(report, "apiVersion"), text(report, "kind")
-    if not api_version or not kind:
-        raise Rejected("invalid_shape", "a report needs apiVersion and kind")
-    known = find_kind(api_version, kind)
-    if known is None:
-        raise Ignored("unsupported_kind", f"{kind} ({api_version}) is not a report we map")
-    if known.group == TRIVY_GROUP:
-        return trivy.map_trivy_report(report)
-    return policyreports.map_policy_report(report)
 
 
 def collect(entries: Iterable[Any], map_entry: Callable[[Any], list[Finding]]) -> ReportFindings:

@@ -1,7 +1,7 @@
 """Kubernetes API-server audit events mapped to findings (DESIGN.md §4).
 
 `split_audit_body` unpacks a webhook body; `map_audit_event` type-checks one Event, judges it only
-at the stage its request is judged at, runs the rule table (`audit_rules`) and builds the finding.
+at the stage its request is judged at, runs the rule table (`rules`) and builds the finding.
 Its identity is the rule, user, verb and objectRef (DESIGN.md §3): never auditID, times, IPs, agent.
 """
 
@@ -11,14 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from zenwatcher import records
-from zenwatcher.mapping import (
-    audit_fields,
-    audit_request,
-    audit_rules,
-    kinds,
-    rejection,
-    timestamps,
-)
+from zenwatcher.mapping import rejection, resource_kinds, timestamps
+from zenwatcher.mapping.audit import fields, rules
+from zenwatcher.mapping.audit.request import is_audit_api, read_request
 
 SOURCE = "audit"
 STAGE_RESPONSE_STARTED = "ResponseStarted"
@@ -52,7 +47,7 @@ def split_audit_body(payload: Any) -> list[Any]:
     """The audit Events of a decoded webhook body: an EventList's items, one Event, or an array."""
     if isinstance(payload, list):
         return list(payload)
-    if not isinstance(payload, dict) or not audit_request.is_audit_api(payload.get("apiVersion")):
+    if not isinstance(payload, dict) or not is_audit_api(payload.get("apiVersion")):
         raise rejection.Rejected("invalid_shape", _shape_message(payload))
     kind = payload.get("kind")
     if kind == "Event":
@@ -79,7 +74,7 @@ def audit_id(event: Any) -> str:
     """The auditID naming one request across its stages: the caller's key for judging it once."""
     if not isinstance(event, dict):
         raise rejection.Rejected("not_an_object", _shape_message(event))
-    return audit_fields.required_str(event, "auditID")
+    return fields.required_str(event, "auditID")
 
 
 def is_streaming(event: Any) -> bool:
@@ -88,7 +83,7 @@ def is_streaming(event: Any) -> bool:
     if not isinstance(ref, dict) or ref.get("apiGroup") or ref.get("resource") != "pods":
         return False
     subresource = ref.get("subresource")
-    return isinstance(subresource, str) and subresource in audit_rules.STREAMING_SUBRESOURCES
+    return isinstance(subresource, str) and subresource in rules.STREAMING_SUBRESOURCES
 
 
 def map_audit_event(
@@ -106,18 +101,18 @@ def map_audit_event(
     """
     if not isinstance(event, dict):
         raise rejection.Rejected("not_an_object", _shape_message(event))
-    request = audit_request.read_request(event)
+    request = read_request(event)
     _check_stage(
         event["stage"],  # read_request checked it
         streaming=is_streaming(event),
         streaming_judged_at=streaming_judged_at,
     )
-    verdicts = audit_rules.matches(request)
+    verdicts = rules.matches(request)
     if not verdicts:
         raise rejection.Ignored(
             "no_rule", lambda: f"no audit rule matches {request.verb} {_target(request)}"
         )
-    verdict = audit_rules.most_severe(verdicts)
+    verdict = rules.most_severe(verdicts)
     return records.Finding(
         source=SOURCE,
         category=verdict.category,
@@ -143,20 +138,18 @@ def _check_stage(stage: str, *, streaming: bool, streaming_judged_at: frozenset[
 
 
 def _identity(
-    event: Mapping[str, Any], request: audit_rules.Request, verdict: audit_rules.Verdict
+    event: Mapping[str, Any], request: rules.Request, verdict: rules.Verdict
 ) -> tuple[str, ...]:
     # The server picks generated names (pod-xyz12) per create, so a create identifies its object by
     # the name the client asked for: objectRef's, the request's, else its generateName prefix.
-    ref_name = audit_fields.optional_str(
-        audit_fields.optional_map(event, "objectRef"), "name", where="objectRef"
+    ref_name = fields.optional_str(
+        fields.optional_map(event, "objectRef"), "name", where="objectRef"
     )
     if request.resource == "namespaces":
         ref_name = request.name
     elif request.verb == "create" and not ref_name:
         requested = event.get("requestObject")
-        ref_name = audit_fields.metadata(requested, "name") or audit_fields.metadata(
-            requested, "generateName"
-        )
+        ref_name = fields.metadata(requested, "name") or fields.metadata(requested, "generateName")
     # Non-resource requests (/version, /metrics) have no objectRef; their path names them.
     where = ref_name if request.resource else request.path
     return (
@@ -170,16 +163,16 @@ def _identity(
     )
 
 
-def _resource(event: Mapping[str, Any], request: audit_rules.Request) -> records.ResourceRef | None:
+def _resource(event: Mapping[str, Any], request: rules.Request) -> records.ResourceRef | None:
     if not request.resource:
         return None
-    ref = audit_fields.optional_map(event, "objectRef")
-    version = audit_fields.optional_str(ref, "apiVersion", where="objectRef")
+    ref = fields.optional_map(event, "objectRef")
+    version = fields.optional_str(ref, "apiVersion", where="objectRef")
     if version and request.api_group:
         api_version = f"{request.api_group}/{version}"
     else:
-        api_version = version or kinds.api_version_for(request.resource)
-    kind = kinds.kind_for(request.resource)
+        api_version = version or resource_kinds.api_version_for(request.resource)
+    kind = resource_kinds.kind_for(request.resource)
     if not kind and request.verb in ("create", "update") and not request.subresource:
         kind = _metadata_kind(request.request_object)
     return records.ResourceRef(
@@ -187,24 +180,22 @@ def _resource(event: Mapping[str, Any], request: audit_rules.Request) -> records
     )
 
 
-def _title(request: audit_rules.Request, verdict: audit_rules.Verdict) -> str:
+def _title(request: rules.Request, verdict: rules.Verdict) -> str:
     phrase = _TITLES.get(verdict.event_type, verdict.event_type)
     user = request.username or "an unknown user"
-    if verdict.event_type in audit_rules.STREAMING_SUBRESOURCES.values():
+    if verdict.event_type in rules.STREAMING_SUBRESOURCES.values():
         return f"{phrase} by {user} into {request.namespace}/{request.name}"
     return f"{phrase} by {user}: {request.verb} {_target(request)}"
 
 
-def _message(
-    event: Mapping[str, Any], request: audit_rules.Request, verdict: audit_rules.Verdict
-) -> str:
-    uri = audit_fields.optional_str(event, "requestURI") or _target(request)
+def _message(event: Mapping[str, Any], request: rules.Request, verdict: rules.Verdict) -> str:
+    uri = fields.optional_str(event, "requestURI") or _target(request)
     code = "no response code" if request.code is None else f"response {request.code}"
     user = request.username or "an unknown user"
     return f"{user} sent {request.verb} {uri} ({code}): {'; '.join(verdict.reasons)}"
 
 
-def _target(request: audit_rules.Request) -> str:
+def _target(request: rules.Request) -> str:
     if not request.resource:
         return request.path or "a non-resource URL"
     plural = (
@@ -216,9 +207,9 @@ def _target(request: audit_rules.Request) -> str:
 
 def _details(
     event: Mapping[str, Any],
-    request: audit_rules.Request,
-    verdict: audit_rules.Verdict,
-    verdicts: list[audit_rules.Verdict],
+    request: rules.Request,
+    verdict: rules.Verdict,
+    verdicts: list[rules.Verdict],
 ) -> dict[str, Any]:
     annotations = event.get("annotations")
     annotations = annotations if isinstance(annotations, dict) else {}
@@ -228,17 +219,17 @@ def _details(
         "user": request.username,
         "groups": list(request.groups),
         "verb": request.verb,
-        "requestURI": audit_fields.optional_str(event, "requestURI"),
-        "sourceIPs": list(audit_fields.strings(event, "sourceIPs")),
-        "userAgent": audit_fields.optional_str(event, "userAgent"),
-        "auditID": audit_fields.required_str(event, "auditID"),
-        "stage": audit_fields.required_str(event, "stage"),
+        "requestURI": fields.optional_str(event, "requestURI"),
+        "sourceIPs": list(fields.strings(event, "sourceIPs")),
+        "userAgent": fields.optional_str(event, "userAgent"),
+        "auditID": fields.required_str(event, "auditID"),
+        "stage": fields.required_str(event, "stage"),
         "responseCode": request.code,
-        "objectRef": dict(audit_fields.optional_map(event, "objectRef")),
+        "objectRef": dict(fields.optional_map(event, "objectRef")),
         "alsoMatched": [item.event_type for item in verdicts if item is not verdict],
         "authorizationDecision": annotations.get("authorization.k8s.io/decision"),
         "authorizationReason": annotations.get("authorization.k8s.io/reason"),
-        "impersonatedUser": audit_fields.optional_map(event, "impersonatedUser").get("username"),
+        "impersonatedUser": fields.optional_map(event, "impersonatedUser").get("username"),
     }
     return {key: value for key, value in details.items() if value not in (None, "", [], {})}
 

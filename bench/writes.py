@@ -28,10 +28,11 @@ from bench.common import DAEMON_CPU, daemon
 from bench.intake import TOKEN
 from bench.loadgen import falco_alert
 from tests.controlplane import cluster
-from zenwatcher import records
+from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import observations
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.observation import to_observation
 
 CONCURRENCY = 8  # WRITER_WORKERS default
 ROUNDS = 3  # alternating raw create + status / zen-watcher rounds (1 in a quick run)
@@ -41,20 +42,18 @@ def raw_findings(count: int, namespace: str, tag: str) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     bodies = []
     for index in range(count):
-        finding = records.Finding(
+        finding = Finding(
             source="falco",
-            category=records.Category.SECURITY,
-            severity=records.Severity.MEDIUM,
+            category=Category.SECURITY,
+            severity=Severity.MEDIUM,
             event_type="runtime_detection",
             identity=(tag, str(index)),
-            resource=records.ResourceRef(kind="Pod", name=f"pod-{index}", namespace=namespace),
+            resource=ResourceRef(kind="Pod", name=f"pod-{index}", namespace=namespace),
             title="Terminal shell in container",
             message=f"shell {index}",
             details={"rule": "Terminal shell in container"},
         )
-        bodies.append(
-            records.to_observation(finding, namespace=namespace, now=now, ttl_seconds=3600)
-        )
+        bodies.append(to_observation(finding, namespace=namespace, now=now, ttl_seconds=3600))
     return bodies
 
 

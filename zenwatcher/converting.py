@@ -17,10 +17,11 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
-from zenwatcher import records
+from zenwatcher.finding import Finding
 from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import dispatch, kinds
+from zenwatcher.observation import observation_namespace, to_observation
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.audit_once import AuditJudgedOnce
 
@@ -33,13 +34,13 @@ class InputError(Exception):
 class Collected:
     """Distinct findings in first-seen order, with their counts, and what was skipped."""
 
-    findings: dict[str, records.Finding] = field(default_factory=dict)
+    findings: dict[str, Finding] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     # One per run: an exec's ResponseStarted and ResponseComplete, in one file or two, are one.
     audit_judge: AuditJudgedOnce = field(default_factory=AuditJudgedOnce)
 
-    def add(self, finding: records.Finding) -> None:
+    def add(self, finding: Finding) -> None:
         self.findings.setdefault(finding.name, finding)
         self.counts[finding.name] = self.counts.get(finding.name, 0) + 1
 
@@ -69,9 +70,9 @@ def convert_files(
             _collect(source, path, document, config, collected)
     now = datetime.now(UTC)
     for name, finding in collected.findings.items():
-        body = records.to_observation(
+        body = to_observation(
             finding,
-            namespace=records.observation_namespace(finding, default_namespace=namespace),
+            namespace=observation_namespace(finding, default_namespace=namespace),
             now=now,
             ttl_seconds=ttl_seconds,
             count=collected.counts[name],
@@ -127,11 +128,11 @@ def _collect(
             collected.notes.append(f"{path}: {finding.name} filtered ({reason})")
 
 
-def _events(source: str, path: str, document: Any, collected: Collected) -> list[records.Finding]:
+def _events(source: str, path: str, document: Any, collected: Collected) -> list[Finding]:
     split: Callable[[Any], list[Any]] = (
         falco.split_falco_body if source == "falco" else audit.split_audit_body
     )
-    map_event: Callable[[Any], records.Finding] = (
+    map_event: Callable[[Any], Finding] = (
         falco.map_falco_alert if source == "falco" else collected.audit_judge
     )
     try:
@@ -152,8 +153,8 @@ def _events(source: str, path: str, document: Any, collected: Collected) -> list
     return findings
 
 
-def _reports(source: str, path: str, document: Any, collected: Collected) -> list[records.Finding]:
-    findings: list[records.Finding] = []
+def _reports(source: str, path: str, document: Any, collected: Collected) -> list[Finding]:
+    findings: list[Finding] = []
     for report in dispatch.split_documents(document):
         label = _describe(report)
         api_version = report.get("apiVersion", "") if isinstance(report, dict) else ""

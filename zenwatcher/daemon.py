@@ -28,6 +28,7 @@ from zenwatcher import __version__, logs
 from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.aiokits.tasks import create_guarded_task, stop_tasks
 from zenwatcher.context import LeaderContext
+from zenwatcher.finding import Finding
 from zenwatcher.http.app import make_webhook_app
 from zenwatcher.http.probes import Readiness, make_probe_app
 from zenwatcher.http.serving import Server, tls_context
@@ -47,7 +48,6 @@ from zenwatcher.pipeline.dedup import DedupCache, Flush
 from zenwatcher.pipeline.intake import EventIntake, FilterState
 from zenwatcher.pipeline.jobs import IncrementJob, WriteJob
 from zenwatcher.pipeline.writer import Writer
-from zenwatcher.records import Finding
 from zenwatcher.settings import ConfigError, Settings
 
 logger = structlog.get_logger()

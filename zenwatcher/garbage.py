@@ -18,24 +18,19 @@ import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, NoReturn, cast
 
 import structlog
 
-from zenwatcher import records, settings
 from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.mapping.timestamps import parse_time
 from zenwatcher.metrics import Metrics
+from zenwatcher.observation import expiry_and_reason, field_of
 
 logger = structlog.get_logger()
 
-# gc_deleted{reason}: which time the TTL was measured from.
-REASON_LAST_SEEN = "ttl_last_seen"
-REASON_CREATED = "ttl_created"
-REASON_RESOLVED = "ttl_resolved"
 # gc_errors{reason}.
 ERROR_BAD_TIMESTAMP = "bad_timestamp"
 ERROR_LIST = "list"
@@ -43,8 +38,6 @@ ERROR_DELETE = "delete"
 
 INITIAL_DELAY = 30.0  # seconds after gaining leadership before the first sweep (at most `interval`)
 JITTER = 0.1  # each sleep is `interval` stretched or shrunk by up to 10 %
-# The expiry of what never expires (an Open report finding): later than any `now`.
-NEVER = datetime.max.replace(tzinfo=UTC)
 MAX_RELISTS = 3  # restarts of one scope's list after its continue token expired (410)
 
 
@@ -70,69 +63,6 @@ class SweepResult:
 
 class _SweepStopped(Exception):
     """The API server is in trouble (or RBAC says no): end this sweep, retry next interval."""
-
-
-def expiry_of(observation: Mapping[str, Any], *, default_ttl: int) -> datetime | None:
-    """When the Observation expires; None when its times are missing or unparseable, and
-    `NEVER` for an Open report finding."""
-    found = _expiry(observation, default_ttl=default_ttl)
-    return found[0] if found is not None else None
-
-
-def expired_reason(
-    observation: Mapping[str, Any], *, now: datetime, default_ttl: int
-) -> str | None:
-    """The `ttl_*` reason when expired at `now`; None when not (or times are bad)."""
-    found = _expiry(observation, default_ttl=default_ttl)
-    if found is None or found[0] > now:
-        return None
-    return found[1]
-
-
-def is_open_report_finding(observation: Mapping[str, Any]) -> bool:
-    """Report-derived (origin label) and Open: the report controller owns its life. One whose
-    status was never written expires like any other, from its creation."""
-    metadata = observation.get("metadata")
-    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
-    return (
-        isinstance(labels, Mapping)
-        and records.LABEL_ORIGIN in labels
-        and _field(observation, "status", "phase") == records.Phase.OPEN
-    )
-
-
-def ttl_of(observation: Mapping[str, Any], *, default_ttl: int) -> int:
-    """spec.ttlSecondsAfterCreation, else `default_ttl`; clamped to [60 s, 1 year] like settings."""
-    value = _field(observation, "spec", "ttlSecondsAfterCreation")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        value = default_ttl
-    return max(settings.TTL_MIN_SECONDS, min(settings.TTL_MAX_SECONDS, int(value)))
-
-
-def _expiry(observation: Mapping[str, Any], *, default_ttl: int) -> tuple[datetime, str] | None:
-    if is_open_report_finding(observation):
-        return NEVER, ""
-    # A lastSeen that is present but unparseable does not fall back to creation: that could
-    # delete a finding seen a minute ago, so it is never expired (and counted by the caller).
-    last_seen = _field(observation, "status", "lastSeen")
-    resolved_at = _field(observation, "status", "resolvedAt")
-    if resolved_at not in (None, "") and _field(observation, "status", "phase") == (
-        records.Phase.RESOLVED
-    ):
-        base, reason = parse_time(resolved_at), REASON_RESOLVED
-    elif last_seen not in (None, ""):
-        base, reason = parse_time(last_seen), REASON_LAST_SEEN
-    else:
-        base = parse_time(_field(observation, "metadata", "creationTimestamp"))
-        reason = REASON_CREATED
-    if base is None:
-        return None
-    return base + timedelta(seconds=ttl_of(observation, default_ttl=default_ttl)), reason
-
-
-def _field(observation: Mapping[str, Any], section: str, key: str) -> Any:
-    part = observation.get(section)
-    return part.get(key) if isinstance(part, Mapping) else None
 
 
 def jittered(seconds: float, *, rng: random.Random) -> float:
@@ -271,15 +201,15 @@ class _Sweep:
     async def examine(self, observation: Mapping[str, Any]) -> None:
         """Delete the Observation if it has expired."""
         self.result.examined += 1
-        found = _expiry(observation, default_ttl=self.default_ttl)
+        found = expiry_and_reason(observation, default_ttl=self.default_ttl)
         if found is None:
             self.result.errors += 1
             self.metrics.gc_errors.labels(reason=ERROR_BAD_TIMESTAMP).inc()
             logger.warning(
                 "gc_bad_timestamp",
                 **_where(observation),
-                last_seen=_field(observation, "status", "lastSeen"),
-                created=_field(observation, "metadata", "creationTimestamp"),
+                last_seen=field_of(observation, "status", "lastSeen"),
+                created=field_of(observation, "metadata", "creationTimestamp"),
             )
             return
         expiry, reason = found

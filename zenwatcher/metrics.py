@@ -192,7 +192,7 @@ class Metrics:
         counter that appears at 1 looks to Prometheus as if it had always been 1)."""
         for outcome in ("ok", "error"):
             self.gc_runs.labels(outcome=outcome)
-        for reason in ("ttl_last_seen", "ttl_created", "ttl_resolved"):  # garbage.REASON_*
+        for reason in ("ttl_last_seen", "ttl_created", "ttl_resolved"):  # observation.REASON_*
             self.gc_deleted.labels(reason=reason)
         for reason in ("bad_timestamp", "list", "delete"):  # garbage.ERROR_*
             self.gc_errors.labels(reason=reason)

@@ -13,9 +13,10 @@ import pytest
 from tests import payloads
 from tests.controlplane import cluster
 from tests.daemons import StartDaemon, list_observations
+from zenwatcher.finding import Finding
 from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.rejection import Ignored
-from zenwatcher.records import Finding, observation_namespace
+from zenwatcher.observation import observation_namespace
 
 
 def wait_for(predicate: Any, *, timeout: float = 30.0, interval: float = 0.2) -> Any:

@@ -36,11 +36,12 @@ from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_webhooks import unique_alert, wait_for
 from tests.paths import REPO_ROOT
 from tests.prometheus_tools import prometheus_tools
-from zenwatcher import garbage, records
+from zenwatcher import garbage
 from zenwatcher.informers import informer
 from zenwatcher.mapping import falco
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 from zenwatcher.metrics import Metrics
+from zenwatcher.observation import REASON_CREATED, REASON_LAST_SEEN, REASON_RESOLVED, to_observation
 
 DASHBOARD = REPO_ROOT / "manifests/grafana/zen-watcher-dashboard.json"
 GRAFANA_KUSTOMIZATION = REPO_ROOT / "manifests/grafana"
@@ -268,9 +269,9 @@ class TestDashboardJson:
         expected = {
             ("zen_watcher_gc_runs_total", "outcome"): {"ok", "error"},
             ("zen_watcher_gc_deleted_total", "reason"): {
-                garbage.REASON_LAST_SEEN,
-                garbage.REASON_CREATED,
-                garbage.REASON_RESOLVED,
+                REASON_LAST_SEEN,
+                REASON_CREATED,
+                REASON_RESOLVED,
             },
             ("zen_watcher_gc_errors_total", "reason"): {
                 garbage.ERROR_BAD_TIMESTAMP,
@@ -500,9 +501,7 @@ def refused_alert(index: int, namespace: str, marker: str) -> dict[str, Any]:
 def policy_refuses(control_plane: cluster.Cluster, namespace: str) -> bool:
     """True once a server-side dry-run create of a marked Observation is denied."""
     finding = falco.map_falco_alert(refused_alert(0, namespace, REFUSE_INVALID))
-    body = records.to_observation(
-        finding, namespace=namespace, now=datetime.now(UTC), ttl_seconds=3600
-    )
+    body = to_observation(finding, namespace=namespace, now=datetime.now(UTC), ttl_seconds=3600)
     result = control_plane.kubectl(
         "create", "--dry-run=server", "-f", "-", stdin=orjson.dumps(body).decode(), check=False
     )

@@ -19,12 +19,20 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from tests.controlplane import cluster
-from zenwatcher import garbage, records
+from zenwatcher import garbage
 from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import JSON_CONTENT, MERGE_PATCH, KubeClient, Params
 from zenwatcher.metrics import Metrics
+from zenwatcher.observation import (
+    LABEL_ORIGIN,
+    REASON_LAST_SEEN,
+    REASON_RESOLVED,
+    rfc3339,
+    to_observation,
+)
 
 TTL = 3600
 DEFAULT_TTL = 7 * 86400
@@ -88,14 +96,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _finding(namespace: str, key: str) -> records.Finding:
-    return records.Finding(
+def _finding(namespace: str, key: str) -> Finding:
+    return Finding(
         source="falco",
-        category=records.Category.SECURITY,
-        severity=records.Severity.HIGH,
+        category=Category.SECURITY,
+        severity=Severity.HIGH,
         event_type="runtime_detection",
         identity=("Terminal shell in container", namespace, key),
-        resource=records.ResourceRef(api_version="v1", kind="Pod", name=key, namespace=namespace),
+        resource=ResourceRef(api_version="v1", kind="Pod", name=key, namespace=namespace),
         title="Terminal shell in container",
     )
 
@@ -110,9 +118,7 @@ async def _create(
 ) -> str:
     """An Observation last seen at `last_seen`; None leaves its status unwritten."""
     finding = _finding(namespace, key)
-    body = records.to_observation(
-        finding, namespace=namespace, now=last_seen or _utcnow(), ttl_seconds=ttl
-    )
+    body = to_observation(finding, namespace=namespace, now=last_seen or _utcnow(), ttl_seconds=ttl)
     await observations.create_observation(admin, body)
     if last_seen is not None:
         await observations.patch_status(admin, namespace, finding.name, status=body["status"])
@@ -170,9 +176,7 @@ class TestExpiry:
         assert {fresh} == await _names(admin_client, namespace)
         assert expired != fresh
         assert (2, 1, 0, "ok") == (result.examined, result.deleted, result.errors, result.outcome)
-        assert 1.0 == _sample(
-            metrics, "zen_watcher_gc_deleted_total", reason=garbage.REASON_LAST_SEEN
-        )
+        assert 1.0 == _sample(metrics, "zen_watcher_gc_deleted_total", reason=REASON_LAST_SEEN)
         assert 1.0 == _sample(metrics, "zen_watcher_gc_runs_total", outcome="ok")
         assert 1.0 == _sample(metrics, "zen_watcher_gc_duration_seconds_count")
         finished = [entry for entry in logs if entry["event"] == "gc_sweep_finished"]
@@ -195,7 +199,7 @@ class TestExpiry:
         names = {}
         for key, (phase, resolved_at) in phases.items():
             names[key] = await _create(admin_client, namespace, key, last_seen=long_ago)
-            origin = {"metadata": {"labels": {records.LABEL_ORIGIN: f"report-{key}"}}}
+            origin = {"metadata": {"labels": {LABEL_ORIGIN: f"report-{key}"}}}
             await admin_client.request(
                 "PATCH",
                 observations.object_path(namespace, names[key]),
@@ -204,16 +208,14 @@ class TestExpiry:
             )
             status: dict[str, Any] = {"phase": phase}
             if resolved_at is not None:
-                status["resolvedAt"] = records.rfc3339(resolved_at)
+                status["resolvedAt"] = rfc3339(resolved_at)
             await observations.patch_status(admin_client, namespace, names[key], status=status)
 
         result = await _sweep(spy_client, metrics, namespaces=(namespace,))
 
         assert {names["open"], names["resolved-new"]} == await _names(admin_client, namespace)
         assert (3, 1, 0) == (result.examined, result.deleted, result.errors)
-        assert 1.0 == _sample(
-            metrics, "zen_watcher_gc_deleted_total", reason=garbage.REASON_RESOLVED
-        )
+        assert 1.0 == _sample(metrics, "zen_watcher_gc_deleted_total", reason=REASON_RESOLVED)
 
     async def test_without_status_counts_from_creation(
         self, spy_client: KubeClient, admin_client: KubeClient, namespace: str, metrics: Metrics
@@ -284,7 +286,7 @@ class TestPreconditions:
         name = await _expired(admin_client, namespace, "old")
         stale = await observations.get_observation(admin_client, namespace, name)
         await observations.patch_status(
-            admin_client, namespace, name, status={"lastSeen": records.rfc3339(_utcnow())}
+            admin_client, namespace, name, status={"lastSeen": rfc3339(_utcnow())}
         )
 
         outcome = await garbage.delete_expired(
@@ -322,7 +324,7 @@ class TestPreconditions:
 
         async def racing_update(method: str, path: str, params: Params | None) -> None:
             if method == "DELETE":
-                status = {"lastSeen": records.rfc3339(_utcnow())}
+                status = {"lastSeen": rfc3339(_utcnow())}
                 await observations.patch_status(admin_client, namespace, name, status=status)
 
         spy_client.before = racing_update

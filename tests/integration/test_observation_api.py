@@ -10,25 +10,22 @@ import pytest
 
 from tests.controlplane import cluster
 from tests.paths import REPO_ROOT
-from zenwatcher import records
+from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.observation import LABEL_SEVERITY, to_observation
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def _finding(
-    namespace: str, *, severity: records.Severity = records.Severity.HIGH
-) -> records.Finding:
-    return records.Finding(
+def _finding(namespace: str, *, severity: Severity = Severity.HIGH) -> Finding:
+    return Finding(
         source="falco",
-        category=records.Category.SECURITY,
+        category=Category.SECURITY,
         severity=severity,
         event_type="runtime_detection",
         identity=("Terminal shell in container", namespace, "web-1", "ee97d9c4186f"),
-        resource=records.ResourceRef(
-            api_version="v1", kind="Pod", name="web-1", namespace=namespace
-        ),
+        resource=ResourceRef(api_version="v1", kind="Pod", name="web-1", namespace=namespace),
         title="Terminal shell in container",
         message="A shell was spawned in a container with an attached terminal",
         details={"rule": "Terminal shell in container", "priority": "Critical"},
@@ -69,7 +66,7 @@ class TestObservationRoundTrip:
     ) -> None:
         """As the restricted user: create, set status, read back the same fields."""
         finding = _finding(namespace)
-        body = records.to_observation(finding, namespace=namespace, now=NOW, ttl_seconds=3600)
+        body = to_observation(finding, namespace=namespace, now=NOW, ttl_seconds=3600)
         created = await observations.create_observation(watcher_client, body)
         await observations.patch_status(
             watcher_client, namespace, finding.name, status=body["status"]
@@ -83,15 +80,13 @@ class TestObservationRoundTrip:
             "firstSeen": "2026-01-02T03:04:05Z",
             "lastSeen": "2026-01-02T03:04:05Z",
         } == stored["status"]
-        assert "high" == stored["metadata"]["labels"][records.LABEL_SEVERITY]
+        assert "high" == stored["metadata"]["labels"][LABEL_SEVERITY]
 
     async def test_second_create_is_a_conflict(
         self, watcher_client: KubeClient, namespace: str
     ) -> None:
         """The same finding created twice: the API server itself answers 409 AlreadyExists."""
-        body = records.to_observation(
-            _finding(namespace), namespace=namespace, now=NOW, ttl_seconds=3600
-        )
+        body = to_observation(_finding(namespace), namespace=namespace, now=NOW, ttl_seconds=3600)
         await observations.create_observation(watcher_client, body)
         with pytest.raises(errors.Conflict) as raised:
             await observations.create_observation(watcher_client, body)
@@ -102,7 +97,7 @@ class TestObservationRoundTrip:
     ) -> None:
         """`kubectl get obs -A` shows Source, Severity, Category, Type, Resource, Count, Age."""
         finding = _finding(namespace)
-        body = records.to_observation(finding, namespace=namespace, now=NOW, ttl_seconds=3600)
+        body = to_observation(finding, namespace=namespace, now=NOW, ttl_seconds=3600)
         await observations.create_observation(watcher_client, body)
         await observations.patch_status(
             watcher_client, namespace, finding.name, status=body["status"]
@@ -149,9 +144,7 @@ class TestSchemaValidation:
         self, watcher_client: KubeClient, namespace: str, field: str, value: str, complaint: str
     ) -> None:
         """The API server's schema refuses bad enums and patterns with a message naming the field."""
-        body = records.to_observation(
-            _finding(namespace), namespace=namespace, now=NOW, ttl_seconds=3600
-        )
+        body = to_observation(_finding(namespace), namespace=namespace, now=NOW, ttl_seconds=3600)
         body["spec"][field] = value
         with pytest.raises(errors.ApiError) as raised:
             await observations.create_observation(watcher_client, body)

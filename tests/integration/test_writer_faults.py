@@ -15,11 +15,12 @@ from prometheus_client import CollectorRegistry
 
 from tests.controlplane import cluster
 from tests.writers import make_writer
-from zenwatcher import records
+from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
 from zenwatcher.metrics import Metrics
+from zenwatcher.observation import rfc3339
 from zenwatcher.pipeline.jobs import CreateJob, IncrementJob
 from zenwatcher.pipeline.writer import Writer
 
@@ -75,14 +76,14 @@ def writer_on(client: KubeClient) -> Writer:
     )
 
 
-def finding(namespace: str) -> records.Finding:
-    return records.Finding(
+def finding(namespace: str) -> Finding:
+    return Finding(
         source="falco",
-        category=records.Category.SECURITY,
-        severity=records.Severity.HIGH,
+        category=Category.SECURITY,
+        severity=Severity.HIGH,
         event_type="runtime_detection",
         identity=("Terminal shell in container", namespace, "web"),
-        resource=records.ResourceRef(api_version="v1", kind="Pod", name="web", namespace=namespace),
+        resource=ResourceRef(api_version="v1", kind="Pod", name="web", namespace=namespace),
         title="Terminal shell in container",
     )
 
@@ -105,7 +106,7 @@ async def test_a_lost_answer_is_counted_once(
 
     stored = await observations.get_observation(admin_client, namespace, found.name)
     assert 6 == stored["status"]["count"]
-    assert records.rfc3339(later) == stored["status"]["lastSeen"]
+    assert rfc3339(later) == stored["status"]["lastSeen"]
     assert 2 == losing_client.patches  # the create's and the increment's, each applied once
 
 

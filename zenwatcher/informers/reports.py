@@ -16,16 +16,22 @@ from typing import Any, NoReturn
 
 import structlog
 
-from zenwatcher import records
 from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.context import LeaderContext
+from zenwatcher.finding import Finding
 from zenwatcher.informers import informer as informing
 from zenwatcher.kube import discovery, errors, observations
 from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
 from zenwatcher.mapping.reports import common, dispatch, kinds
+from zenwatcher.observation import (
+    LABEL_ORIGIN,
+    Existing,
+    existing_from,
+    observation_namespace,
+)
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, WriteJob
-from zenwatcher.pipeline.reconciling import Existing, Ledger, Scope
+from zenwatcher.pipeline.reconciling import Ledger, Scope
 
 logger = structlog.get_logger()
 RESOLVE_INTERVAL = 1.0
@@ -134,10 +140,10 @@ class ReportController:
         if self._settings.watch_namespaces and self._settings.pod_namespace not in scopes:
             scopes.append(self._settings.pod_namespace)  # where cluster-report findings go
         return [
-            _existing(item)
+            existing_from(item)
             for namespace in scopes
             async for item in observations.list_observations(
-                self._client, namespace=namespace, label_selector=records.LABEL_ORIGIN
+                self._client, namespace=namespace, label_selector=LABEL_ORIGIN
             )
         ]
 
@@ -250,8 +256,8 @@ class ReportController:
             self._accounting.deduplicated(tool, mapped.duplicates)
 
     def _wanted_findings(
-        self, report: dict[str, Any], findings: list[records.Finding]
-    ) -> list[tuple[records.Finding, str]]:
+        self, report: dict[str, Any], findings: list[Finding]
+    ) -> list[tuple[Finding, str]]:
         """Findings that pass the filters, each with the namespace its Observation goes to."""
         metadata = report.get("metadata") or {}
         default = str(metadata.get("namespace") or self._settings.pod_namespace)
@@ -261,9 +267,7 @@ class ReportController:
             if reason is not None:
                 self._accounting.filtered(finding.source, reason)
                 continue
-            wanted.append(
-                (finding, records.observation_namespace(finding, default_namespace=default))
-            )
+            wanted.append((finding, observation_namespace(finding, default_namespace=default)))
         return wanted
 
     def report_deleted(self, scope: Scope, kind: kinds.ReportKind, report: dict[str, Any]) -> None:
@@ -301,24 +305,6 @@ class _ReportHandler:
 
     async def on_listed(self, present: frozenset[tuple[str, str]]) -> None:
         self._controller.listed(self._scope, self._kind, present)
-
-
-def _existing(item: dict[str, Any]) -> tuple[str, Existing]:
-    """An Observation's name and what reconciliation needs of it.
-
-    Open only when its status says so: one created whose status write never happened (the
-    term that created it ended first) is not, so the ledger opens it again (the writer's
-    create meets it as a 409 and writes its status).
-    """
-    metadata = item.get("metadata") or {}
-    status = item.get("status") or {}
-    phase = records.Phase.OPEN if status.get("phase") == "Open" else records.Phase.RESOLVED
-    existing = Existing(
-        namespace=str(metadata.get("namespace", "")),
-        phase=phase,
-        source=str((item.get("spec") or {}).get("source", "")),
-    )
-    return str(metadata.get("name", "")), existing
 
 
 def _namespace_of(path: str) -> str:

@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from zenwatcher import records
 from zenwatcher.kube.client import MERGE_PATCH, KubeClient
+from zenwatcher.observation import GROUP, PLURAL, VERSION
 
-_BASE = f"/apis/{records.GROUP}/{records.VERSION}"
+_BASE = f"/apis/{GROUP}/{VERSION}"
 
 
 def collection_path(namespace: str | None) -> str:
     """The Observation collection in `namespace`, or across all namespaces for None."""
     if namespace is None:
-        return f"{_BASE}/{records.PLURAL}"
-    return f"{_BASE}/namespaces/{namespace}/{records.PLURAL}"
+        return f"{_BASE}/{PLURAL}"
+    return f"{_BASE}/namespaces/{namespace}/{PLURAL}"
 
 
 def object_path(namespace: str, name: str) -> str:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from zenwatcher import records
+from zenwatcher.finding import Category, DeferredDetails, Finding, ResourceRef, Severity
 from zenwatcher.mapping import rejection, resource_kinds, severity, timestamps
 
 SOURCE = "falco"
@@ -43,7 +43,7 @@ def split_falco_body(payload: Any) -> list[Any]:
     )
 
 
-def map_falco_alert(alert: Any) -> records.Finding:
+def map_falco_alert(alert: Any) -> Finding:
     """The finding one Falco alert stands for.
 
     Raises `Rejected` for a non-object, a missing rule or a wrongly typed field, and
@@ -58,17 +58,17 @@ def map_falco_alert(alert: Any) -> records.Finding:
     fields = _output_fields(alert)
     tags = _tags(alert)  # checked now: a bad field rejects the alert, not its later write
     priority = alert.get("priority")
-    return records.Finding(
+    return Finding(
         source=SOURCE,
-        category=records.Category.SECURITY,
+        category=Category.SECURITY,
         # A detection whose priority is missing or unknown still deserves attention.
-        severity=severity.map_severity(priority, default=records.Severity.MEDIUM),
+        severity=severity.map_severity(priority, default=Severity.MEDIUM),
         event_type=EVENT_TYPE,
         identity=_identity(alert, rule=rule, fields=fields, falco_source=falco_source),
         resource=_resource(fields),
         title=rule,
         message=_text(alert.get("output")) or rule,
-        details=records.DeferredDetails(
+        details=DeferredDetails(
             lambda: _details(alert, rule=rule, fields=fields, tags=tags, falco_source=falco_source)
         ),
         detected_at=timestamps.parse_time(alert.get("time")),
@@ -183,17 +183,17 @@ def _address_only(match: re.Match[str]) -> str:
     return match.group(1)
 
 
-def _resource(fields: Mapping[str, Any]) -> records.ResourceRef | None:
+def _resource(fields: Mapping[str, Any]) -> ResourceRef | None:
     namespace = _text(fields.get("k8s.ns.name"))
     pod = _text(fields.get("k8s.pod.name"))
     if pod:
-        return records.ResourceRef(api_version="v1", kind="Pod", name=pod, namespace=namespace)
+        return ResourceRef(api_version="v1", kind="Pod", name=pod, namespace=namespace)
     if namespace:
-        return records.ResourceRef(namespace=namespace)
+        return ResourceRef(namespace=namespace)
     return _audit_resource(fields)
 
 
-def _audit_resource(fields: Mapping[str, Any]) -> records.ResourceRef | None:
+def _audit_resource(fields: Mapping[str, Any]) -> ResourceRef | None:
     """The object a k8s_audit-sourced alert is about, from its `ka.target.*` fields."""
     plural = _text(fields.get("ka.target.resource"))
     namespace = _text(fields.get("ka.target.namespace"))
@@ -203,7 +203,7 @@ def _audit_resource(fields: Mapping[str, Any]) -> records.ResourceRef | None:
         name, namespace = name or namespace, ""
     if not name and not namespace:
         return None
-    return records.ResourceRef(
+    return ResourceRef(
         api_version=resource_kinds.api_version_for(plural) if name else "",
         kind=resource_kinds.kind_for(plural) if name else "",
         name=name,

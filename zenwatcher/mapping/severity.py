@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zenwatcher.records import Severity
+from zenwatcher.finding import Severity
 
 _WORDS: dict[str, Severity] = {
     "critical": Severity.CRITICAL,

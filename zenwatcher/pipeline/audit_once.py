@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from zenwatcher import records
+from zenwatcher.finding import Finding
 from zenwatcher.mapping import audit
 from zenwatcher.mapping.rejection import Ignored
 
@@ -41,7 +41,7 @@ class AuditJudgedOnce:
     def __len__(self) -> int:
         return len(self._judged)
 
-    def __call__(self, event: Any) -> records.Finding:
+    def __call__(self, event: Any) -> Finding:
         finding = audit.map_audit_event(event, streaming_judged_at=audit.STREAMING_AT_ANY)
         # Only findings reach here (most events raised Ignored above), so this check is rare.
         if audit.is_streaming(event):

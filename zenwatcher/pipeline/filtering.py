@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from zenwatcher import records
+from zenwatcher.finding import Finding, Severity, event_type_slug, slugify
 from zenwatcher.mapping import severity
 
 # The original's reason labels, kept so dashboards built on its filter metric still match.
@@ -71,8 +71,8 @@ class SourceFilter:
     """One source's rules. Empty sets mean "no constraint"; values are lowercased."""
 
     enabled: bool = True
-    min_severity: records.Severity | None = None
-    include_severity: frozenset[records.Severity] = frozenset()
+    min_severity: Severity | None = None
+    include_severity: frozenset[Severity] = frozenset()
     exclude_namespaces: frozenset[str] = frozenset()
     include_namespaces: frozenset[str] = frozenset()
     exclude_kinds: frozenset[str] = frozenset()  # `ignoreKinds` merged in, as in the original
@@ -107,7 +107,7 @@ class FilterConfig:
         return cls()
 
 
-def evaluate(config: FilterConfig, finding: records.Finding) -> str | None:
+def evaluate(config: FilterConfig, finding: Finding) -> str | None:
     """None when the finding passes, else the drop reason (one of `DROP_REASONS`).
 
     Order as in the original: source enabled, global namespaces, severity, event type,
@@ -130,7 +130,7 @@ def evaluate(config: FilterConfig, finding: records.Finding) -> str | None:
     return _severity_reason(rules, finding.severity) or _source_reason(rules, finding, namespace)
 
 
-def _severity_reason(rules: SourceFilter, level: records.Severity) -> str | None:
+def _severity_reason(rules: SourceFilter, level: Severity) -> str | None:
     # As in the original, an include list makes minSeverity irrelevant.
     if rules.include_severity:
         return None if level in rules.include_severity else "include_severity"
@@ -139,7 +139,7 @@ def _severity_reason(rules: SourceFilter, level: records.Severity) -> str | None
     return None
 
 
-def _source_reason(rules: SourceFilter, finding: records.Finding, namespace: str) -> str | None:
+def _source_reason(rules: SourceFilter, finding: Finding, namespace: str) -> str | None:
     # Event types are snake_case slugs on both sides: the mappers emit them, parsing slugs the
     # config's values (the original's examples spell them with hyphens).
     kind = finding.resource.kind.lower() if finding.resource else ""
@@ -168,7 +168,7 @@ def _list_reason(
     return None
 
 
-def _rule_names(finding: records.Finding) -> set[str]:
+def _rule_names(finding: Finding) -> set[str]:
     names = (finding.details.get(key) for key in RULE_DETAIL_KEYS)
     return {name.lower() for name in names if isinstance(name, str) and name}
 
@@ -206,7 +206,7 @@ def _sources(value: object, *, unknown: list[str]) -> dict[str, SourceFilter]:
     spelled: dict[str, str] = {}
     for name, rules in _object(value, path="sources").items():
         # Findings carry slugs, so "Kube_Bench" and "kube-bench" name the same source.
-        slug = records.slugify(name)
+        slug = slugify(name)
         if slug in spelled:
             raise FilterConfigError(f"sources: {spelled[slug]!r} and {name!r} name one source")
         spelled[slug] = name
@@ -223,7 +223,7 @@ def _source_filter(value: object, *, path: str, unknown: list[str]) -> SourceFil
         return frozenset(item.lower() for name in names for item in lists[name])
 
     def event_types(name: str) -> frozenset[str]:
-        return frozenset(records.event_type_slug(item) for item in lists[name])
+        return frozenset(event_type_slug(item) for item in lists[name])
 
     severities = enumerate(lists["includeSeverity"])
     return SourceFilter(
@@ -301,13 +301,13 @@ def _boolean(value: object, *, default: bool, path: str) -> bool:
     return value
 
 
-def _severity(word: object, *, path: str) -> records.Severity:
+def _severity(word: object, *, path: str) -> Severity:
     if not isinstance(word, str):
         raise FilterConfigError(f"{path}: expected a severity string, got {_json_type(word)}")
     # map_severity answers its default for words it does not know, so a word is known
     # exactly when two different defaults give the same answer.
-    low = severity.map_severity(word, default=records.Severity.INFO)
-    if low is not severity.map_severity(word, default=records.Severity.CRITICAL):
+    low = severity.map_severity(word, default=Severity.INFO)
+    if low is not severity.map_severity(word, default=Severity.CRITICAL):
         raise FilterConfigError(
             f"{path}: unknown severity {word!r} (expected CRITICAL, HIGH, MEDIUM, LOW or UNKNOWN)"
         )

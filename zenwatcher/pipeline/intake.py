@@ -14,8 +14,9 @@ from typing import Any
 
 import structlog
 
-from zenwatcher import records
+from zenwatcher.finding import Finding
 from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
+from zenwatcher.observation import observation_namespace
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import Decision, DedupCache
@@ -70,7 +71,7 @@ class EventIntake:
         self,
         *,
         source: str,
-        map_event: Callable[[Any], records.Finding],
+        map_event: Callable[[Any], Finding],
         filters: FilterState,
         dedup: DedupCache,
         accounting: Accounting,
@@ -133,9 +134,7 @@ class EventIntake:
             drops[drop] = drops.get(drop, 0) + 1
             tally.filtered += 1
             return
-        namespace = records.observation_namespace(
-            finding, default_namespace=self._default_namespace
-        )
+        namespace = observation_namespace(finding, default_namespace=self._default_namespace)
         key = f"{namespace}/{finding.name}"
         if self._dedup.observe(key, now_wall=now, payload=finding) is Decision.REPEAT:
             tally.deduplicated += 1
@@ -154,7 +153,7 @@ class EventIntake:
             else:
                 accounting.rejected(source, reason, count)
 
-    def _out_of_scope(self, finding: records.Finding) -> str | None:
+    def _out_of_scope(self, finding: Finding) -> str | None:
         """With WATCH_NAMESPACE set, findings for other namespaces are not ours to write."""
         if not self._allowed_namespaces or not finding.namespace:
             return None

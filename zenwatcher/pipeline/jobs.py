@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from zenwatcher.records import Finding
+from zenwatcher.finding import Finding
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

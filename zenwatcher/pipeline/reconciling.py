@@ -14,18 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from zenwatcher.records import Finding, Phase
+from zenwatcher.finding import Finding
+from zenwatcher.observation import Existing, Phase
 
 Scope = tuple[str, str]  # (report kind, namespace or "" for cluster scope / all namespaces)
-
-
-@dataclass(frozen=True, slots=True)
-class Existing:
-    """What the ledger knows of one Observation."""
-
-    namespace: str
-    phase: Phase
-    source: str
 
 
 @dataclass(frozen=True, slots=True)

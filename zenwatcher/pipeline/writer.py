@@ -15,18 +15,18 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
 
-from zenwatcher import records
 from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.aiokits.ratelimit import TokenBucket
+from zenwatcher.finding import Finding
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.mapping.timestamps import parse_time
 from zenwatcher.metrics import Metrics
+from zenwatcher.observation import Phase, merged_status, reopened_status, rfc3339, to_observation
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.jobs import (
     CreateJob,
@@ -147,7 +147,7 @@ class Writer:
             error=message,
         )
 
-    async def _open(self, finding: records.Finding, namespace: str, *, seen: datetime) -> str:
+    async def _open(self, finding: Finding, namespace: str, *, seen: datetime) -> str:
         """Create a report finding ("created"), reopen it ("reopened"), or find it Open."""
         created, namespace = await self._create(finding, namespace, seen=seen)
         if created is None:
@@ -162,11 +162,11 @@ class Writer:
         """Mark Resolved unless it already is (or is gone); True when a write happened."""
 
         def compute(observation: dict[str, Any]) -> dict[str, Any] | None:
-            if (observation.get("status") or {}).get("phase") == records.Phase.RESOLVED.value:
+            if (observation.get("status") or {}).get("phase") == Phase.RESOLVED.value:
                 return None
             return {
-                "phase": records.Phase.RESOLVED.value,
-                "resolvedAt": records.rfc3339(job.resolved_at),
+                "phase": Phase.RESOLVED.value,
+                "resolvedAt": rfc3339(job.resolved_at),
             }
 
         try:
@@ -175,7 +175,7 @@ class Writer:
             return False
 
     async def _create_or_add(
-        self, finding: records.Finding, namespace: str, *, delta: int, seen: datetime
+        self, finding: Finding, namespace: str, *, delta: int, seen: datetime
     ) -> str:
         """Create with count `delta`, or add `delta` to the existing one: "created" or "repeat"."""
         created, namespace = await self._create(finding, namespace, seen=seen)
@@ -183,16 +183,14 @@ class Writer:
         return "repeat" if created is None else "created"
 
     async def _create(
-        self, finding: records.Finding, namespace: str, *, seen: datetime
+        self, finding: Finding, namespace: str, *, seen: datetime
     ) -> tuple[dict[str, Any] | None, str]:
         """POST the Observation: (the created object, or None when it exists; its namespace).
 
         A namespace that does not exist (deleted, or named by a tool but never created) sends
         the finding to the watcher's own namespace rather than losing it.
         """
-        body = records.to_observation(
-            finding, namespace=namespace, now=seen, ttl_seconds=self._ttl_seconds
-        )
+        body = to_observation(finding, namespace=namespace, now=seen, ttl_seconds=self._ttl_seconds)
         try:
             created = await self._call(
                 "create", lambda: observations.create_observation(self._client, body)
@@ -221,7 +219,7 @@ class Writer:
 
     async def _add(
         self,
-        finding: records.Finding,
+        finding: Finding,
         namespace: str,
         *,
         delta: int,
@@ -233,7 +231,7 @@ class Writer:
         def compute(observation: dict[str, Any]) -> dict[str, Any]:
             status = merged_status(observation, delta=delta, seen=seen)
             if finding.origin is not None:
-                status["phase"] = records.Phase.OPEN.value
+                status["phase"] = Phase.OPEN.value
             return status
 
         await self._update_status(namespace, finding.name, compute, current=current)
@@ -343,31 +341,6 @@ class Writer:
                 continue
             self._metrics.api_writes.labels(operation, "ok").inc()
             return result
-
-
-def merged_status(current: dict[str, Any], *, delta: int, seen: datetime) -> dict[str, Any]:
-    """The status after adding `delta` occurrences, the latest of them at `seen`."""
-    status = current.get("status") or {}
-    spec = current.get("spec") or {}
-    last_seen = parse_time(status.get("lastSeen"))
-    latest = seen if last_seen is None or seen > last_seen else last_seen
-    merged: dict[str, Any] = {
-        "count": int(status.get("count") or 0) + delta,
-        "firstSeen": status.get("firstSeen") or spec.get("detectedAt") or records.rfc3339(seen),
-        "lastSeen": records.rfc3339(latest.astimezone(UTC)),
-    }
-    return merged
-
-
-def reopened_status(observation: dict[str, Any], *, seen: datetime) -> dict[str, Any] | None:
-    """Open again with one more occurrence; None when it is Open already (no write)."""
-    status = observation.get("status") or {}
-    if status.get("phase") == records.Phase.OPEN.value:
-        return None
-    reopened = merged_status(observation, delta=1, seen=seen)
-    reopened["phase"] = records.Phase.OPEN.value
-    reopened["resolvedAt"] = None
-    return reopened
 
 
 def _too_large(error: BaseException) -> bool:

@@ -8,14 +8,13 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from zenwatcher import records
 from zenwatcher.context import LeaderContext
-from zenwatcher.informers import reports as reports_informer
 from zenwatcher.informers.reports import ReportController
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.mapping.reports import dispatch, kinds
 from zenwatcher.metrics import Metrics
+from zenwatcher.observation import LABEL_ORIGIN, Phase, existing_from
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.intake import FilterState
 from zenwatcher.pipeline.jobs import WriteJob
@@ -24,7 +23,7 @@ from zenwatcher.settings import Settings
 
 def observation(name: str) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "namespace": "a", "labels": {records.LABEL_ORIGIN: "o"}},
+        "metadata": {"name": name, "namespace": "a", "labels": {LABEL_ORIGIN: "o"}},
         "spec": {"source": "kyverno"},
         "status": {"phase": "Open"},
     }
@@ -101,5 +100,5 @@ def test_only_a_written_open_phase_counts_as_open() -> None:
     the status) is not Open to the ledger, so the next report event opens it again."""
     bare = observation("half-written")
     del bare["status"]
-    assert records.Phase.OPEN == reports_informer._existing(observation("open"))[1].phase
-    assert records.Phase.OPEN != reports_informer._existing(bare)[1].phase
+    assert Phase.OPEN == existing_from(observation("open"))[1].phase
+    assert Phase.OPEN != existing_from(bare)[1].phase

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from tests.paths import SHARED_FIXTURES
-from zenwatcher import records
+from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.mapping import audit, rejection
 from zenwatcher.mapping.audit import objects as audit_inspect
+from zenwatcher.observation import rfc3339
 
 AUDIT_FIXTURES = SHARED_FIXTURES / "audit"
-Severity = records.Severity
 
 # file -> (eventType, severity, namespace, resource name) for each Event in it, or the rejection.
 Outcome = tuple[str, Severity, str, str]
@@ -47,7 +47,7 @@ EXPECTED: dict[str, list[Outcome] | str] = {
 _TYPE_META = ("kind", "apiVersion")
 
 
-def _outcome(finding: records.Finding) -> tuple[str, str, str]:
+def _outcome(finding: Finding) -> tuple[str, str, str]:
     return finding.event_type, finding.severity.value, finding.name
 
 
@@ -193,9 +193,7 @@ class TestFixtures:
         """Anonymous namespace create: a cluster-scoped Namespace; namespace_change also matched."""
         (item,) = fixture_events("anonymous_creates_namespace_foo.json")
         finding = audit.map_audit_event(item)
-        assert (
-            records.ResourceRef(api_version="v1", kind="Namespace", name="foo") == finding.resource
-        )
+        assert ResourceRef(api_version="v1", kind="Namespace", name="foo") == finding.resource
         assert ["namespace_change"] == finding.details["alsoMatched"]
 
     def test_exec_fixture_details(self) -> None:
@@ -355,7 +353,7 @@ class TestValidation:
         evt = event(resource="secrets", stageTimestamp="garbage")
         finding = audit.map_audit_event(evt)
         assert finding.detected_at is not None
-        assert "2024-01-02T03:04:05Z" == records.rfc3339(finding.detected_at)
+        assert "2024-01-02T03:04:05Z" == rfc3339(finding.detected_at)
 
 
 class TestStages:
@@ -433,9 +431,9 @@ class TestStreamingRules:
         evt = event(verb=verb, subresource=subresource, stage="ResponseStarted", code=101)
         finding = audit.map_audit_event(evt)
         assert (expected, Severity.HIGH) == (finding.event_type, finding.severity)
-        assert records.ResourceRef(
-            api_version="v1", kind="Pod", name="web", namespace="default"
-        ) == (finding.resource)
+        assert ResourceRef(api_version="v1", kind="Pod", name="web", namespace="default") == (
+            finding.resource
+        )
 
     def test_pod_log_is_no_rule(self) -> None:
         """Reading logs is not a finding."""
@@ -506,7 +504,7 @@ class TestPrivilegedPod:
         """The resource of a privileged Deployment is the Deployment in apps/v1."""
         obj = {"spec": {"template": {"spec": {"hostPID": True}}}}
         evt = event(resource="deployments", api_group="apps", request_object=obj)
-        assert records.ResourceRef(
+        assert ResourceRef(
             api_version="apps/v1", kind="Deployment", name="web", namespace="default"
         ) == (audit.map_audit_event(evt).resource)
 
@@ -808,14 +806,12 @@ class TestServicesAndNamespaces:
         """Creating or deleting a Namespace is an operations finding on a cluster-scoped object."""
         evt = event(verb=verb, resource="namespaces", namespace="team-a", name="team-a")
         finding = audit.map_audit_event(evt)
-        assert ("namespace_change", Severity.LOW, records.Category.OPERATIONS) == (
+        assert ("namespace_change", Severity.LOW, Category.OPERATIONS) == (
             finding.event_type,
             finding.severity,
             finding.category,
         )
-        assert records.ResourceRef(api_version="v1", kind="Namespace", name="team-a") == (
-            finding.resource
-        )
+        assert ResourceRef(api_version="v1", kind="Namespace", name="team-a") == (finding.resource)
 
     def test_namespace_update_is_no_rule(self) -> None:
         """Updating a Namespace is not namespace_change."""

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 
 from tests.paths import SHARED_FIXTURES
-from zenwatcher import records
+from zenwatcher.finding import Category, ResourceRef, Severity
 from zenwatcher.mapping import falco, rejection
 
 FALCO_FIXTURES = SHARED_FIXTURES / "falco"
-Severity = records.Severity
 
 # file -> (severity, namespace, kind, name) of the finding, or the Ignored reason.
 EXPECTED: dict[str, tuple[Severity, str, str, str] | str] = {
@@ -87,7 +86,7 @@ class TestFixtures:
         severity, namespace, kind, name_ = expected
         assert "falco" == finding.source
         assert "runtime_detection" == finding.event_type
-        assert records.Category.SECURITY == finding.category
+        assert Category.SECURITY == finding.category
         assert severity == finding.severity
         assert namespace == finding.namespace
         assert kind == (finding.resource.kind if finding.resource else "")
@@ -242,7 +241,7 @@ class TestResource:
     def test_pod_without_namespace_field(self) -> None:
         """A pod with no namespace is a Pod ref without namespace."""
         alert = shell_alert(**{"k8s.ns.name": None})
-        assert records.ResourceRef(api_version="v1", kind="Pod", name="kubecon") == (
+        assert ResourceRef(api_version="v1", kind="Pod", name="kubecon") == (
             falco.map_falco_alert(alert).resource
         )
 
@@ -256,14 +255,14 @@ class TestResource:
         alert = shell_alert(**{"k8s.pod.name": "<NA>"})
         finding = falco.map_falco_alert(alert)
         assert "default" == finding.namespace
-        assert records.ResourceRef(namespace="default") == finding.resource
+        assert ResourceRef(namespace="default") == finding.resource
 
     def test_audit_target_keeps_namespace(self) -> None:
         """A k8s_audit alert's target becomes the resource, namespace kept."""
         alert = audit_alert(**{"ka.target.resource": "secrets", "ka.target.name": "db"})
-        assert records.ResourceRef(
-            api_version="v1", kind="Secret", name="db", namespace="hello-app"
-        ) == (falco.map_falco_alert(alert).resource)
+        assert ResourceRef(api_version="v1", kind="Secret", name="db", namespace="hello-app") == (
+            falco.map_falco_alert(alert).resource
+        )
 
     def test_audit_unknown_plural_keeps_name(self) -> None:
         """An unknown plural gives no kind but keeps the name and namespace."""
@@ -285,7 +284,7 @@ class TestResource:
                 "ka.target.namespace": "foo",
             }
         )
-        assert records.ResourceRef(api_version="v1", kind="Namespace", name="foo") == (
+        assert ResourceRef(api_version="v1", kind="Namespace", name="foo") == (
             falco.map_falco_alert(alert).resource
         )
 

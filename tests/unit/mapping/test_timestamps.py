@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from zenwatcher import records
 from zenwatcher.mapping import timestamps
+from zenwatcher.observation import rfc3339
 
 
 @pytest.mark.parametrize(
@@ -66,4 +66,4 @@ def test_unusable_times_are_none(value: object) -> None:
     ],
 )
 def test_rfc3339_as_kubernetes_writes_it(moment: datetime, text: str) -> None:
-    assert text == records.rfc3339(moment)
+    assert text == rfc3339(moment)

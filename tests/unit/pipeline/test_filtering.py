@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 
-from zenwatcher import records
+from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.pipeline import filtering
-
-Severity = records.Severity
 
 # The shape documented by the original (kube-zen/zen-watcher docs/FILTERING.md), plus the
 # global filter and the fields its examples leave out.
@@ -47,24 +45,24 @@ def parse(document: Any) -> filtering.FilterConfig:
     return filtering.parse_filter_config(json.dumps(document))
 
 
-def finding(**overrides: Any) -> records.Finding:
+def finding(**overrides: Any) -> Finding:
     """A Falco-like finding in namespace `production` on a Pod; fields overridable."""
     fields: dict[str, Any] = {
         "source": "falco",
-        "category": records.Category.SECURITY,
+        "category": Category.SECURITY,
         "severity": Severity.HIGH,
         "event_type": "runtime_detection",
         "identity": ("Terminal shell in container", "production", "web"),
-        "resource": records.ResourceRef(kind="Pod", name="web", namespace="production"),
+        "resource": ResourceRef(kind="Pod", name="web", namespace="production"),
         "details": {"rule": "Terminal shell in container"},
     }
     fields.update(overrides)
-    return records.Finding(**fields)
+    return Finding(**fields)
 
 
-def cluster_scoped(**overrides: Any) -> records.Finding:
+def cluster_scoped(**overrides: Any) -> Finding:
     """A finding about a cluster-scoped object: no namespace."""
-    resource = records.ResourceRef(kind="ClusterRoleBinding", name="admin")
+    resource = ResourceRef(kind="ClusterRoleBinding", name="admin")
     return finding(resource=resource, **overrides)
 
 
@@ -258,7 +256,7 @@ class TestLoadFilterFile:
 class DropCase:
     reason: str
     config: dict[str, Any]
-    finding: records.Finding
+    finding: Finding
 
 
 def rules(**source: Any) -> dict[str, Any]:
@@ -351,7 +349,7 @@ class TestEvaluate:
     def test_global_filter_applies_to_unlisted_sources(self) -> None:
         """The global namespace filter applies to sources that have no entry of their own."""
         config = parse({"globalNamespaceFilter": {"enabled": True, "excludedNamespaces": ["p"]}})
-        dropped = finding(source="audit", resource=records.ResourceRef(kind="Pod", namespace="p"))
+        dropped = finding(source="audit", resource=ResourceRef(kind="Pod", namespace="p"))
         assert "global_exclude_namespace" == filtering.evaluate(config, dropped)
 
     def test_cluster_scoped_dropped_by_include_list(self) -> None:

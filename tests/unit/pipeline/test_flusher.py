@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from tests.writers import make_writer
-from zenwatcher import daemon, records
+from zenwatcher import daemon
+from zenwatcher.finding import Category, Finding, Severity
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
@@ -19,11 +20,11 @@ from zenwatcher.pipeline.intake import FilterState
 from zenwatcher.pipeline.jobs import IncrementJob, WriteJob
 
 
-def finding(index: int) -> records.Finding:
-    return records.Finding(
+def finding(index: int) -> Finding:
+    return Finding(
         source="falco",
-        category=records.Category.SECURITY,
-        severity=records.Severity.LOW,
+        category=Category.SECURITY,
+        severity=Severity.LOW,
         event_type="runtime_detection",
         identity=(str(index),),
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from zenwatcher import records
-from zenwatcher.pipeline.reconciling import Existing, Ledger, Resolve
+from zenwatcher.finding import Category, Finding, Origin, ResourceRef, Severity
+from zenwatcher.observation import Existing, Phase
+from zenwatcher.pipeline.reconciling import Ledger, Resolve
 
 SCOPE = ("PolicyReport", "apps")
 
@@ -30,15 +31,15 @@ def _ledger(clock: FakeClock) -> Ledger:
     return Ledger(grace_seconds=30.0, clock=clock)
 
 
-def finding(rule: str) -> records.Finding:
-    return records.Finding(
+def finding(rule: str) -> Finding:
+    return Finding(
         source="kyverno",
-        category=records.Category.SECURITY,
-        severity=records.Severity.MEDIUM,
+        category=Category.SECURITY,
+        severity=Severity.MEDIUM,
         event_type="policy_violation",
         identity=("Pod", "apps", "web", "require-labels", rule),
-        resource=records.ResourceRef(kind="Pod", name="web", namespace="apps"),
-        origin=records.Origin(uid="u1", key="origin-a"),
+        resource=ResourceRef(kind="Pod", name="web", namespace="apps"),
+        origin=Origin(uid="u1", key="origin-a"),
     )
 
 
@@ -59,7 +60,7 @@ class TestOpening:
         """After a restart, findings already Open in the API are not written again."""
         ledger.know(
             finding("a").name,
-            Existing(namespace="apps", phase=records.Phase.OPEN, source="kyverno"),
+            Existing(namespace="apps", phase=Phase.OPEN, source="kyverno"),
         )
         verdict = ledger.report_seen(
             scope=SCOPE, origin="origin-a", findings=[(finding("a"), "apps")]
@@ -70,7 +71,7 @@ class TestOpening:
         """A finding that comes back after being Resolved is opened again."""
         ledger.know(
             finding("a").name,
-            Existing(namespace="apps", phase=records.Phase.RESOLVED, source="kyverno"),
+            Existing(namespace="apps", phase=Phase.RESOLVED, source="kyverno"),
         )
         assert [finding("a").name] == seen(ledger, "a")
 
@@ -131,11 +132,11 @@ class TestResolving:
         """Open Observations that no report wants after the initial sync get resolved."""
         ledger.know(
             "kyverno-0000000000000000",
-            Existing(namespace="apps", phase=records.Phase.OPEN, source="kyverno"),
+            Existing(namespace="apps", phase=Phase.OPEN, source="kyverno"),
         )
         ledger.know(
             finding("a").name,
-            Existing(namespace="apps", phase=records.Phase.OPEN, source="kyverno"),
+            Existing(namespace="apps", phase=Phase.OPEN, source="kyverno"),
         )
         seen(ledger, "a")
         ledger.orphans_after_sync()
@@ -163,8 +164,8 @@ class TestMemory:
         assert [finding("a").name] == seen(ledger, "a", "b")
 
     def test_resolved_observations_read_at_start_are_not_kept(self, ledger: Ledger) -> None:
-        ledger.know("x", Existing(namespace="apps", phase=records.Phase.RESOLVED, source="k"))
-        ledger.know("y", Existing(namespace="apps", phase=records.Phase.OPEN, source="k"))
+        ledger.know("x", Existing(namespace="apps", phase=Phase.RESOLVED, source="k"))
+        ledger.know("y", Existing(namespace="apps", phase=Phase.OPEN, source="k"))
         assert 1 == len(ledger)
 
     def test_a_failed_open_is_opened_again(self, ledger: Ledger) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from tests.writers import make_writer
-from zenwatcher import records
+from zenwatcher.finding import Category, Finding, Severity
 from zenwatcher.kube import errors
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.jobs import IncrementJob, ResolveJob, Term
@@ -35,11 +35,11 @@ class StatusAlways500:
         return {"metadata": {"resourceVersion": "7"}, "status": {"count": 3}, "spec": {}}
 
 
-def finding() -> records.Finding:
-    return records.Finding(
+def finding() -> Finding:
+    return Finding(
         source="falco",
-        category=records.Category.SECURITY,
-        severity=records.Severity.HIGH,
+        category=Category.SECURITY,
+        severity=Severity.HIGH,
         event_type="runtime_detection",
         identity=("r", "x"),
     )

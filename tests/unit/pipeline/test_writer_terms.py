@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from tests.writers import make_writer
-from zenwatcher import records
+from zenwatcher.finding import Category, Finding, Origin, Severity
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, outlived_its_term
 from zenwatcher.pipeline.writer import LEADERSHIP_LOST
@@ -18,14 +18,14 @@ from zenwatcher.pipeline.writer import LEADERSHIP_LOST
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def finding() -> records.Finding:
-    return records.Finding(
+def finding() -> Finding:
+    return Finding(
         source="kyverno",
-        category=records.Category.COMPLIANCE,
-        severity=records.Severity.MEDIUM,
+        category=Category.COMPLIANCE,
+        severity=Severity.MEDIUM,
         event_type="policy_violation",
         identity=("require-labels", "web"),
-        origin=records.Origin(uid="u", key="k"),
+        origin=Origin(uid="u", key="k"),
     )
 
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from tests.paths import SHARED_FIXTURES
+from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.mapping.rejection import Rejected
 from zenwatcher.mapping.reports import common, dispatch
 from zenwatcher.mapping.reports import policy as policyreports
-from zenwatcher.records import Category, Finding, ResourceRef, Severity
 
 
 def load_reports(relative: str) -> list[Any]:

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from tests.paths import REPO_ROOT, SHARED_FIXTURES
+from zenwatcher.finding import Category, Finding, Severity
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import common, dispatch, kinds
-from zenwatcher.records import Category, Finding, Severity
 
 
 @functools.cache

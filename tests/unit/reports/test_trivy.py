@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from tests.paths import SHARED_FIXTURES
+from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import common, dispatch, trivy
-from zenwatcher.records import Category, Finding, ResourceRef, Severity
 
 
 def load_reports(relative: str) -> list[Any]:

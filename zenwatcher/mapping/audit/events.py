@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from zenwatcher import records
+from zenwatcher.finding import DeferredDetails, Finding, ResourceRef
 from zenwatcher.mapping import rejection, resource_kinds, timestamps
 from zenwatcher.mapping.audit import fields, rules
 from zenwatcher.mapping.audit.request import is_audit_api, read_request
@@ -88,7 +88,7 @@ def is_streaming(event: Any) -> bool:
 
 def map_audit_event(
     event: Any, *, streaming_judged_at: frozenset[str] = STREAMING_AT_START
-) -> records.Finding:
+) -> Finding:
     """The finding one audit Event stands for.
 
     Each request is judged once: normal ones at ResponseComplete (or Panic), streaming ones at
@@ -113,7 +113,7 @@ def map_audit_event(
             "no_rule", lambda: f"no audit rule matches {request.verb} {_target(request)}"
         )
     verdict = rules.most_severe(verdicts)
-    return records.Finding(
+    return Finding(
         source=SOURCE,
         category=verdict.category,
         severity=verdict.severity,
@@ -123,7 +123,7 @@ def map_audit_event(
         title=_title(request, verdict),
         message=_message(event, request, verdict),
         # Every field the details read was type-checked above, so building them later is safe.
-        details=records.DeferredDetails(lambda: _details(event, request, verdict, verdicts)),
+        details=DeferredDetails(lambda: _details(event, request, verdict, verdicts)),
         detected_at=timestamps.parse_time(event.get("stageTimestamp"))
         or timestamps.parse_time(event.get("requestReceivedTimestamp")),
     )
@@ -163,7 +163,7 @@ def _identity(
     )
 
 
-def _resource(event: Mapping[str, Any], request: rules.Request) -> records.ResourceRef | None:
+def _resource(event: Mapping[str, Any], request: rules.Request) -> ResourceRef | None:
     if not request.resource:
         return None
     ref = fields.optional_map(event, "objectRef")
@@ -175,7 +175,7 @@ def _resource(event: Mapping[str, Any], request: rules.Request) -> records.Resou
     kind = resource_kinds.kind_for(request.resource)
     if not kind and request.verb in ("create", "update") and not request.subresource:
         kind = _metadata_kind(request.request_object)
-    return records.ResourceRef(
+    return ResourceRef(
         api_version=api_version, kind=kind, name=request.name, namespace=request.namespace
     )
 

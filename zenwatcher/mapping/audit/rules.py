@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zenwatcher import records
+from zenwatcher.finding import Category, Severity
 from zenwatcher.mapping.audit import objects
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -34,7 +34,7 @@ _BINDINGS = frozenset({"rolebindings", "clusterrolebindings"})
 # not a breach, and audited thousands of times a day where anonymous auth is on.
 _PUBLIC_INFO_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 
-_HIGH = records.Severity.HIGH
+_HIGH = Severity.HIGH
 
 
 # Request and Verdict are built for every audited request: not frozen, since a frozen dataclass
@@ -66,8 +66,8 @@ class Verdict:
     """One rule's match: the finding's eventType, severity, category and why it matched."""
 
     event_type: str
-    severity: records.Severity
-    category: records.Category = records.Category.SECURITY
+    severity: Severity
+    category: Category = Category.SECURITY
     reasons: tuple[str, ...] = ()
 
 
@@ -123,7 +123,7 @@ def _cluster_admin_binding(request: Request) -> Verdict | None:
     if not _is_rbac(request, _BINDINGS) or request.verb not in _SPEC_VERBS:
         return None
     reasons = objects.cluster_admin_reasons(_object(request))
-    return _verdict("cluster_admin_binding", records.Severity.CRITICAL, reasons)
+    return _verdict("cluster_admin_binding", Severity.CRITICAL, reasons)
 
 
 def _rbac_wildcard(request: Request) -> Verdict | None:
@@ -137,7 +137,7 @@ def _rbac_change(request: Request) -> Verdict | None:
     if not _is_rbac(request, _ROLES | _BINDINGS) or request.verb not in _WRITE_VERBS:
         return None
     reason = f"{request.verb} {request.resource}"
-    return Verdict(event_type="rbac_change", severity=records.Severity.MEDIUM, reasons=(reason,))
+    return Verdict(event_type="rbac_change", severity=Severity.MEDIUM, reasons=(reason,))
 
 
 def _secret_write(request: Request) -> Verdict | None:
@@ -145,7 +145,7 @@ def _secret_write(request: Request) -> Verdict | None:
         return None
     # Secrets in kube-system hold bootstrap tokens and controller credentials.
     in_kube_system = request.namespace == "kube-system"
-    severity = _HIGH if in_kube_system else records.Severity.MEDIUM
+    severity = _HIGH if in_kube_system else Severity.MEDIUM
     reason = f"{request.verb} secrets in {request.namespace or 'all namespaces'}"
     return Verdict(event_type="secret_write", severity=severity, reasons=(reason,))
 
@@ -154,7 +154,7 @@ def _sensitive_configmap(request: Request) -> Verdict | None:
     if not _is_core(request, "configmaps") or request.verb not in _SPEC_VERBS:
         return None
     reasons = objects.credential_reasons(_object(request))
-    return _verdict("sensitive_configmap", records.Severity.MEDIUM, reasons)
+    return _verdict("sensitive_configmap", Severity.MEDIUM, reasons)
 
 
 def _anonymous_access(request: Request) -> Verdict | None:
@@ -178,9 +178,7 @@ def _is_public_info(request: Request) -> bool:
 def _forbidden_request(request: Request) -> Verdict | None:
     if request.code != 403:
         return None
-    return Verdict(
-        event_type="forbidden_request", severity=records.Severity.LOW, reasons=("response 403",)
-    )
+    return Verdict(event_type="forbidden_request", severity=Severity.LOW, reasons=("response 403",))
 
 
 def _nodeport_service(request: Request) -> Verdict | None:
@@ -191,7 +189,7 @@ def _nodeport_service(request: Request) -> Verdict | None:
     if not isinstance(spec, dict) or spec.get("type") != "NodePort":
         return None
     reason = "spec.type NodePort"
-    return Verdict(event_type="nodeport_service", severity=records.Severity.LOW, reasons=(reason,))
+    return Verdict(event_type="nodeport_service", severity=Severity.LOW, reasons=(reason,))
 
 
 def _namespace_change(request: Request) -> Verdict | None:
@@ -201,8 +199,8 @@ def _namespace_change(request: Request) -> Verdict | None:
         return None
     return Verdict(
         event_type="namespace_change",
-        severity=records.Severity.LOW,
-        category=records.Category.OPERATIONS,
+        severity=Severity.LOW,
+        category=Category.OPERATIONS,
         reasons=(f"{request.verb} namespace {request.name}",),
     )
 
@@ -211,7 +209,7 @@ def _is_rbac(request: Request, resources: frozenset[str]) -> bool:
     return request.api_group == RBAC_GROUP and request.resource in resources
 
 
-def _verdict(event_type: str, severity: records.Severity, reasons: list[str]) -> Verdict | None:
+def _verdict(event_type: str, severity: Severity, reasons: list[str]) -> Verdict | None:
     return (
         Verdict(event_type=event_type, severity=severity, reasons=tuple(reasons))
         if reasons

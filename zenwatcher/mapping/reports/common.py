@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
+from zenwatcher.finding import Finding, Origin
 from zenwatcher.mapping import timestamps
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports.kinds import group_of
-from zenwatcher.records import Finding, Origin
 
 
 @dataclass(frozen=True, slots=True)

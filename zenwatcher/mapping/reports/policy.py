@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from zenwatcher.finding import Category, Finding, Origin, ResourceRef, Severity, slugify
 from zenwatcher.mapping import severity
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import common
 from zenwatcher.mapping.reports.kinds import find_kind
-from zenwatcher.records import Category, Finding, Origin, ResourceRef, Severity, slugify
 
 
 @dataclass(frozen=True, slots=True)

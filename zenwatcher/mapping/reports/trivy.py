@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from zenwatcher.finding import Category, Finding, Origin, ResourceRef, Severity
 from zenwatcher.mapping import severity
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import common
 from zenwatcher.mapping.reports.kinds import find_kind
-from zenwatcher.records import Category, Finding, Origin, ResourceRef, Severity
 
 SOURCE = "trivy"
 LABEL_KIND = "trivy-operator.resource.kind"

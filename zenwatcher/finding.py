@@ -1,8 +1,8 @@
-"""The finding record every source maps to, and how it becomes an Observation.
+"""The finding every source maps to, and its identity.
 
 A `Finding` keeps the fields that say *what* was found *where* (its identity) apart from the
 volatile ones (times, counts, free text), so the fingerprint, and the Observation name derived
-from it, is the same on every replica, after every restart and failover (DESIGN.md §3).
+from it, is the same on every replica, after every restart and failover (docs/design.md §3).
 Pure: no I/O, no clock of its own.
 """
 
@@ -14,37 +14,15 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NewType
 
 import orjson
 
-GROUP = "zen.kube-zen.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "Observation"
-PLURAL = "observations"
-
-LABEL_SOURCE = f"{GROUP}/source"
-LABEL_SEVERITY = f"{GROUP}/severity"
-LABEL_CATEGORY = f"{GROUP}/category"
-LABEL_EVENT_TYPE = f"{GROUP}/event-type"
-LABEL_ORIGIN_UID = f"{GROUP}/origin-uid"
-LABEL_ORIGIN = f"{GROUP}/origin"
-
 Fingerprint = NewType("Fingerprint", str)
 ObservationName = NewType("ObservationName", str)
-
 # Keeps `<source>-<16 hex>` inside a 63-character label value and a DNS-1123 name.
 MAX_SOURCE_LEN = 46
-# The CRD's limits on spec.title and spec.message (characters), and ours on spec.details: an
-# Observation stays far below etcd's object limit whatever a tool sends.
-MAX_TITLE_CHARS = 1024
-MAX_MESSAGE_CHARS = 32768
-MAX_DETAILS_BYTES = 256 * 1024
-MAX_DETAIL_STRING_CHARS = 4096
-MAX_DETAIL_LIST_ITEMS = 100
-DETAILS_TRUNCATED = "truncated"  # a details key set when some of it was cut
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 _EVENT_TYPE_JUNK = re.compile(r"[^a-z0-9_]+")
 
@@ -81,13 +59,6 @@ class Category(enum.StrEnum):
     PERFORMANCE = "performance"
     OPERATIONS = "operations"
     COST = "cost"
-
-
-class Phase(enum.StrEnum):
-    """Lifecycle of a report-derived finding."""
-
-    OPEN = "Open"
-    RESOLVED = "Resolved"
 
 
 # ResourceRef and Finding are built for every webhook event, repeats included: not frozen, since a
@@ -220,108 +191,3 @@ def name_for(source: str, fingerprint: Fingerprint) -> ObservationName:
 
 # Sources are a handful of tool names, slugged once per event otherwise.
 _source_slug = functools.lru_cache(maxsize=256)(slugify)
-
-
-def observation_namespace(finding: Finding, *, default_namespace: str) -> str:
-    """Where the Observation lives: the resource's namespace, else the watcher's own."""
-    return finding.namespace or default_namespace
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC RFC 3339 with a `Z` and whole seconds, as Kubernetes writes times."""
-    # isoformat pads the year to four digits; strftime's %Y does not (year 5 -> "5-…").
-    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
-
-
-def labels_for(finding: Finding) -> dict[str, str]:
-    """The labels every Observation carries; report-derived ones also name their origin."""
-    labels = {
-        LABEL_SOURCE: finding.source,
-        LABEL_SEVERITY: finding.severity.value,
-        LABEL_CATEGORY: finding.category.value,
-        LABEL_EVENT_TYPE: label_value(finding.event_type),
-    }
-    if finding.origin is not None:
-        labels[LABEL_ORIGIN_UID] = label_value(finding.origin.uid)
-        labels[LABEL_ORIGIN] = finding.origin.key
-    return labels
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, the cut marked with an ellipsis."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def bounded_details(details: dict[str, Any]) -> dict[str, Any]:
-    """Details small enough to store: as they are when they fit in MAX_DETAILS_BYTES, else with
-    long strings clipped, else only their keys. A tool's oversized field must not cost the
-    finding (etcd refuses objects over about 1.5 MiB; the API server answers that as a 500)."""
-    if len(orjson.dumps(details)) <= MAX_DETAILS_BYTES:
-        return details
-    clipped = _clip_strings(details)
-    if len(orjson.dumps(clipped)) <= MAX_DETAILS_BYTES:
-        return {**clipped, DETAILS_TRUNCATED: True}
-    return {DETAILS_TRUNCATED: True, "keys": sorted(details)[:100]}
-
-
-def _clip_strings(value: Any) -> Any:
-    if isinstance(value, str):
-        return clip(value, MAX_DETAIL_STRING_CHARS)
-    if isinstance(value, dict):
-        return {key: _clip_strings(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_clip_strings(item) for item in value[:MAX_DETAIL_LIST_ITEMS]]
-    return value
-
-
-def label_value(text: str) -> str:
-    """Clamp to the 63-character label limit, ending on an alphanumeric."""
-    return text[:63].rstrip("-_.")
-
-
-def to_observation(
-    finding: Finding,
-    *,
-    namespace: str,
-    now: datetime,
-    ttl_seconds: int,
-    count: int = 1,
-    last_seen: datetime | None = None,
-) -> dict[str, Any]:
-    """The full Observation object for a create: metadata, spec and status.
-
-    `detectedAt`/`firstSeen` use the tool's own time when it gave one, else `now`.
-    """
-    detected = finding.detected_at or now
-    spec: dict[str, Any] = {
-        "source": finding.source,
-        "category": finding.category.value,
-        "severity": finding.severity.value,
-        "eventType": finding.event_type,
-        "title": clip(finding.title, MAX_TITLE_CHARS),
-        "message": clip(finding.message, MAX_MESSAGE_CHARS),
-        "details": bounded_details(dict(finding.details)),
-        "fingerprint": finding.fingerprint,
-        "detectedAt": rfc3339(detected),
-        "ttlSecondsAfterCreation": ttl_seconds,
-    }
-    if finding.resource is not None and finding.resource.to_spec():
-        spec["resource"] = finding.resource.to_spec()
-    status: dict[str, Any] = {
-        "count": count,
-        "firstSeen": rfc3339(detected),
-        "lastSeen": rfc3339(last_seen or now),
-    }
-    if finding.origin is not None:
-        status["phase"] = Phase.OPEN.value
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {
-            "name": finding.name,
-            "namespace": namespace,
-            "labels": labels_for(finding),
-        },
-        "spec": spec,
-        "status": status,
-    }

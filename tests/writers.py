@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
+from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.writer import Writer
 

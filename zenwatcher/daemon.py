@@ -25,8 +25,6 @@ import uvloop
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from zenwatcher import __version__, logs
-from zenwatcher.aiokits.ratelimit import TokenBucket
-from zenwatcher.aiokits.tasks import create_guarded_task, stop_tasks
 from zenwatcher.context import LeaderContext
 from zenwatcher.finding import Finding
 from zenwatcher.http.app import make_webhook_app
@@ -41,6 +39,7 @@ from zenwatcher.leader.elector import LeaderElector
 from zenwatcher.leading import LeaderWork
 from zenwatcher.mapping import falco
 from zenwatcher.metrics import Metrics
+from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.audit_once import AuditJudgedOnce
@@ -49,6 +48,7 @@ from zenwatcher.pipeline.intake import EventIntake, FilterState
 from zenwatcher.pipeline.jobs import IncrementJob, WriteJob
 from zenwatcher.pipeline.writer import Writer
 from zenwatcher.settings import ConfigError, Settings
+from zenwatcher.tasks import create_guarded_task, stop_tasks
 
 logger = structlog.get_logger()
 API_CHECK_INTERVAL = 10.0

@@ -23,11 +23,11 @@ from typing import Any, Literal, NoReturn, cast
 
 import structlog
 
-from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
 from zenwatcher.observation import expiry_and_reason, field_of
+from zenwatcher.pacing import TokenBucket
 
 logger = structlog.get_logger()
 

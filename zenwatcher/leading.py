@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import structlog
 
 from zenwatcher import garbage
-from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.context import LeaderContext
 from zenwatcher.informers.reports import ReportController
+from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline.jobs import Term
 from zenwatcher.settings import Settings
 

@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 
 from tests.controlplane import cluster
 from zenwatcher import garbage
-from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
@@ -33,6 +32,7 @@ from zenwatcher.observation import (
     rfc3339,
     to_observation,
 )
+from zenwatcher.pacing import TokenBucket
 
 TTL = 3600
 DEFAULT_TTL = 7 * 86400

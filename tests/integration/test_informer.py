@@ -23,13 +23,13 @@ from prometheus_client import CollectorRegistry
 
 from tests.controlplane import cluster
 from tests.paths import SHARED_FIXTURES
-from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.informers import informer
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import discovery, errors, watching
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.mapping.reports.kinds import POLICY_GROUP, REPORT_KINDS, ReportKind
 from zenwatcher.metrics import Metrics
+from zenwatcher.pacing import Backoff
 
 pytestmark = pytest.mark.apiserver
 

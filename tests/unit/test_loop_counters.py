@@ -1,11 +1,11 @@
-"""Unit tests for zenwatcher.loop_counters: what Prometheus scrapes, and misuse refused."""
+"""Unit tests for zenwatcher.metrics.counters: what Prometheus scrapes, and misuse refused."""
 
 from __future__ import annotations
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from zenwatcher.loop_counters import LoopCounter
+from zenwatcher.metrics.counters import LoopCounter
 
 
 def family(registry: CollectorRegistry) -> LoopCounter:

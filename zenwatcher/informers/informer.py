@@ -17,10 +17,10 @@ from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
 import structlog
 
-from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.kube import errors, watching
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
+from zenwatcher.pacing import Backoff
 
 logger = structlog.get_logger()
 

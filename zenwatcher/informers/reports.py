@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 
 import structlog
 
-from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.context import LeaderContext
 from zenwatcher.finding import Finding
 from zenwatcher.informers import informer as informing
@@ -29,6 +28,7 @@ from zenwatcher.observation import (
     existing_from,
     observation_namespace,
 )
+from zenwatcher.pacing import Backoff
 from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, WriteJob
 from zenwatcher.pipeline.reconciling import Ledger, Scope

@@ -17,9 +17,9 @@ from typing import Generic, NoReturn, Protocol, TypeVar
 
 import structlog
 
-from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.pacing import Backoff
 
 logger = structlog.get_logger()
 

@@ -20,13 +20,12 @@ from typing import Any, TypeVar
 
 import structlog
 
-from zenwatcher.aiokits.backoff import Backoff
-from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.finding import Finding
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
 from zenwatcher.observation import Phase, merged_status, reopened_status, rfc3339, to_observation
+from zenwatcher.pacing import Backoff, TokenBucket
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.jobs import (
     CreateJob,

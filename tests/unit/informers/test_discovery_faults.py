@@ -11,10 +11,10 @@ import asyncio
 import functools
 from typing import Any, cast
 
-from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.kube import discovery, errors
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS, ReportKind
+from zenwatcher.pacing import Backoff
 
 POLICY_REPORT = REPORT_KINDS[0]
 

@@ -14,10 +14,10 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
-from zenwatcher.aiokits.backoff import Backoff
 from zenwatcher.informers import informer
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
+from zenwatcher.pacing import Backoff
 
 
 class VersionlessLists:

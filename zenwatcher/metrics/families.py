@@ -13,8 +13,8 @@ import enum
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
-from zenwatcher.loop_counters import LoopCounter
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS
+from zenwatcher.metrics.counters import LoopCounter
 
 
 class Bucket(enum.StrEnum):

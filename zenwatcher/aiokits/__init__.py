@@ -1,1 +1,0 @@
-"""Small asyncio helpers with no Kubernetes and no HTTP in them."""

@@ -11,14 +11,11 @@ into the writer within SHUTDOWN_GRACE_SECONDS, clients closed.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable
 
 import structlog
 import uvloop
@@ -26,7 +23,6 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from zenwatcher import __version__, logs
 from zenwatcher.context import LeaderContext
-from zenwatcher.finding import Finding
 from zenwatcher.http.app import make_webhook_app
 from zenwatcher.http.probes import Readiness, make_probe_app
 from zenwatcher.http.serving import Server, tls_context
@@ -37,16 +33,9 @@ from zenwatcher.kube.client import KubeClient
 from zenwatcher.kube.config import KubeConfigError, load_connection
 from zenwatcher.leader.elector import LeaderElector
 from zenwatcher.leading import LeaderWork
-from zenwatcher.mapping import falco
 from zenwatcher.metrics import Metrics
-from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline import filtering
-from zenwatcher.pipeline.accounting import Accounting
-from zenwatcher.pipeline.audit_once import AuditJudgedOnce
-from zenwatcher.pipeline.dedup import DedupCache, Flush
-from zenwatcher.pipeline.intake import EventIntake, FilterState
-from zenwatcher.pipeline.jobs import IncrementJob, WriteJob
-from zenwatcher.pipeline.writer import Writer
+from zenwatcher.pipeline.assembly import Pipeline, make_intakes, make_pipeline
 from zenwatcher.settings import ConfigError, Settings
 from zenwatcher.tasks import create_guarded_task, stop_tasks
 
@@ -59,26 +48,6 @@ def main(settings: Settings) -> int:
     logs.configure(level=settings.log_level, log_format=settings.log_format)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(run(settings))
-
-
-@dataclass
-class Pipeline:
-    """The event pipeline's shared parts."""
-
-    queue: asyncio.Queue[WriteJob]
-    dedup: DedupCache
-    filters: FilterState
-    accounting: Accounting
-    writer: Writer
-    admission: Admission = field(init=False)
-    # Flushes taken from the cache but not yet queued when the flusher was stopped.
-    unsent_flushes: list[Flush] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.admission = Admission(free_slots=self.free_slots, capacity=self.queue.maxsize)
-
-    def free_slots(self) -> int:
-        return self.queue.maxsize - self.queue.qsize()
 
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
@@ -105,12 +74,13 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     ProcessCollector(registry=registry)
     metrics = Metrics(registry)
     try:
-        pipeline = _make_pipeline(settings, client, metrics)
+        pipeline = make_pipeline(settings, client, metrics)
     except filtering.FilterConfigError as error:
         log.error("filter_config_invalid", error=str(error))  # noqa: TRY400 - the message says it all
         await client.close()
         await lease_client.close()
         return 2
+    admission = Admission(free_slots=pipeline.free_slots, capacity=pipeline.queue.maxsize)
     readiness = Readiness()
     probe_server = Server(
         make_probe_app(registry=registry, readiness=readiness), port=settings.metrics_port
@@ -119,9 +89,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         make_webhook_app(
             settings=settings.webhook,
             metrics=metrics,
-            falco_intake=_intake("falco", falco.map_falco_alert, settings, pipeline),
-            audit_intake=_intake("audit", AuditJudgedOnce(), settings, pipeline),
-            admission=pipeline.admission,
+            intakes=make_intakes(settings, pipeline),
+            admission=admission,
         ),
         port=settings.webhook.port,
         ssl_context=ssl_context,
@@ -161,6 +130,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     await _shutdown(
         settings=settings,
         pipeline=pipeline,
+        admission=admission,
         readiness=readiness,
         webhook_server=webhook_server,
         tasks=tasks,
@@ -194,44 +164,6 @@ async def _listen(
     return True
 
 
-def _make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> Pipeline:
-    config = settings.pipeline
-    filters = FilterState()
-    if settings.filter_file:
-        filters.config = filtering.load_filter_file(settings.filter_file)
-    accounting = Accounting(metrics)
-    queue: asyncio.Queue[WriteJob] = asyncio.Queue(maxsize=config.queue_size)
-    metrics.queue_capacity.set(config.queue_size)
-    metrics.queue_depth.set_function(queue.qsize)
-    dedup = DedupCache(window_seconds=config.dedup_window_seconds, max_size=config.dedup_max_size)
-    metrics.dedup_cache_size.set_function(dedup.__len__)
-    metrics.dedup_pending.set_function(lambda: dedup.pending_repeats)
-    writer = Writer(
-        client=client,
-        accounting=accounting,
-        metrics=metrics,
-        limiter=TokenBucket(rate=config.api_qps, burst=config.api_burst),
-        ttl_seconds=settings.ttl_seconds,
-        default_namespace=settings.pod_namespace,
-    )
-    return Pipeline(queue=queue, dedup=dedup, filters=filters, accounting=accounting, writer=writer)
-
-
-def _intake(
-    source: str, map_event: Callable[[Any], Finding], settings: Settings, pipeline: Pipeline
-) -> EventIntake:
-    return EventIntake(
-        source=source,
-        map_event=map_event,
-        filters=pipeline.filters,
-        dedup=pipeline.dedup,
-        accounting=pipeline.accounting,
-        enqueue=pipeline.queue.put_nowait,
-        default_namespace=settings.pod_namespace,
-        allowed_namespaces=frozenset(settings.watch_namespaces),
-    )
-
-
 def _start_tasks(
     settings: Settings,
     client: KubeClient,
@@ -246,7 +178,7 @@ def _start_tasks(
         for index in range(settings.pipeline.writer_workers)
     }
     tasks["flusher"] = create_guarded_task(
-        flusher(pipeline, interval=min(1.0, settings.pipeline.dedup_window_seconds / 16)),
+        pipeline.flusher.run(interval=min(1.0, settings.pipeline.dedup_window_seconds / 16)),
         name="flusher",
     )
     tasks["api-checker"] = create_guarded_task(api_checker(client, readiness), name="api-checker")
@@ -300,39 +232,6 @@ def _start_leadership(
     return elector
 
 
-async def flusher(pipeline: Pipeline, *, interval: float) -> None:
-    """Forever: hand due absorbed counts to the writer (about one write per finding per window)."""
-    while True:
-        await asyncio.sleep(interval)
-        await enqueue_flushes(pipeline, pipeline.dedup.due_flushes())
-
-
-async def enqueue_flushes(pipeline: Pipeline, flushes: list[Flush]) -> None:
-    """Queue one status increment per flushed key (keys are `namespace/name`).
-
-    The counts left the cache already: if this is cancelled while the queue is full, what was
-    not queued goes to `pipeline.unsent_flushes`, which shutdown queues with the rest.
-    """
-    pending = collections.deque(flushes)
-    try:
-        while pending:
-            flush = pending[0]
-            finding = flush.payload
-            assert isinstance(finding, Finding)
-            namespace = flush.key.split("/", 1)[0]
-            await pipeline.queue.put(
-                IncrementJob(
-                    finding=finding,
-                    namespace=namespace,
-                    count_delta=flush.count_delta,
-                    last_seen=flush.last_seen,
-                )
-            )
-            pending.popleft()
-    finally:
-        pipeline.unsent_flushes.extend(pending)
-
-
 async def api_checker(client: KubeClient, readiness: Readiness) -> None:
     """Forever: is the API server answering? (an input of /readyz)."""
     while True:
@@ -362,6 +261,7 @@ async def _shutdown(
     *,
     settings: Settings,
     pipeline: Pipeline,
+    admission: Admission,
     readiness: Readiness,
     webhook_server: Server,
     tasks: dict[str, asyncio.Task[None]],
@@ -377,7 +277,7 @@ async def _shutdown(
     queue that is drained holds the webhooks' findings, which need no leadership.
     """
     readiness.draining = True
-    pipeline.admission.draining = True
+    admission.draining = True
     log.info("shutdown_started", queued=pipeline.queue.qsize())
     await stop_tasks([tasks.pop("elector")])
     await elector.release()
@@ -388,15 +288,17 @@ async def _shutdown(
     deadline = time.monotonic() + settings.shutdown_grace_seconds
     await webhook_server.stop()
     await stop_tasks([tasks.pop("flusher")])
-    unsent, pipeline.unsent_flushes = pipeline.unsent_flushes, []
-    queued = await _within(deadline, enqueue_flushes(pipeline, unsent + pipeline.dedup.drain()))
+    flusher = pipeline.flusher
+    queued = await _within(
+        deadline, flusher.enqueue(flusher.take_unsent() + pipeline.dedup.drain())
+    )
     drained = queued and await _within(deadline, pipeline.queue.join())
     log.info(
         "shutdown_drained",
         complete=drained,
         left=pipeline.queue.qsize(),
         # Repeats the grace period left no room to queue: counted here, since nothing else will.
-        repeats_not_written=sum(flush.count_delta for flush in pipeline.unsent_flushes),
+        repeats_not_written=sum(flush.count_delta for flush in flusher.unsent),
     )
     await stop_tasks(list(tasks.values()))
 

@@ -15,6 +15,15 @@ if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
   exit 0
 fi
 
+# One build at a time: two test runs starting together would share the .partial folder.
+mkdir -p "$cache_root"
+exec 9>"$cache_root/.build.lock"
+flock 9
+if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
+  echo "$out"  # built by the run we waited for
+  exit 0
+fi
+rm -rf "$out.partial"
 mkdir -p "$out.partial"
 major="${k8s_version#v}"; major="${major%%.*}"
 minor="${k8s_version#v*.}"; minor="${minor%%.*}"

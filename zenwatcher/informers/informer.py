@@ -241,7 +241,7 @@ class _Reflector:
         """Anything else: back off (honouring Retry-After), then resume where we were."""
         if self._resource_version:
             self._restarted("error", error=str(error))
-        hint = error.retry_after if isinstance(error, errors.ApiError) else None
+        hint = errors.retry_hint(error)
         delay = self._next_delay(hint)
         self._log.warning(
             "informer_backoff",

@@ -125,7 +125,7 @@ class ReportController:
             except (errors.ApiError, errors.TransportError) as error:
                 if not errors.is_retriable(error):
                     raise
-                hint = error.retry_after if isinstance(error, errors.ApiError) else None
+                hint = errors.retry_hint(error)
                 delay = backoff.next_delay(hint=hint)
                 logger.warning("report_observations_load_retry", error=str(error), delay=delay)
                 await asyncio.sleep(delay)

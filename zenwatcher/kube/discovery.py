@@ -156,7 +156,7 @@ class Discovery(Generic[Resource]):
             try:
                 return await served_resources(self._client, group_version) or frozenset()
             except (errors.ApiError, errors.TransportError) as error:
-                hint = error.retry_after if isinstance(error, errors.ApiError) else None
+                hint = errors.retry_hint(error)
                 delay = backoff.next_delay(hint=hint)
                 retry = errors.is_retriable(error) and time.monotonic() + delay < give_up_at
                 logger.warning(

@@ -74,3 +74,8 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return max(0.0, min(seconds, 60.0))
+
+
+def retry_hint(error: BaseException) -> float | None:
+    """The server's Retry-After for this failure, when it sent one."""
+    return error.retry_after if isinstance(error, ApiError) else None

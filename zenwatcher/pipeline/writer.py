@@ -4,19 +4,18 @@ A new finding is created and its status set from the create's answer; a 409 Alre
 the finding exists already (another window, another replica), so it counts as a repeat. Counts
 are added with the resourceVersion that was read, so concurrent replicas never lose one (409 on
 a stale read = read again). 429, 5xx and connection errors are retried with jittered backoff
-(Retry-After honoured) for up to `retry_for` seconds; other errors fail the job at once.
+(Retry-After honoured) for up to `retry_for` seconds (`retrying`); other errors fail the job at
+once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
@@ -25,7 +24,7 @@ from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
 from zenwatcher.observation import Phase, merged_status, reopened_status, rfc3339, to_observation
-from zenwatcher.pacing import Backoff, TokenBucket
+from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.jobs import (
     CreateJob,
@@ -38,20 +37,15 @@ from zenwatcher.pipeline.jobs import (
     job_source,
     outlived_its_term,
 )
+from zenwatcher.pipeline.retrying import (
+    LEADERSHIP_LOST,
+    AmbiguousWrite,
+    RetryingCaller,
+    WriteFailed,
+)
 
 logger = structlog.get_logger()
-T = TypeVar("T")
 MAX_CONFLICT_RETRIES = 20
-LEADERSHIP_LOST = "leadership_lost"  # failed{reason}: a report job of a term that ended
-FORBIDDEN_GRACE = 30.0  # seconds a 403 is retried before it counts as final
-
-
-class WriteFailed(Exception):
-    """A write that did not succeed; `reason` is the metric label."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class Writer:
@@ -71,9 +65,8 @@ class Writer:
         self._client = client
         self._accounting = accounting
         self._metrics = metrics
-        self._limiter = limiter
+        self._calls = RetryingCaller(limiter=limiter, metrics=metrics, retry_for=retry_for)
         self._ttl_seconds = ttl_seconds
-        self._retry_for = retry_for
         self._default_namespace = default_namespace
 
     async def worker(self, queue: asyncio.Queue[WriteJob]) -> None:
@@ -95,8 +88,6 @@ class Writer:
             self._accounting.failed(job_source(job), LEADERSHIP_LOST, events=events)
             return
         started = time.perf_counter()
-        # Each worker is its own task, so this is the job this worker is doing now.
-        _JOB_TERM.set(job.term if isinstance(job, OpenJob | ResolveJob) else None)
         try:
             await self._dispatch(job)
         except WriteFailed as failure:
@@ -111,7 +102,7 @@ class Writer:
         source = job_source(job)
         if isinstance(job, CreateJob):
             outcome = await self._create_or_add(
-                job.finding, job.namespace, delta=1, seen=job.seen_at
+                job.finding, job.namespace, delta=1, seen=job.seen_at, term=None
             )
             if outcome == "created":
                 self._accounting.created(source, job.finding.severity.value)
@@ -121,7 +112,7 @@ class Writer:
             await self._increment(job)
             self._accounting.updated(source, "flush", events=0)
         elif isinstance(job, OpenJob):
-            outcome = await self._open(job.finding, job.namespace, seen=job.seen_at)
+            outcome = await self._open(job)
             if outcome == "created":
                 self._accounting.created(source, job.finding.severity.value)
             elif outcome == "reopened":
@@ -146,15 +137,20 @@ class Writer:
             error=message,
         )
 
-    async def _open(self, finding: Finding, namespace: str, *, seen: datetime) -> str:
+    async def _open(self, job: OpenJob) -> str:
         """Create a report finding ("created"), reopen it ("reopened"), or find it Open."""
-        created, namespace = await self._create(finding, namespace, seen=seen)
+        finding, seen, term = job.finding, job.seen_at, job.term
+        created, namespace = await self._create(finding, job.namespace, seen=seen, term=term)
         if created is None:
             changed = await self._update_status(
-                namespace, finding.name, lambda obs: reopened_status(obs, seen=seen), current=None
+                namespace,
+                finding.name,
+                lambda obs: reopened_status(obs, seen=seen),
+                current=None,
+                term=term,
             )
             return "reopened" if changed else "unchanged"
-        await self._add(finding, namespace, delta=1, seen=seen, current=created)
+        await self._add(finding, namespace, delta=1, seen=seen, current=created, term=term)
         return "created"
 
     async def _resolve(self, job: ResolveJob) -> bool:
@@ -169,20 +165,22 @@ class Writer:
             }
 
         try:
-            return await self._update_status(job.namespace, job.name, compute, current=None)
+            return await self._update_status(
+                job.namespace, job.name, compute, current=None, term=job.term
+            )
         except errors.NotFound:
             return False
 
     async def _create_or_add(
-        self, finding: Finding, namespace: str, *, delta: int, seen: datetime
+        self, finding: Finding, namespace: str, *, delta: int, seen: datetime, term: Term | None
     ) -> str:
         """Create with count `delta`, or add `delta` to the existing one: "created" or "repeat"."""
-        created, namespace = await self._create(finding, namespace, seen=seen)
-        await self._add(finding, namespace, delta=delta, seen=seen, current=created)
+        created, namespace = await self._create(finding, namespace, seen=seen, term=term)
+        await self._add(finding, namespace, delta=delta, seen=seen, current=created, term=term)
         return "repeat" if created is None else "created"
 
     async def _create(
-        self, finding: Finding, namespace: str, *, seen: datetime
+        self, finding: Finding, namespace: str, *, seen: datetime, term: Term | None
     ) -> tuple[dict[str, Any] | None, str]:
         """POST the Observation: (the created object, or None when it exists; its namespace).
 
@@ -191,13 +189,15 @@ class Writer:
         """
         body = to_observation(finding, namespace=namespace, now=seen, ttl_seconds=self._ttl_seconds)
         try:
-            created = await self._call(
-                "create", lambda: observations.create_observation(self._client, body)
+            created = await self._calls.call(
+                "create",
+                lambda: observations.create_observation(self._client, body),
+                budget=self._calls.budget(term),
             )
         except errors.NotFound as missing:
             if namespace == self._default_namespace:
                 raise WriteFailed("namespace_missing", str(missing)) from missing
-            return await self._create(finding, self._default_namespace, seen=seen)
+            return await self._create(finding, self._default_namespace, seen=seen, term=term)
         except errors.Conflict as conflict:
             if not conflict.already_exists:
                 raise WriteFailed("conflict", str(conflict)) from conflict
@@ -207,13 +207,18 @@ class Writer:
     async def _increment(self, job: IncrementJob) -> None:
         try:
             await self._add(
-                job.finding, job.namespace, delta=job.count_delta, seen=job.last_seen, current=None
+                job.finding,
+                job.namespace,
+                delta=job.count_delta,
+                seen=job.last_seen,
+                current=None,
+                term=None,
             )
         except errors.NotFound:
             # Collected, never created, or written to the fallback namespace: the repeats
             # still happened, so create (or find) it and add them there.
             await self._create_or_add(
-                job.finding, job.namespace, delta=job.count_delta, seen=job.last_seen
+                job.finding, job.namespace, delta=job.count_delta, seen=job.last_seen, term=None
             )
 
     async def _add(
@@ -224,6 +229,7 @@ class Writer:
         delta: int,
         seen: datetime,
         current: dict[str, Any] | None,
+        term: Term | None,
     ) -> None:
         """status.count += delta and lastSeen = max(lastSeen, seen), safe against races."""
 
@@ -233,7 +239,7 @@ class Writer:
                 status["phase"] = Phase.OPEN.value
             return status
 
-        await self._update_status(namespace, finding.name, compute, current=current)
+        await self._update_status(namespace, finding.name, compute, current=current, term=term)
 
     async def _update_status(
         self,
@@ -242,6 +248,7 @@ class Writer:
         compute: Callable[[dict[str, Any]], dict[str, Any] | None],
         *,
         current: dict[str, Any] | None,
+        term: Term | None,
     ) -> bool:
         """Compare-and-set of .status: read (unless given), compute, patch with the read
         resourceVersion; a 409 means someone wrote first, so read again. False = no change.
@@ -253,18 +260,18 @@ class Writer:
         indistinguishable this way; only one of them can have succeeded, and the other's
         delta would be lost: it needs a lost answer on top of that race.)
         """
-        budget = self._budget()  # one retry schedule for the whole update, re-reads included
+        budget = self._calls.budget(term)  # one schedule for the whole update, re-reads included
         read = functools.partial(observations.get_observation, self._client, namespace, name)
         conflicts = 0
         while True:
             if current is None:
-                current = await self._call("get", read, budget=budget)
+                current = await self._calls.call("get", read, budget=budget)
             status = compute(current)
             if status is None:
                 return False
             version = current["metadata"]["resourceVersion"]
             try:
-                await self._call(
+                await self._calls.call(
                     "patch_status",
                     functools.partial(
                         observations.patch_status,
@@ -285,90 +292,12 @@ class Writer:
                     ) from None
                 current = None
                 continue
-            except _AmbiguousWrite:
-                current = await self._call("get", read, budget=budget)
+            except AmbiguousWrite:
+                current = await self._calls.call("get", read, budget=budget)
                 if _applied(current, status, since=version):
                     return True
                 continue
             return True
-
-    def _budget(self) -> _RetryBudget:
-        started = time.monotonic()
-        return _RetryBudget(Backoff(base=0.2, cap=10.0), started, started + self._retry_for)
-
-    async def _call(
-        self,
-        operation: str,
-        call: Callable[[], Awaitable[T]],
-        *,
-        retry_ambiguous: bool = True,
-        budget: _RetryBudget | None = None,
-    ) -> T:
-        """Rate-limited call with retries on 429 / 5xx / transport errors, within `budget`
-        (a fresh one unless given: several calls of one update share theirs).
-
-        With `retry_ambiguous` False, an error after which the call may have been applied (a
-        lost connection, a 5xx) raises `_AmbiguousWrite` after the backoff delay instead.
-        A report job whose leadership term ends meanwhile stops before its next attempt.
-        """
-        budget = budget or self._budget()
-        backoff, started, deadline = budget.backoff, budget.started, budget.deadline
-        while True:
-            term = _JOB_TERM.get()
-            if term is not None and term.ended:
-                raise WriteFailed(LEADERSHIP_LOST, "its leadership term ended while retrying")
-            await self._limiter.acquire()
-            try:
-                result = await call()
-            except (errors.NotFound, errors.Conflict):
-                self._metrics.api_writes.labels(operation, "conflict_or_missing").inc()
-                raise
-            except (errors.ApiError, errors.TransportError) as error:
-                self._metrics.api_writes.labels(operation, "error").inc()
-                if _too_large(error) or not (
-                    errors.is_retriable(error) or _transient_forbidden(error, started)
-                ):
-                    raise WriteFailed(_reason(error), str(error)) from error
-                hint = error.retry_after if isinstance(error, errors.ApiError) else None
-                delay = backoff.next_delay(hint=hint)
-                if time.monotonic() + delay > deadline:
-                    raise WriteFailed(_reason(error), f"gave up: {error}") from error
-                self._metrics.api_retries.labels(operation, _reason(error)).inc()
-                await asyncio.sleep(delay)
-                if not retry_ambiguous and _ambiguous(error):
-                    raise _AmbiguousWrite(str(error)) from error
-                continue
-            self._metrics.api_writes.labels(operation, "ok").inc()
-            return result
-
-
-def _too_large(error: BaseException) -> bool:
-    """etcd's refusal of an oversized object, which the API server answers as a 500: final."""
-    return isinstance(error, errors.ApiError) and "too large" in error.message.lower()
-
-
-@dataclass(slots=True)
-class _RetryBudget:
-    """One retry schedule: growing delays, and when to give up."""
-
-    backoff: Backoff
-    started: float
-    deadline: float
-
-
-# The leadership term of the report job the current worker task is writing (None otherwise).
-_JOB_TERM: contextvars.ContextVar[Term | None] = contextvars.ContextVar("job_term", default=None)
-
-
-class _AmbiguousWrite(Exception):
-    """A write whose answer was lost: it may or may not have been applied."""
-
-
-def _ambiguous(error: BaseException) -> bool:
-    """Whether the server may have applied the request before this error (429: it did not)."""
-    if isinstance(error, errors.ApiError):
-        return error.status >= 500
-    return isinstance(error, errors.TransportError)
 
 
 def _applied(current: dict[str, Any], status: dict[str, Any], *, since: str) -> bool:
@@ -378,16 +307,3 @@ def _applied(current: dict[str, Any], status: dict[str, Any], *, since: str) -> 
     written = current.get("status") or {}
     # A None we wrote (a merge patch's delete) reads back as absent: .get gives None too.
     return all(written.get(key) == value for key, value in status.items())
-
-
-def _transient_forbidden(error: BaseException, started: float) -> bool:
-    """A 403 in the first seconds of a call may be RBAC warming up (a restarted API server
-    answers before its authorizer cache is filled; a fresh install binds roles after the pod
-    starts), so it is retried briefly rather than losing the finding."""
-    return isinstance(error, errors.Forbidden) and time.monotonic() - started < FORBIDDEN_GRACE
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, errors.ApiError):
-        return f"http_{error.status}"
-    return "transport"

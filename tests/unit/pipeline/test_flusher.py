@@ -8,15 +8,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry
-
-from tests.writers import make_writer
-from zenwatcher import daemon
 from zenwatcher.finding import Category, Finding, Severity
-from zenwatcher.metrics import Metrics
-from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
-from zenwatcher.pipeline.intake import FilterState
+from zenwatcher.pipeline.flusher import Flusher
 from zenwatcher.pipeline.jobs import IncrementJob, WriteJob
 
 
@@ -30,16 +24,9 @@ def finding(index: int) -> Finding:
     )
 
 
-def pipeline_with(cache: DedupCache, queue: asyncio.Queue[WriteJob]) -> daemon.Pipeline:
-    metrics = Metrics(CollectorRegistry())
-    writer = make_writer(None, metrics)  # never called here: no write leaves the queue
-    return daemon.Pipeline(
-        queue=queue,
-        dedup=cache,
-        filters=FilterState(),
-        accounting=Accounting(metrics),
-        writer=writer,
-    )
+def flusher_with(cache: DedupCache, queue: asyncio.Queue[WriteJob]) -> Flusher:
+    # The findings have no namespace of their own: their Observations go to "ns".
+    return Flusher(dedup=cache, queue=queue, default_namespace="ns")
 
 
 async def test_counts_held_by_a_cancelled_flusher_are_sent_at_shutdown() -> None:
@@ -55,20 +42,20 @@ async def test_counts_held_by_a_cancelled_flusher_are_sent_at_shutdown() -> None
         finding=finding(99), namespace="ns", count_delta=1, last_seen=datetime.now(UTC)
     )
     queue.put_nowait(backlog)  # the write queue is full
-    pipeline = pipeline_with(cache, queue)
+    flushing = flusher_with(cache, queue)
     clock[0] = 5.0  # a window later: every key is due
 
-    flusher = asyncio.create_task(daemon.flusher(pipeline, interval=0.01))
+    flusher = asyncio.create_task(flushing.run(interval=0.01))
     await asyncio.sleep(0.1)
     assert 0 == cache.pending_repeats  # the flusher took them and waits for room
     flusher.cancel()
     await asyncio.gather(flusher, return_exceptions=True)
 
-    assert 9 == sum(flush.count_delta for flush in pipeline.unsent_flushes)
+    assert 9 == sum(flush.count_delta for flush in flushing.unsent)
     queue.get_nowait()  # the writers make room
     queue.task_done()
-    pipeline.queue = asyncio.Queue()
-    await daemon.enqueue_flushes(pipeline, pipeline.unsent_flushes + cache.drain())
-    jobs = [pipeline.queue.get_nowait() for _ in range(pipeline.queue.qsize())]
+    flushing.queue = asyncio.Queue()
+    await flushing.enqueue(flushing.take_unsent() + cache.drain())
+    jobs = [flushing.queue.get_nowait() for _ in range(flushing.queue.qsize())]
     assert 9 == sum(job.count_delta for job in jobs if isinstance(job, IncrementJob))
     assert 3 == len(jobs)

@@ -17,7 +17,7 @@ from zenwatcher.finding import Category, Finding, Severity
 from zenwatcher.kube import errors
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.jobs import IncrementJob, ResolveJob, Term
-from zenwatcher.pipeline.writer import LEADERSHIP_LOST
+from zenwatcher.pipeline.retrying import LEADERSHIP_LOST
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from tests.writers import make_writer
 from zenwatcher.finding import Category, Finding, Origin, Severity
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, outlived_its_term
-from zenwatcher.pipeline.writer import LEADERSHIP_LOST
+from zenwatcher.pipeline.retrying import LEADERSHIP_LOST
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

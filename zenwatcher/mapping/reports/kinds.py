@@ -58,6 +58,8 @@ REPORT_KINDS: tuple[ReportKind, ...] = (
 
 # Which tool a group's reports belong to, for `convert --source`.
 _SOURCES = {POLICY_GROUP: "kyverno", OPENREPORTS_GROUP: "kyverno", TRIVY_GROUP: "trivy"}
+# The tools whose reports we read, as `convert --source` names them.
+REPORT_TOOLS: tuple[str, ...] = tuple(dict.fromkeys(_SOURCES.values()))
 
 
 def group_of(api_version: str) -> str:

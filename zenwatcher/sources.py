@@ -1,0 +1,56 @@
+"""The sources zen-watcher knows, in one table: the push sources (webhooks) with their route, the
+way a body splits into events and the mapper of one event, and the report tools.
+
+The daemon builds an intake per push source, the HTTP edge a route per push source, and
+`zen-watcher convert` accepts every source named here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from zenwatcher.finding import Finding
+from zenwatcher.mapping import audit, falco
+from zenwatcher.mapping.reports.kinds import REPORT_TOOLS
+from zenwatcher.pipeline.audit_once import AuditJudgedOnce
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushSource:
+    """A tool that posts its events to us."""
+
+    name: str
+    path: str  # the webhook route
+    split: Callable[[Any], list[Any]]  # a decoded body -> its events (Rejected when malformed)
+    # A fresh mapper of one event: the audit mapper remembers which requests it judged, so each
+    # intake (and each `convert` run) has its own.
+    new_mapper: Callable[[], Callable[[Any], Finding]]
+
+
+PUSH_SOURCES: tuple[PushSource, ...] = (
+    PushSource(
+        name="falco",
+        path="/falco/webhook",
+        split=falco.split_falco_body,
+        new_mapper=lambda: falco.map_falco_alert,
+    ),
+    PushSource(
+        name="audit",
+        path="/audit/webhook",
+        split=audit.split_audit_body,
+        new_mapper=AuditJudgedOnce,
+    ),
+)
+PUSH_SOURCE_NAMES: tuple[str, ...] = tuple(source.name for source in PUSH_SOURCES)
+# Every source `convert` reads: the push sources, then the report tools.
+ALL_SOURCE_NAMES: tuple[str, ...] = (*PUSH_SOURCE_NAMES, *REPORT_TOOLS)
+
+
+def push_source(name: str) -> PushSource:
+    """The push source called `name` (KeyError for any other)."""
+    for source in PUSH_SOURCES:
+        if source.name == name:
+            return source
+    raise KeyError(name)

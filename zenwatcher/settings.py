@@ -1,7 +1,7 @@
 """Every setting zen-watcher reads, from the environment, in one place.
 
 `Settings.from_env(os.environ)` is the only reader of the environment. A bad value raises one
-`ConfigError` naming the variable, the value and what is allowed; `__main__` turns it into
+`ConfigError` naming the variable, the value and what is allowed; `cli.main` turns it into
 exit code 2. Tests vary settings with `dataclasses.replace`.
 """
 

@@ -18,12 +18,11 @@ import orjson
 import yaml
 
 from zenwatcher.finding import Finding
-from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import dispatch, kinds
 from zenwatcher.observation import observation_namespace, to_observation
 from zenwatcher.pipeline import filtering
-from zenwatcher.pipeline.audit_once import AuditJudgedOnce
+from zenwatcher.sources import PUSH_SOURCE_NAMES, PushSource, push_source
 
 
 class InputError(Exception):
@@ -37,8 +36,15 @@ class Collected:
     findings: dict[str, Finding] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    # One per run: an exec's ResponseStarted and ResponseComplete, in one file or two, are one.
-    audit_judge: AuditJudgedOnce = field(default_factory=AuditJudgedOnce)
+    # One mapper per push source and run: the audit mapper judges each request once, so an
+    # exec's ResponseStarted and ResponseComplete, in one file or two, are one.
+    mappers: dict[str, Callable[[Any], Finding]] = field(default_factory=dict)
+
+    def mapper(self, source: PushSource) -> Callable[[Any], Finding]:
+        """This run's mapper of `source`'s events."""
+        if source.name not in self.mappers:
+            self.mappers[source.name] = source.new_mapper()
+        return self.mappers[source.name]
 
     def add(self, finding: Finding) -> None:
         self.findings.setdefault(finding.name, finding)
@@ -99,7 +105,7 @@ def load_documents(path: str, *, source: str) -> list[Any]:
             return [orjson.loads(line) for line in lines]
         except orjson.JSONDecodeError:
             pass
-    if source in ("kyverno", "trivy"):
+    if source not in PUSH_SOURCE_NAMES:  # reports may be YAML
         try:
             return [doc for doc in yaml.safe_load_all(raw) if doc is not None]
         except yaml.YAMLError as error:
@@ -116,8 +122,8 @@ def _collect(
     config: filtering.FilterConfig | None,
     collected: Collected,
 ) -> None:
-    if source in ("falco", "audit"):
-        findings = _events(source, path, document, collected)
+    if source in PUSH_SOURCE_NAMES:
+        findings = _events(push_source(source), path, document, collected)
     else:
         findings = _reports(source, path, document, collected)
     for finding in findings:
@@ -128,15 +134,10 @@ def _collect(
             collected.notes.append(f"{path}: {finding.name} filtered ({reason})")
 
 
-def _events(source: str, path: str, document: Any, collected: Collected) -> list[Finding]:
-    split: Callable[[Any], list[Any]] = (
-        falco.split_falco_body if source == "falco" else audit.split_audit_body
-    )
-    map_event: Callable[[Any], Finding] = (
-        falco.map_falco_alert if source == "falco" else collected.audit_judge
-    )
+def _events(source: PushSource, path: str, document: Any, collected: Collected) -> list[Finding]:
+    map_event = collected.mapper(source)
     try:
-        events = split(document)
+        events = source.split(document)
     except Rejected as rejected:
         collected.notes.append(f"{path}: rejected ({rejected.reason}): {rejected}")
         return []

@@ -19,12 +19,13 @@ from prometheus_client import CollectorRegistry
 
 from bench.loadgen import audit_list, falco_alert, routine_audit_event
 from tests import payloads
+from zenwatcher.filters.state import FilterState
 from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.audit import request as audit_request
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
-from zenwatcher.pipeline.intake import EventIntake, FilterState
+from zenwatcher.pipeline.intake import EventIntake
 
 
 def intake(source: str, map_event: Callable[[Any], Any]) -> EventIntake:

@@ -22,19 +22,19 @@ import uvloop
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from zenwatcher import __version__, logs
-from zenwatcher.context import LeaderContext
+from zenwatcher.election.elector import LeaderElector
+from zenwatcher.filters import rules
+from zenwatcher.filters.reload import filter_watcher
 from zenwatcher.http.app import make_webhook_app
 from zenwatcher.http.probes import Readiness, make_probe_app
 from zenwatcher.http.serving import Server, tls_context
 from zenwatcher.http.webhooks import Admission
-from zenwatcher.informers.filters import filter_watcher
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.kube.config import KubeConfigError, load_connection
-from zenwatcher.leader.elector import LeaderElector
-from zenwatcher.leading import LeaderWork
+from zenwatcher.leader.context import LeaderContext
+from zenwatcher.leader.term import LeaderWork
 from zenwatcher.metrics import Metrics
-from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.assembly import Pipeline, make_intakes, make_pipeline
 from zenwatcher.settings import ConfigError, Settings
 from zenwatcher.tasks import create_guarded_task, stop_tasks
@@ -75,7 +75,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     metrics = Metrics(registry)
     try:
         pipeline = make_pipeline(settings, client, metrics)
-    except filtering.FilterConfigError as error:
+    except rules.FilterConfigError as error:
         log.error("filter_config_invalid", error=str(error))  # noqa: TRY400 - the message says it all
         await client.close()
         await lease_client.close()

@@ -109,6 +109,15 @@ class Settings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     gc: GcSettings = field(default_factory=GcSettings)
 
+    @property
+    def observation_namespaces(self) -> tuple[str, ...]:
+        """Where this instance's Observations live, so where GC and reconciliation look: the
+        watched namespaces plus our own (where findings without a namespace go); empty = the
+        whole cluster."""
+        if not self.watch_namespaces:
+            return ()
+        return tuple(dict.fromkeys((*self.watch_namespaces, self.pod_namespace)))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from environment variables; raise ConfigError on the first bad one."""

@@ -36,8 +36,8 @@ from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_webhooks import unique_alert, wait_for
 from tests.paths import REPO_ROOT
 from tests.prometheus_tools import prometheus_tools
-from zenwatcher import garbage
 from zenwatcher.informers import informer
+from zenwatcher.leader import gc
 from zenwatcher.mapping import falco
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 from zenwatcher.metrics import Metrics
@@ -274,9 +274,9 @@ class TestDashboardJson:
                 REASON_RESOLVED,
             },
             ("zen_watcher_gc_errors_total", "reason"): {
-                garbage.ERROR_BAD_TIMESTAMP,
-                garbage.ERROR_LIST,
-                garbage.ERROR_DELETE,
+                gc.ERROR_BAD_TIMESTAMP,
+                gc.ERROR_LIST,
+                gc.ERROR_DELETE,
             },
             ("zen_watcher_leader_transitions_total", "direction"): {"acquired", "lost"},
             ("zen_watcher_filter_reloads_total", "outcome"): {"applied", "invalid"},

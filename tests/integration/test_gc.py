@@ -19,11 +19,11 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from tests.controlplane import cluster
-from zenwatcher import garbage
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import JSON_CONTENT, MERGE_PATCH, KubeClient, Params
+from zenwatcher.leader import gc
 from zenwatcher.metrics import Metrics
 from zenwatcher.observation import (
     LABEL_ORIGIN,
@@ -146,15 +146,17 @@ async def _sweep(
     now: Callable[[], datetime] = _utcnow,
     page_size: int = 500,
     limiter: TokenBucket | None = None,
-) -> garbage.SweepResult:
-    return await garbage.sweep_once(
-        client=client,
-        namespaces=namespaces,
-        default_ttl=DEFAULT_TTL,
-        page_size=page_size,
-        limiter=limiter or TokenBucket(rate=0, burst=1),
-        metrics=metrics,
-        now=now,
+) -> gc.SweepResult:
+    return await gc.sweep_once(
+        gc.Collector(
+            client=client,
+            namespaces=namespaces,
+            default_ttl=DEFAULT_TTL,
+            page_size=page_size,
+            limiter=limiter or TokenBucket(rate=0, burst=1),
+            metrics=metrics,
+            now=now,
+        )
     )
 
 
@@ -289,11 +291,11 @@ class TestPreconditions:
             admin_client, namespace, name, status={"lastSeen": rfc3339(_utcnow())}
         )
 
-        outcome = await garbage.delete_expired(
+        outcome = await gc.delete_expired(
             client=spy_client, observation=stale, limiter=TokenBucket(rate=0, burst=1)
         )
 
-        assert garbage.DeleteOutcome.CHANGED == outcome
+        assert gc.DeleteOutcome.CHANGED == outcome
         assert {name} == await _names(admin_client, namespace)
 
     async def test_already_deleted_is_fine(
@@ -304,11 +306,11 @@ class TestPreconditions:
         read = await observations.get_observation(admin_client, namespace, name)
         await observations.delete_observation(admin_client, namespace, name)
 
-        outcome = await garbage.delete_expired(
+        outcome = await gc.delete_expired(
             client=spy_client, observation=read, limiter=TokenBucket(rate=0, burst=1)
         )
 
-        assert garbage.DeleteOutcome.GONE == outcome
+        assert gc.DeleteOutcome.GONE == outcome
 
     async def test_update_between_list_and_delete_survives(
         self, spy_client: _SpyClient, admin_client: KubeClient, namespace: str, metrics: Metrics
@@ -398,16 +400,18 @@ class TestSweeper:
         """The sweeper deletes at once (initial delay 0), and again after each interval."""
         first = await _expired(admin_client, namespace, "first")
         sweeper = asyncio.create_task(
-            garbage.gc_sweeper(
+            gc.gc_sweeper(
+                gc.Collector(
+                    client=spy_client,
+                    namespaces=(namespace,),
+                    default_ttl=DEFAULT_TTL,
+                    page_size=500,
+                    limiter=TokenBucket(rate=0, burst=1),
+                    metrics=metrics,
+                    now=_utcnow,
+                ),
                 interval=0.2,
                 initial_delay=0,
-                client=spy_client,
-                namespaces=(namespace,),
-                default_ttl=DEFAULT_TTL,
-                page_size=500,
-                limiter=TokenBucket(rate=0, burst=1),
-                metrics=metrics,
-                now=_utcnow,
             )
         )
         try:

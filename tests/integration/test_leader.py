@@ -22,11 +22,11 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from tests.controlplane import cluster
+from zenwatcher.election import elector
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import leases
 from zenwatcher.kube.client import JSON_CONTENT, MERGE_PATCH, KubeClient, Params
 from zenwatcher.kube.config import Connection
-from zenwatcher.leader import elector
 from zenwatcher.metrics import Metrics
 
 pytestmark = pytest.mark.apiserver

@@ -17,11 +17,11 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
+from zenwatcher.filters import rules
 from zenwatcher.finding import Finding
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import dispatch, kinds
 from zenwatcher.observation import observation_namespace, to_observation
-from zenwatcher.pipeline import filtering
 from zenwatcher.sources import PUSH_SOURCE_NAMES, PushSource, push_source
 
 
@@ -65,9 +65,9 @@ def convert_files(
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        config = filtering.load_filter_file(filter_path) if filter_path else None
+        config = rules.load_filter_file(filter_path) if filter_path else None
         documents = [(path, load_documents(path, source=source)) for path in paths]
-    except (InputError, filtering.FilterConfigError) as error:
+    except (InputError, rules.FilterConfigError) as error:
         print(f"zen-watcher convert: {error}", file=err)
         return 2
     collected = Collected()
@@ -119,7 +119,7 @@ def _collect(
     source: str,
     path: str,
     document: Any,
-    config: filtering.FilterConfig | None,
+    config: rules.FilterConfig | None,
     collected: Collected,
 ) -> None:
     if source in PUSH_SOURCE_NAMES:
@@ -127,7 +127,7 @@ def _collect(
     else:
         findings = _reports(source, path, document, collected)
     for finding in findings:
-        reason = filtering.evaluate(config, finding) if config else None
+        reason = rules.evaluate(config, finding) if config else None
         if reason is None:
             collected.add(finding)
         else:

@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from zenwatcher.filters import rules
+from zenwatcher.filters.state import FilterState
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
 from zenwatcher.pacing import TokenBucket
-from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
 from zenwatcher.pipeline.flusher import Flusher
-from zenwatcher.pipeline.intake import EventIntake, FilterState
+from zenwatcher.pipeline.intake import EventIntake
 from zenwatcher.pipeline.jobs import WriteJob
 from zenwatcher.pipeline.writer import Writer
 from zenwatcher.settings import Settings
@@ -38,11 +39,11 @@ class Pipeline:
 
 
 def make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> Pipeline:
-    """Build the parts; raises `filtering.FilterConfigError` for a bad FILTER_FILE."""
+    """Build the parts; raises `rules.FilterConfigError` for a bad FILTER_FILE."""
     config = settings.pipeline
     filters = FilterState()
     if settings.filter_file:
-        filters.config = filtering.load_filter_file(settings.filter_file)
+        filters.config = rules.load_filter_file(settings.filter_file)
     accounting = Accounting(metrics)
     queue: asyncio.Queue[WriteJob] = asyncio.Queue(maxsize=config.queue_size)
     metrics.queue_capacity.set(config.queue_size)

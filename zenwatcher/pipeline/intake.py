@@ -14,10 +14,11 @@ from typing import Any
 
 import structlog
 
+from zenwatcher.filters import rules
+from zenwatcher.filters.state import FilterState
 from zenwatcher.finding import Finding
 from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
 from zenwatcher.observation import observation_namespace
-from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import Decision, DedupCache
 from zenwatcher.pipeline.jobs import CreateJob, WriteJob
@@ -28,13 +29,6 @@ MAX_ERRORS_IN_ANSWER = 5
 FILTERED = "filtered"
 REJECTED = "rejected"
 Drops = dict[tuple[str, str], int]  # (bucket, reason) -> events, counted per request
-
-
-@dataclass(slots=True)
-class FilterState:
-    """The filter configuration in force; replaced whole by a reload, never mutated."""
-
-    config: filtering.FilterConfig = field(default_factory=filtering.FilterConfig.empty)
 
 
 @dataclass(slots=True)
@@ -126,7 +120,7 @@ class EventIntake:
             drops[drop] = drops.get(drop, 0) + 1
             tally.reject(f"event {index}: {rejected}")
             return
-        reason = filtering.evaluate(self._filters.config, finding)
+        reason = rules.evaluate(self._filters.config, finding)
         if reason is None:
             reason = self._out_of_scope(finding)
         if reason is not None:

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
+from zenwatcher.filters.state import FilterState
 from zenwatcher.http import webhooks
 from zenwatcher.http.guard import add_guarded_routes
 from zenwatcher.http.trust import PeerPolicy
@@ -23,7 +24,7 @@ from zenwatcher.mapping import falco
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
-from zenwatcher.pipeline.intake import EventIntake, FilterState
+from zenwatcher.pipeline.intake import EventIntake
 from zenwatcher.pipeline.jobs import WriteJob
 
 ALERT = {"rule": "Terminal shell", "priority": "Warning", "output_fields": {"k8s.pod.name": "p"}}

@@ -8,15 +8,15 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from zenwatcher.context import LeaderContext
-from zenwatcher.informers.reports import ReportController
+from zenwatcher.filters.state import FilterState
 from zenwatcher.kube import errors
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.leader.context import LeaderContext
+from zenwatcher.leader.report_controller import ReportController
 from zenwatcher.mapping.reports import dispatch, kinds
 from zenwatcher.metrics import Metrics
 from zenwatcher.observation import LABEL_ORIGIN, Phase, existing_from
 from zenwatcher.pipeline.accounting import Accounting
-from zenwatcher.pipeline.intake import FilterState
 from zenwatcher.pipeline.jobs import WriteJob
 from zenwatcher.settings import Settings
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from zenwatcher.leader import record
+from zenwatcher.election import record
 
 LEASE = 15
 ME = "zen-watcher-a"

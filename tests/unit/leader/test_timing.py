@@ -7,8 +7,8 @@ from typing import cast
 import pytest
 from prometheus_client import CollectorRegistry
 
+from zenwatcher.election.elector import LeaderElector
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.leader.elector import LeaderElector
 from zenwatcher.metrics import Metrics
 
 

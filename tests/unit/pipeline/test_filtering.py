@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from zenwatcher.filters import rules
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
-from zenwatcher.pipeline import filtering
 
 # The shape documented by the original (kube-zen/zen-watcher docs/FILTERING.md), plus the
 # global filter and the fields its examples leave out.
@@ -41,8 +41,8 @@ ORIGINAL_SAMPLE = {
 }
 
 
-def parse(document: Any) -> filtering.FilterConfig:
-    return filtering.parse_filter_config(json.dumps(document))
+def parse(document: Any) -> rules.FilterConfig:
+    return rules.parse_filter_config(json.dumps(document))
 
 
 def finding(**overrides: Any) -> Finding:
@@ -86,13 +86,13 @@ class TestParse:
 
     def test_empty_document(self) -> None:
         """`{}` is the empty config, under which everything passes."""
-        assert filtering.FilterConfig.empty() == parse({})
+        assert rules.FilterConfig.empty() == parse({})
 
     def test_event_types_are_slugged(self) -> None:
         """The original's hyphenated event types are kept in our snake_case spelling."""
-        rules = parse(ORIGINAL_SAMPLE).sources["audit"]
+        audit_rules = parse(ORIGINAL_SAMPLE).sources["audit"]
         expected = frozenset({"resource_deletion", "secret_access", "rbac_change"})
-        assert expected == rules.include_event_types
+        assert expected == audit_rules.include_event_types
 
     def test_ignore_kinds_merge_into_exclude_kinds(self) -> None:
         """`ignoreKinds` is the original's alias of `excludeKinds`; both lists count."""
@@ -115,8 +115,8 @@ class TestParse:
         config = parse(
             {"sources": {"falco": {"enabled": None, "minSeverity": None}, "trivy": None}}
         )
-        assert filtering.SourceFilter() == config.sources["falco"]
-        assert filtering.SourceFilter() == config.sources["trivy"]
+        assert rules.SourceFilter() == config.sources["falco"]
+        assert rules.SourceFilter() == config.sources["trivy"]
 
     def test_unknown_keys_are_collected(self) -> None:
         """Unknown keys, and the unsupported `expression`, are kept for the caller to log."""
@@ -160,7 +160,7 @@ class TestParse:
         """The raw ConfigMap bytes parse as well as text."""
         assert (
             Severity.LOW
-            == filtering.parse_filter_config(b'{"sources": {"falco": {"minSeverity": "LOW"}}}')
+            == rules.parse_filter_config(b'{"sources": {"falco": {"minSeverity": "LOW"}}}')
             .sources["falco"]
             .min_severity
         )
@@ -221,13 +221,13 @@ class TestParseErrors:
     )
     def test_message_names_field_and_value(self, raw: str, message: str) -> None:
         """An unusable config raises FilterConfigError naming the field and the bad value."""
-        with pytest.raises(filtering.FilterConfigError) as caught:
-            filtering.parse_filter_config(raw)
+        with pytest.raises(rules.FilterConfigError) as caught:
+            rules.parse_filter_config(raw)
         assert str(caught.value).startswith(message)
 
     def test_is_a_value_error(self) -> None:
         """Callers that catch ValueError also catch a bad filter config."""
-        assert issubclass(filtering.FilterConfigError, ValueError)
+        assert issubclass(rules.FilterConfigError, ValueError)
 
 
 class TestLoadFilterFile:
@@ -235,20 +235,20 @@ class TestLoadFilterFile:
         """A `filter.json` file on disk (a mounted ConfigMap key) loads."""
         path = tmp_path / "filter.json"
         path.write_text(json.dumps(ORIGINAL_SAMPLE))
-        assert parse(ORIGINAL_SAMPLE) == filtering.load_filter_file(path)
+        assert parse(ORIGINAL_SAMPLE) == rules.load_filter_file(path)
 
     def test_missing_file_names_path(self, tmp_path: Path) -> None:
         """A file that cannot be read gives an error naming it."""
         path = tmp_path / "absent.json"
-        with pytest.raises(filtering.FilterConfigError, match=r"absent\.json: cannot read"):
-            filtering.load_filter_file(path)
+        with pytest.raises(rules.FilterConfigError, match=r"absent\.json: cannot read"):
+            rules.load_filter_file(path)
 
     def test_bad_content_names_path_and_field(self, tmp_path: Path) -> None:
         """A file with a bad value gives an error naming the file and the field."""
         path = tmp_path / "filter.json"
         path.write_text('{"sources": {"falco": {"minSeverity": "loud"}}}')
-        with pytest.raises(filtering.FilterConfigError) as caught:
-            filtering.load_filter_file(str(path))
+        with pytest.raises(rules.FilterConfigError) as caught:
+            rules.load_filter_file(str(path))
         assert f"{path}: sources.falco.minSeverity: unknown severity 'loud'" in str(caught.value)
 
 
@@ -259,13 +259,13 @@ class DropCase:
     finding: Finding
 
 
-def rules(**source: Any) -> dict[str, Any]:
+def source_rules(**source: Any) -> dict[str, Any]:
     """A config with `source` as the rules of the `falco` source."""
     return {"sources": {"falco": source}}
 
 
 DROP_CASES = [
-    DropCase("source_disabled", rules(enabled=False), finding()),
+    DropCase("source_disabled", source_rules(enabled=False), finding()),
     DropCase(
         "global_exclude_namespace",
         {"globalNamespaceFilter": {"enabled": True, "excludedNamespaces": ["Production"]}},
@@ -276,17 +276,19 @@ DROP_CASES = [
         {"globalNamespaceFilter": {"enabled": True, "includedNamespaces": ["staging"]}},
         finding(),
     ),
-    DropCase("include_severity", rules(includeSeverity=["critical"]), finding()),
-    DropCase("min_severity", rules(minSeverity="CRITICAL"), finding()),
-    DropCase("exclude_event_type", rules(excludeEventTypes=["runtime-detection"]), finding()),
-    DropCase("include_event_type", rules(includeEventTypes=["pod_exec"]), finding()),
-    DropCase("exclude_namespace", rules(excludeNamespaces=["production"]), finding()),
-    DropCase("include_namespace", rules(includeNamespaces=["staging"]), finding()),
-    DropCase("exclude_kind", rules(excludeKinds=["pod"]), finding()),
-    DropCase("include_kind", rules(includeKinds=["Deployment"]), finding()),
-    DropCase("exclude_category", rules(excludeCategories=["Security"]), finding()),
-    DropCase("include_category", rules(includeCategories=["compliance"]), finding()),
-    DropCase("exclude_rule", rules(excludeRules=["terminal shell in container"]), finding()),
+    DropCase("include_severity", source_rules(includeSeverity=["critical"]), finding()),
+    DropCase("min_severity", source_rules(minSeverity="CRITICAL"), finding()),
+    DropCase(
+        "exclude_event_type", source_rules(excludeEventTypes=["runtime-detection"]), finding()
+    ),
+    DropCase("include_event_type", source_rules(includeEventTypes=["pod_exec"]), finding()),
+    DropCase("exclude_namespace", source_rules(excludeNamespaces=["production"]), finding()),
+    DropCase("include_namespace", source_rules(includeNamespaces=["staging"]), finding()),
+    DropCase("exclude_kind", source_rules(excludeKinds=["pod"]), finding()),
+    DropCase("include_kind", source_rules(includeKinds=["Deployment"]), finding()),
+    DropCase("exclude_category", source_rules(excludeCategories=["Security"]), finding()),
+    DropCase("include_category", source_rules(includeCategories=["compliance"]), finding()),
+    DropCase("exclude_rule", source_rules(excludeRules=["terminal shell in container"]), finding()),
 ]
 
 
@@ -294,83 +296,83 @@ class TestEvaluate:
     @pytest.mark.parametrize("case", DROP_CASES, ids=[case.reason for case in DROP_CASES])
     def test_drop_reason(self, case: DropCase) -> None:
         """Each rule drops a finding it matches, with its own reason."""
-        assert case.reason == filtering.evaluate(parse(case.config), case.finding)
+        assert case.reason == rules.evaluate(parse(case.config), case.finding)
 
     def test_cases_cover_every_reason(self) -> None:
         """Every declared drop reason is exercised above, and no other."""
-        assert filtering.DROP_REASONS == {case.reason for case in DROP_CASES}
+        assert rules.DROP_REASONS == {case.reason for case in DROP_CASES}
 
     def test_empty_config_passes(self) -> None:
         """Without rules every finding passes."""
-        assert None is filtering.evaluate(filtering.FilterConfig.empty(), finding())
+        assert None is rules.evaluate(rules.FilterConfig.empty(), finding())
 
     def test_other_sources_pass(self) -> None:
         """A source without an entry is not filtered."""
-        config = parse(rules(enabled=False))
-        assert None is filtering.evaluate(config, finding(source="audit"))
+        config = parse(source_rules(enabled=False))
+        assert None is rules.evaluate(config, finding(source="audit"))
 
     def test_matching_rules_pass(self) -> None:
         """A finding that satisfies every rule of its source passes."""
         config = parse(ORIGINAL_SAMPLE)
-        assert None is filtering.evaluate(config, finding())
+        assert None is rules.evaluate(config, finding())
 
     def test_min_severity_is_inclusive(self) -> None:
         """A finding exactly at minSeverity passes."""
-        assert None is filtering.evaluate(parse(rules(minSeverity="high")), finding())
+        assert None is rules.evaluate(parse(source_rules(minSeverity="high")), finding())
 
     def test_include_severity_overrides_min_severity(self) -> None:
         """With includeSeverity set, minSeverity is ignored, as in the original."""
-        config = parse(rules(minSeverity="CRITICAL", includeSeverity=["LOW", "HIGH"]))
-        assert None is filtering.evaluate(config, finding())
+        config = parse(source_rules(minSeverity="CRITICAL", includeSeverity=["LOW", "HIGH"]))
+        assert None is rules.evaluate(config, finding())
 
     def test_exclude_wins_over_include(self) -> None:
         """A value both excluded and included is dropped as excluded."""
-        config = parse(rules(excludeKinds=["Pod"], includeKinds=["Pod"]))
-        assert "exclude_kind" == filtering.evaluate(config, finding())
+        config = parse(source_rules(excludeKinds=["Pod"], includeKinds=["Pod"]))
+        assert "exclude_kind" == rules.evaluate(config, finding())
 
     def test_checks_run_in_original_order(self) -> None:
         """A disabled source wins, then the global filter, then severity, then the rest."""
         everything = {
             "globalNamespaceFilter": {"enabled": True, "includedNamespaces": ["x"]},
-            **rules(minSeverity="CRITICAL", excludeKinds=["Pod"]),
+            **source_rules(minSeverity="CRITICAL", excludeKinds=["Pod"]),
         }
-        assert "global_include_namespace" == filtering.evaluate(parse(everything), finding())
+        assert "global_include_namespace" == rules.evaluate(parse(everything), finding())
         everything["sources"]["falco"]["enabled"] = False
-        assert "source_disabled" == filtering.evaluate(parse(everything), finding())
+        assert "source_disabled" == rules.evaluate(parse(everything), finding())
         del everything["globalNamespaceFilter"]
         everything["sources"]["falco"]["enabled"] = True
-        assert "min_severity" == filtering.evaluate(parse(everything), finding())
+        assert "min_severity" == rules.evaluate(parse(everything), finding())
 
     def test_disabled_global_filter_is_ignored(self) -> None:
         """Global namespace lists apply only when `enabled` is true."""
         config = parse({"globalNamespaceFilter": {"excludedNamespaces": ["production"]}})
-        assert None is filtering.evaluate(config, finding())
+        assert None is rules.evaluate(config, finding())
 
     def test_global_filter_applies_to_unlisted_sources(self) -> None:
         """The global namespace filter applies to sources that have no entry of their own."""
         config = parse({"globalNamespaceFilter": {"enabled": True, "excludedNamespaces": ["p"]}})
         dropped = finding(source="audit", resource=ResourceRef(kind="Pod", namespace="p"))
-        assert "global_exclude_namespace" == filtering.evaluate(config, dropped)
+        assert "global_exclude_namespace" == rules.evaluate(config, dropped)
 
     def test_cluster_scoped_dropped_by_include_list(self) -> None:
         """A finding without a namespace is not in a namespace include list."""
-        config = parse(rules(includeNamespaces=["production"]))
-        assert "include_namespace" == filtering.evaluate(config, cluster_scoped())
+        config = parse(source_rules(includeNamespaces=["production"]))
+        assert "include_namespace" == rules.evaluate(config, cluster_scoped())
 
     def test_cluster_scoped_kept_when_empty_namespace_listed(self) -> None:
         """Listing "" in an include list keeps findings without a namespace."""
-        config = parse(rules(includeNamespaces=["production", ""]))
-        assert None is filtering.evaluate(config, cluster_scoped())
+        config = parse(source_rules(includeNamespaces=["production", ""]))
+        assert None is rules.evaluate(config, cluster_scoped())
 
     def test_cluster_scoped_passes_exclude_list(self) -> None:
         """Exclude lists do not drop findings without a namespace."""
         config = parse({"globalNamespaceFilter": {"enabled": True, "excludedNamespaces": ["a"]}})
-        assert None is filtering.evaluate(config, cluster_scoped())
+        assert None is rules.evaluate(config, cluster_scoped())
 
     def test_finding_without_resource_dropped_by_kind_include(self) -> None:
         """A finding with no resource has kind "", which no kind include list holds."""
-        config = parse(rules(includeKinds=["Pod"]))
-        assert "include_kind" == filtering.evaluate(config, finding(resource=None))
+        config = parse(source_rules(includeKinds=["Pod"]))
+        assert "include_kind" == rules.evaluate(config, finding(resource=None))
 
     @pytest.mark.parametrize(
         "details",
@@ -383,15 +385,15 @@ class TestEvaluate:
     )
     def test_exclude_rules_match_any_rule_field(self, details: dict[str, str]) -> None:
         """excludeRules matches the rule, policy, check or vulnerability id, in any case."""
-        config = parse(rules(excludeRules=["disallow-latest-tag"]))
-        assert "exclude_rule" == filtering.evaluate(config, finding(details=details))
+        config = parse(source_rules(excludeRules=["disallow-latest-tag"]))
+        assert "exclude_rule" == rules.evaluate(config, finding(details=details))
 
     def test_exclude_rules_ignore_findings_without_rule(self) -> None:
         """A finding without any rule name is not dropped by excludeRules."""
-        config = parse(rules(excludeRules=["disallow-latest-tag"]))
-        assert None is filtering.evaluate(config, finding(details={"rule": 3}))
+        config = parse(source_rules(excludeRules=["disallow-latest-tag"]))
+        assert None is rules.evaluate(config, finding(details={"rule": 3}))
 
     def test_severity_case_insensitive_in_include(self) -> None:
         """includeSeverity matches whatever case the config used."""
-        config = parse(rules(includeSeverity=["hIgH"]))
-        assert None is filtering.evaluate(config, finding())
+        config = parse(source_rules(includeSeverity=["hIgH"]))
+        assert None is rules.evaluate(config, finding())

@@ -6,11 +6,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from zenwatcher.filters.state import FilterState
 from zenwatcher.mapping import falco
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
-from zenwatcher.pipeline.intake import EventIntake, FilterState
+from zenwatcher.pipeline.intake import EventIntake
 from zenwatcher.pipeline.jobs import WriteJob
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from zenwatcher.filters.state import FilterState
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
-from zenwatcher.pipeline.intake import FilterState
 from zenwatcher.pipeline.jobs import WriteJob
 from zenwatcher.settings import Settings
 

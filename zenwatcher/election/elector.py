@@ -19,9 +19,9 @@ from typing import Any
 
 import structlog
 
+from zenwatcher.election import record
 from zenwatcher.kube import errors, leases
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.leader import record
 from zenwatcher.metrics import Metrics
 
 logger = structlog.get_logger()

@@ -1,12 +1,12 @@
 """Garbage collection of expired Observations (DESIGN.md §3 "GC", leader only).
 
-An Observation expires `spec.ttlSecondsAfterCreation` seconds after its `status.lastSeen`, else
-after its creation. A report-derived one (origin label) is the report controller's while Open: the
-report still holds it, and it is seen there on every relist though its lastSeen stays put, so it
-never expires; once Resolved, its TTL counts from `status.resolvedAt`. `sweep_once` walks the
+When an Observation expires is the resource's rule (`observation.expiry_and_reason`): its TTL
+counts from `status.lastSeen`, else its creation, or from `status.resolvedAt` for a Resolved
+report finding; an Open one is the report controller's and never expires. `sweep_once` walks the
 watched scope one list page at a time and deletes as it goes, each delete rate-limited and
 conditional on the resourceVersion it read, so an Observation updated since the list (a new
-lastSeen) survives. `gc_sweeper` sweeps forever on a jittered period.
+lastSeen) survives. `gc_sweeper` sweeps forever on a jittered period. What every sweep needs is
+one `Collector`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,20 @@ class SweepResult:
     outcome: Literal["ok", "error"] = "ok"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Collector:
+    """What every sweep needs: the API, the scope (empty = cluster-wide), the TTL of an
+    Observation that names none, the list page size, the delete rate, metrics and the clock."""
+
+    client: KubeClient
+    namespaces: tuple[str, ...]
+    default_ttl: int
+    page_size: int
+    limiter: TokenBucket
+    metrics: Metrics
+    now: Callable[[], datetime]
+
+
 class _SweepStopped(Exception):
     """The API server is in trouble (or RBAC says no): end this sweep, retry next interval."""
 
@@ -96,37 +110,21 @@ async def delete_expired(
     return DeleteOutcome.DELETED
 
 
-async def sweep_once(
-    *,
-    client: KubeClient,
-    namespaces: tuple[str, ...],
-    default_ttl: int,
-    page_size: int,
-    limiter: TokenBucket,
-    metrics: Metrics,
-    now: Callable[[], datetime],
-) -> SweepResult:
-    """One pass over the scope (empty `namespaces` = cluster-wide), deleting what has expired."""
-    sweep = _Sweep(
-        client=client,
-        default_ttl=default_ttl,
-        page_size=page_size,
-        limiter=limiter,
-        metrics=metrics,
-        now=now,
-    )
+async def sweep_once(collector: Collector) -> SweepResult:
+    """One pass over the collector's scope, deleting what has expired."""
+    sweep = _Sweep(collector)
     started = time.perf_counter()
     try:
         # One list per watched namespace, so a shard never touches another shard's namespaces.
-        for namespace in namespaces or (None,):
+        for namespace in collector.namespaces or (None,):
             await sweep.scope(namespace)
     except _SweepStopped:
         sweep.result.outcome = "error"
     _report(
         sweep.result,
-        namespaces=namespaces,
+        namespaces=collector.namespaces,
         duration=time.perf_counter() - started,
-        metrics=metrics,
+        metrics=collector.metrics,
     )
     return sweep.result
 
@@ -155,22 +153,13 @@ class _Sweep:
 
     __slots__ = ("client", "default_ttl", "limiter", "metrics", "now", "page_size", "result")
 
-    def __init__(
-        self,
-        *,
-        client: KubeClient,
-        default_ttl: int,
-        page_size: int,
-        limiter: TokenBucket,
-        metrics: Metrics,
-        now: Callable[[], datetime],
-    ) -> None:
-        self.client = client
-        self.default_ttl = default_ttl
-        self.page_size = page_size
-        self.limiter = limiter
-        self.metrics = metrics
-        self.now = now
+    def __init__(self, collector: Collector) -> None:
+        self.client = collector.client
+        self.default_ttl = collector.default_ttl
+        self.page_size = collector.page_size
+        self.limiter = collector.limiter
+        self.metrics = collector.metrics
+        self.now = collector.now
         self.result = SweepResult()
 
     async def scope(self, namespace: str | None) -> None:
@@ -253,15 +242,9 @@ def _where(observation: Mapping[str, Any]) -> dict[str, str]:
 
 
 async def gc_sweeper(
+    collector: Collector,
     *,
     interval: float,
-    client: KubeClient,
-    namespaces: tuple[str, ...],
-    default_ttl: int,
-    page_size: int,
-    limiter: TokenBucket,
-    metrics: Metrics,
-    now: Callable[[], datetime],
     initial_delay: float = INITIAL_DELAY,  # 0 for tests
     rng: random.Random | None = None,  # seeded for tests
 ) -> None:
@@ -274,17 +257,9 @@ async def gc_sweeper(
     await asyncio.sleep(jittered(min(initial_delay, interval), rng=rng))
     while True:
         try:
-            await sweep_once(
-                client=client,
-                namespaces=namespaces,
-                default_ttl=default_ttl,
-                page_size=page_size,
-                limiter=limiter,
-                metrics=metrics,
-                now=now,
-            )
+            await sweep_once(collector)
         except Exception:
             # A bug in one sweep must not end GC for the rest of the leadership term.
             logger.exception("gc_sweep_crashed")
-            metrics.gc_runs.labels(outcome="error").inc()
+            collector.metrics.gc_runs.labels(outcome="error").inc()
         await asyncio.sleep(jittered(interval, rng=rng))

@@ -8,15 +8,15 @@ ConfigMap (or no key) means everything passes, as in the original operator.
 from __future__ import annotations
 
 from typing import Any, NoReturn
-from urllib.parse import quote
 
 import structlog
 
-from zenwatcher.informers import informer as informing
+from zenwatcher.filters import rules
+from zenwatcher.filters.state import FilterState
+from zenwatcher.informers.informer import informer
+from zenwatcher.kube import configmaps
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
-from zenwatcher.pipeline import filtering
-from zenwatcher.pipeline.intake import FilterState
 
 logger = structlog.get_logger()
 FILTER_KEY = "filter.json"
@@ -33,11 +33,11 @@ class FilterReloader:
     async def on_object(self, obj: dict[str, Any]) -> None:
         raw = (obj.get("data") or {}).get(FILTER_KEY)
         if raw is None:
-            self._apply(filtering.FilterConfig.empty(), note=f"no {FILTER_KEY} key: all pass")
+            self._apply(rules.FilterConfig.empty(), note=f"no {FILTER_KEY} key: all pass")
             return
         try:
-            config = filtering.parse_filter_config(raw)
-        except filtering.FilterConfigError as error:
+            config = rules.parse_filter_config(raw)
+        except rules.FilterConfigError as error:
             self._metrics.filter_reloads.labels("invalid").inc()
             self._metrics.filter_config_valid.set(0)
             self._log.error("filter_config_invalid_kept_last_good", error=str(error))
@@ -47,13 +47,13 @@ class FilterReloader:
         self._apply(config, note="applied")
 
     async def on_deleted(self, obj: dict[str, Any]) -> None:
-        self._apply(filtering.FilterConfig.empty(), note="ConfigMap deleted: all pass")
+        self._apply(rules.FilterConfig.empty(), note="ConfigMap deleted: all pass")
 
     async def on_listed(self, present: frozenset[tuple[str, str]]) -> None:
         if not present:
-            self._apply(filtering.FilterConfig.empty(), note="no ConfigMap: all pass")
+            self._apply(rules.FilterConfig.empty(), note="no ConfigMap: all pass")
 
-    def _apply(self, config: filtering.FilterConfig, *, note: str) -> None:
+    def _apply(self, config: rules.FilterConfig, *, note: str) -> None:
         self._state.config = config
         self._metrics.filter_reloads.labels("applied").inc()
         self._metrics.filter_config_valid.set(1)
@@ -64,11 +64,8 @@ async def filter_watcher(
     *, client: KubeClient, namespace: str, name: str, state: FilterState, metrics: Metrics
 ) -> NoReturn:
     """Watch the one ConfigMap (a field selector, so RBAC can name just it) forever."""
-    path = (
-        f"/api/v1/namespaces/{namespace}/configmaps"
-        f"?fieldSelector={quote(f'metadata.name={name}', safe='')}"
-    )
+    path = configmaps.named_collection_path(namespace, name)
     reloader = FilterReloader(state=state, metrics=metrics, where=f"{namespace}/{name}")
-    await informing.informer(
+    await informer(
         client=client, path=path, resource="configmaps", handler=reloader, metrics=metrics
     )

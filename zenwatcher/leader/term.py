@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 
 import structlog
 
-from zenwatcher import garbage
-from zenwatcher.context import LeaderContext
-from zenwatcher.informers.reports import ReportController
+from zenwatcher.leader.context import LeaderContext
+from zenwatcher.leader.gc import Collector, gc_sweeper
+from zenwatcher.leader.report_controller import ReportController
 from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline.jobs import Term
-from zenwatcher.settings import Settings
 
 logger = structlog.get_logger()
 
@@ -53,21 +52,13 @@ class LeaderWork:
 
     async def _gc(self) -> None:
         settings = self._context.settings
-        await garbage.gc_sweeper(
-            interval=settings.gc.interval_seconds,
+        collector = Collector(
             client=self._context.client,
-            namespaces=gc_scope(settings),
+            namespaces=settings.observation_namespaces,
             default_ttl=settings.ttl_seconds,
             page_size=settings.gc.page_size,
             limiter=TokenBucket(rate=settings.gc.delete_rate, burst=1),
             metrics=self._context.metrics,
             now=lambda: datetime.now(UTC),
         )
-
-
-def gc_scope(settings: Settings) -> tuple[str, ...]:
-    """Namespaces GC may touch: the watched ones plus our own (where findings without a
-    namespace go); empty = the whole cluster."""
-    if not settings.watch_namespaces:
-        return ()
-    return tuple(dict.fromkeys((*settings.watch_namespaces, settings.pod_namespace)))
+        await gc_sweeper(collector, interval=settings.gc.interval_seconds)

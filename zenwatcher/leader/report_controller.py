@@ -16,10 +16,11 @@ from typing import Any, NoReturn
 
 import structlog
 
-from zenwatcher.context import LeaderContext
+from zenwatcher.filters import rules
 from zenwatcher.finding import Finding
-from zenwatcher.informers import informer as informing
+from zenwatcher.informers import informer
 from zenwatcher.kube import discovery, errors, observations
+from zenwatcher.leader.context import LeaderContext
 from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
 from zenwatcher.mapping.reports import common, dispatch, kinds
 from zenwatcher.observation import (
@@ -29,7 +30,6 @@ from zenwatcher.observation import (
     observation_namespace,
 )
 from zenwatcher.pacing import Backoff
-from zenwatcher.pipeline import filtering
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, WriteJob
 from zenwatcher.pipeline.reconciling import Ledger, Scope
 
@@ -136,9 +136,8 @@ class ReportController:
                 return
 
     async def _list_existing(self) -> list[tuple[str, Existing]]:
-        scopes: list[str | None] = list(self._settings.watch_namespaces) or [None]
-        if self._settings.watch_namespaces and self._settings.pod_namespace not in scopes:
-            scopes.append(self._settings.pod_namespace)  # where cluster-report findings go
+        # Our own namespace too: where cluster-report findings go.
+        scopes: tuple[str | None, ...] = self._settings.observation_namespaces or (None,)
         return [
             existing_from(item)
             for namespace in scopes
@@ -164,7 +163,7 @@ class ReportController:
         synced: asyncio.Event,
     ) -> None:
         try:
-            await informing.informer(
+            await informer.informer(
                 client=self._client,
                 path=path,
                 resource=kind.plural,
@@ -173,7 +172,7 @@ class ReportController:
                 page_size=REPORT_LIST_PAGE_SIZE,
                 synced=synced,
             )
-        except informing.ResourceGone:
+        except informer.ResourceGone:
             logger.warning("report_kind_gone", kind=kind.kind, path=path)
             synced.set()  # nothing left to sync; readiness must not wait for it
             self._finder.forget(kind)
@@ -263,7 +262,7 @@ class ReportController:
         default = str(metadata.get("namespace") or self._settings.pod_namespace)
         wanted = []
         for finding in findings:
-            reason = filtering.evaluate(self._filters.config, finding)
+            reason = rules.evaluate(self._filters.config, finding)
             if reason is not None:
                 self._accounting.filtered(finding.source, reason)
                 continue

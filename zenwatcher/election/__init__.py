@@ -1,0 +1,1 @@
+"""Lease-based leader election: pure lease arithmetic (`record`) and the elector (`elector`)."""

@@ -13,8 +13,8 @@ from typing import Any
 
 from zenwatcher.finding import Finding
 from zenwatcher.mapping import audit, falco
+from zenwatcher.mapping.audit.once import AuditJudgedOnce
 from zenwatcher.mapping.reports.kinds import REPORT_TOOLS
-from zenwatcher.pipeline.audit_once import AuditJudgedOnce
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,8 +14,8 @@ import pytest
 
 from tests.paths import SHARED_FIXTURES
 from zenwatcher.mapping import audit
+from zenwatcher.mapping.audit.once import AuditJudgedOnce
 from zenwatcher.mapping.rejection import Ignored
-from zenwatcher.pipeline.audit_once import AuditJudgedOnce
 
 
 def exec_event(stage: str, audit_id: str | None = None) -> dict[str, Any]:

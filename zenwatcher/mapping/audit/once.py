@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from zenwatcher.finding import Finding
-from zenwatcher.mapping import audit
+from zenwatcher.mapping.audit.events import STREAMING_AT_ANY, is_streaming, map_audit_event
 from zenwatcher.mapping.rejection import Ignored
 
 DEFAULT_TTL_SECONDS = 24 * 3600.0
@@ -42,9 +42,9 @@ class AuditJudgedOnce:
         return len(self._judged)
 
     def __call__(self, event: Any) -> Finding:
-        finding = audit.map_audit_event(event, streaming_judged_at=audit.STREAMING_AT_ANY)
+        finding = map_audit_event(event, streaming_judged_at=STREAMING_AT_ANY)
         # Only findings reach here (most events raised Ignored above), so this check is rare.
-        if audit.is_streaming(event):
+        if is_streaming(event):
             self._judge_once(event["auditID"])  # map_audit_event checked it is a string
         return finding
 

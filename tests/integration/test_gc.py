@@ -19,10 +19,11 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from tests.controlplane import cluster
+from tests.hooked_client import HookedClient
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
-from zenwatcher.kube.client import JSON_CONTENT, MERGE_PATCH, KubeClient, Params
+from zenwatcher.kube.client import MERGE_PATCH, KubeClient, Params
 from zenwatcher.leader import gc
 from zenwatcher.metrics import Metrics
 from zenwatcher.observation import (
@@ -40,37 +41,11 @@ DEFAULT_TTL = 7 * 86400
 Hook = Callable[[str, str, Params | None], Awaitable[None]]
 
 
-class _SpyClient(KubeClient):
-    """Our client with injected faults: `before` runs ahead of each call; calls are recorded."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-        self.before: Hook | None = None
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        body: Any = None,
-        content_type: str = JSON_CONTENT,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        self.calls.append((method, path, dict(params or {})))
-        if self.before is not None:
-            await self.before(method, path, params)
-        return await super().request(
-            method, path, params=params, body=body, content_type=content_type, timeout=timeout
-        )
-
-
 @pytest.fixture(name="spy_client")
-async def _spy_client(control_plane: cluster.Cluster) -> AsyncIterator[_SpyClient]:
+async def _spy_client(control_plane: cluster.Cluster) -> AsyncIterator[HookedClient]:
     """The restricted `zen-watcher` user's client, with a hook for injected faults."""
     connection = await kube_config.load_connection(str(control_plane.kubeconfig("zen-watcher")))
-    client = _SpyClient(connection=connection, timeout=10.0)
+    client = HookedClient(connection=connection, timeout=10.0)
     yield client
     await client.close()
 
@@ -238,7 +213,7 @@ class TestExpiry:
 class TestScope:
     async def test_only_listed_namespaces(
         self,
-        spy_client: _SpyClient,
+        spy_client: HookedClient,
         admin_client: KubeClient,
         namespace: str,
         other_namespaces: tuple[str, str],
@@ -260,7 +235,7 @@ class TestScope:
 
     async def test_cluster_wide_when_no_namespaces(
         self,
-        spy_client: _SpyClient,
+        spy_client: HookedClient,
         admin_client: KubeClient,
         namespace: str,
         other_namespaces: tuple[str, str],
@@ -313,7 +288,7 @@ class TestPreconditions:
         assert gc.DeleteOutcome.GONE == outcome
 
     async def test_update_between_list_and_delete_survives(
-        self, spy_client: _SpyClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+        self, spy_client: HookedClient, admin_client: KubeClient, namespace: str, metrics: Metrics
     ) -> None:
         """Scenario: a repeat of the finding lands while GC is about to delete it.
 
@@ -339,7 +314,7 @@ class TestPreconditions:
 
 class TestPagination:
     async def test_pages_of_two(
-        self, spy_client: _SpyClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+        self, spy_client: HookedClient, admin_client: KubeClient, namespace: str, metrics: Metrics
     ) -> None:
         """Seven Observations in pages of two: deleting as it goes never loses the next page."""
         fresh = {await _fresh(admin_client, namespace, f"new-{index}") for index in range(2)}
@@ -356,7 +331,7 @@ class TestPagination:
         assert 3 == sum("continue" in params for params in pages)
 
     async def test_failed_page_ends_the_sweep_as_error(
-        self, spy_client: _SpyClient, admin_client: KubeClient, namespace: str, metrics: Metrics
+        self, spy_client: HookedClient, admin_client: KubeClient, namespace: str, metrics: Metrics
     ) -> None:
         """A 503 on the second page stops the sweep: first page deleted, the rest kept for later."""
         for index in range(4):

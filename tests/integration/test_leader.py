@@ -22,10 +22,11 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from tests.controlplane import cluster
+from tests.hooked_client import HookedClient
 from zenwatcher.election import elector
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import leases
-from zenwatcher.kube.client import JSON_CONTENT, MERGE_PATCH, KubeClient, Params
+from zenwatcher.kube.client import MERGE_PATCH, KubeClient, Params
 from zenwatcher.kube.config import Connection
 from zenwatcher.metrics import Metrics
 
@@ -182,7 +183,7 @@ class StallingProxy:
             await writer.drain()
 
 
-class RacingClient(KubeClient):
+class RacingClient(HookedClient):
     """An injected delay: holds this candidate's first write until every candidate has read.
 
     All candidates then create, or all replace from the same resourceVersion, so the API
@@ -193,23 +194,12 @@ class RacingClient(KubeClient):
         super().__init__(connection=connection, timeout=5)
         self._barrier = barrier
         self._held = False
+        self.before = self._hold_first_write
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        body: Any = None,
-        content_type: str = JSON_CONTENT,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
+    async def _hold_first_write(self, method: str, path: str, params: Params | None) -> None:
         if method in {"POST", "PUT"} and not self._held:
             self._held = True
             await self._barrier.wait()
-        return await super().request(
-            method, path, params=params, body=body, content_type=content_type, timeout=timeout
-        )
 
 
 class Field:

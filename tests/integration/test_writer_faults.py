@@ -14,11 +14,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.controlplane import cluster
+from tests.hooked_client import HookedClient
 from tests.writers import make_writer
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
-from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
+from zenwatcher.kube.client import KubeClient, Params
 from zenwatcher.metrics import Metrics
 from zenwatcher.observation import rfc3339
 from zenwatcher.pipeline.jobs import CreateJob, IncrementJob
@@ -27,7 +28,7 @@ from zenwatcher.pipeline.writer import Writer
 pytestmark = pytest.mark.apiserver
 
 
-class LosesAnswers(KubeClient):
+class LosesAnswers(HookedClient):
     """Our client; the next status patch fails with a dropped connection, after the server
     applied it (`applied`) or before it reached the server."""
 
@@ -36,30 +37,21 @@ class LosesAnswers(KubeClient):
         self.fail_next_patch: bool = False
         self.applied = True
         self.patches = 0
+        self._failing = False
+        self.before, self.after = self._drop_before, self._drop_after
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        body: Any = None,
-        content_type: str = JSON_CONTENT,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        failing = method == "PATCH" and path.endswith("/status") and self.fail_next_patch
-        if failing:
+    async def _drop_before(self, method: str, path: str, params: Params | None) -> None:
+        self._failing = method == "PATCH" and path.endswith("/status") and self.fail_next_patch
+        if self._failing:
             self.fail_next_patch = False
             if not self.applied:
                 raise errors.TransportError(f"PATCH {path}: connection refused (injected)")
-        answer = await super().request(
-            method, path, params=params, body=body, content_type=content_type, timeout=timeout
-        )
+
+    async def _drop_after(self, method: str, path: str, answer: dict[str, Any]) -> None:
         if method == "PATCH" and path.endswith("/status"):
             self.patches += 1
-        if failing:
+        if self._failing:
             raise errors.TransportError(f"PATCH {path}: connection reset (injected)")
-        return answer
 
 
 @pytest.fixture(name="losing_client")

@@ -15,8 +15,7 @@ import yaml
 from tests.paths import SHARED_FIXTURES
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.mapping.rejection import Rejected
-from zenwatcher.mapping.reports import common, dispatch
-from zenwatcher.mapping.reports import policy as policyreports
+from zenwatcher.mapping.reports import common, dispatch, policy
 
 
 def load_reports(relative: str) -> list[Any]:
@@ -31,7 +30,7 @@ def load_reports(relative: str) -> list[Any]:
 
 def map_file(relative: str) -> common.ReportFindings:
     """All outcomes of all reports in one fixture file, in order."""
-    outcomes = [policyreports.map_policy_report(obj) for obj in load_reports(relative)]
+    outcomes = [policy.map_policy_report(obj) for obj in load_reports(relative)]
     return common.ReportFindings(
         [finding for outcome in outcomes for finding in outcome.findings],
         [verdict for outcome in outcomes for verdict in outcome.skipped],
@@ -42,7 +41,7 @@ def map_file(relative: str) -> common.ReportFindings:
 
 def only_finding(report: dict[str, Any]) -> Finding:
     """The single finding a report yields."""
-    (finding,) = policyreports.map_policy_report(report).findings
+    (finding,) = policy.map_policy_report(report).findings
     return finding
 
 
@@ -205,14 +204,14 @@ class TestResults:
     @pytest.mark.parametrize("word", ["maybe", "", None, 3])
     def test_unknown_result_rejected(self, word: Any) -> None:
         """A result word that is not pass/skip/fail/warn/error is rejected as unknown_result."""
-        outcome = policyreports.map_policy_report(pod_report(result=word))
+        outcome = policy.map_policy_report(pod_report(result=word))
         assert ([], ["unknown_result"]) == (outcome.findings, [v.reason for v in outcome.rejected])
 
     def test_bad_entries_cost_only_themselves(self) -> None:
         """A non-object result is rejected while the good results still map."""
         report = pod_report()
         report["results"] = ["junk", *report["results"], {"result": "pass"}]
-        outcome = policyreports.map_policy_report(report)
+        outcome = policy.map_policy_report(report)
         assert 1 == len(outcome.findings)
         assert ["invalid_entry"] == [verdict.reason for verdict in outcome.rejected]
         assert ["pass"] == [verdict.reason for verdict in outcome.skipped]
@@ -220,13 +219,13 @@ class TestResults:
     def test_results_not_a_list(self) -> None:
         """A report whose results are not a list is rejected as a whole."""
         with pytest.raises(Rejected) as caught:
-            policyreports.map_policy_report(pod_report() | {"results": "oops"})
+            policy.map_policy_report(pod_report() | {"results": "oops"})
         assert "invalid_shape" == caught.value.reason
 
     def test_no_results(self) -> None:
         """A report without results (or with null results) yields nothing."""
-        assert [] == policyreports.map_policy_report({"kind": "PolicyReport"}).findings
-        assert [] == policyreports.map_policy_report(pod_report() | {"results": None}).findings
+        assert [] == policy.map_policy_report({"kind": "PolicyReport"}).findings
+        assert [] == policy.map_policy_report(pod_report() | {"results": None}).findings
 
     def test_source_slug_and_default(self) -> None:
         """The result's source is slugified; without one (anywhere) it is kyverno."""
@@ -263,7 +262,7 @@ class TestResources:
         """Without a scope, each entry of resources[] is its own finding."""
         report = pod_report(resources=[{"kind": "Pod", "name": "a"}, {"kind": "Pod", "name": "b"}])
         del report["scope"]
-        findings = policyreports.map_policy_report(report).findings
+        findings = policy.map_policy_report(report).findings
         assert ["a", "b"] == [finding.resource.name for finding in findings if finding.resource]
         assert findings[0].name != findings[1].name
 
@@ -283,9 +282,7 @@ class TestResources:
         """resources[] with no usable entry rejects that result."""
         report = pod_report(resources=["junk", {"kind": "Pod"}])
         del report["scope"]
-        assert ["invalid_entry"] == [
-            v.reason for v in policyreports.map_policy_report(report).rejected
-        ]
+        assert ["invalid_entry"] == [v.reason for v in policy.map_policy_report(report).rejected]
 
     def test_uid_only_resource(self) -> None:
         """A resource without a name is identified by its uid."""
@@ -297,7 +294,7 @@ class TestResources:
         """Two results with one identity become one finding at the higher severity."""
         report = pod_report(severity="low")
         report["results"].append(report["results"][0] | {"severity": "high", "message": "again"})
-        outcome = policyreports.map_policy_report(report)
+        outcome = policy.map_policy_report(report)
         (finding,) = outcome.findings
         assert (Severity.HIGH, 2, 1) == (
             finding.severity,

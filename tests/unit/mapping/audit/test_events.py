@@ -12,7 +12,7 @@ import pytest
 from tests.paths import SHARED_FIXTURES
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.mapping import audit, rejection
-from zenwatcher.mapping.audit import objects as audit_inspect
+from zenwatcher.mapping.audit import objects
 from zenwatcher.observation import rfc3339
 
 AUDIT_FIXTURES = SHARED_FIXTURES / "audit"
@@ -561,7 +561,7 @@ class TestSensitiveHostPath:
     )
     def test_sensitive(self, path: str) -> None:
         """These paths expose the node."""
-        assert audit_inspect.sensitive_host_path(path)
+        assert objects.sensitive_host_path(path)
 
     @pytest.mark.parametrize(
         "path",
@@ -569,7 +569,7 @@ class TestSensitiveHostPath:
     )
     def test_not_sensitive(self, path: str) -> None:
         """Ordinary data directories and relative paths do not."""
-        assert not audit_inspect.sensitive_host_path(path)
+        assert not objects.sensitive_host_path(path)
 
 
 class TestRbac:

@@ -1,15 +1,13 @@
-"""Expiry arithmetic of GC: which time the TTL counts from, which TTL, and bad input."""
+"""When an Observation expires: TTL, the time it counts from, and what never expires."""
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from zenwatcher import settings
-from zenwatcher.leader import gc
 from zenwatcher.observation import (
     LABEL_ORIGIN,
     NEVER,
@@ -227,20 +225,3 @@ class TestExpiredReason:
         observation = _observation(last_seen="2026-01-03T14:00:00+02:00", ttl=3600)
         now = LAST_SEEN + timedelta(seconds=3599)
         assert expired_reason(observation, now=now, default_ttl=DEFAULT_TTL) is None
-
-
-class TestJittered:
-    def test_within_ten_percent(self) -> None:
-        """Every jittered interval is within ±10 % of the interval."""
-        rng = random.Random(7)
-        values = [gc.jittered(3600.0, rng=rng) for _ in range(1000)]
-        assert all(3240.0 <= value <= 3960.0 for value in values)
-
-    def test_spreads(self) -> None:
-        """Jitter actually varies the interval, so shards drift apart."""
-        rng = random.Random(7)
-        assert 1 < len({gc.jittered(3600.0, rng=rng) for _ in range(10)})
-
-    def test_zero_stays_zero(self) -> None:
-        """An initial delay of 0 (tests) is not jittered into a wait."""
-        assert 0.0 == gc.jittered(0.0, rng=random.Random(7))

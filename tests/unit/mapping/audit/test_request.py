@@ -1,4 +1,4 @@
-"""Unit tests for zenwatcher.mapping.audit_request and the rule dispatch of audit_rules.
+"""Unit tests for zenwatcher.mapping.audit.request and the rule dispatch of mapping.audit.rules.
 
 The audit hot path has two shortcuts, each checked here against the plain way it replaces: the
 straight read of a well-typed event against the validating read, and the rules picked by
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import payloads
-from tests.unit.mapping.test_audit import event, outcome, pod
+from tests.unit.mapping.audit.test_events import event, outcome, pod
 from zenwatcher.mapping import audit, rejection
 from zenwatcher.mapping.audit import request as audit_request
 from zenwatcher.mapping.audit import rules as audit_rules

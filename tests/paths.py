@@ -1,4 +1,4 @@
-"""Where the tests find the shared upstream fixtures (DESIGN.md §9)."""
+"""Where the tests find the shared upstream fixtures (docs/design.md §9)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LeaderSettings:
-    """Lease-based leader election (DESIGN.md §7); durations in seconds."""
+    """Lease-based leader election (docs/design.md §7); durations in seconds."""
 
     election_id: str = "zen-watcher-leader-election"  # LEADER_ELECTION_ID: the Lease's name
     lease_duration: float = 15.0  # LEADER_LEASE_DURATION: how long a lease is honoured
@@ -48,7 +48,7 @@ class LeaderSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookSettings:
-    """The webhook listener on every pod (DESIGN.md §6)."""
+    """The webhook listener on every pod (docs/design.md §6)."""
 
     port: int = 8080  # WATCHER_PORT
     auth_token: str = ""  # WEBHOOK_AUTH_TOKEN: Bearer token; empty = no token check
@@ -62,7 +62,7 @@ class WebhookSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PipelineSettings:
-    """Queue, dedup and writer (DESIGN.md §3)."""
+    """Queue, dedup and writer (docs/design.md §3)."""
 
     queue_size: int = 10000  # QUEUE_SIZE: findings waiting for the writer; full = 503
     dedup_window_seconds: float = 60.0  # DEDUP_WINDOW_SECONDS

@@ -1,4 +1,4 @@
-"""The API server's own audit webhook backend posting to the daemon (DESIGN.md §4, §6).
+"""The API server's own audit webhook backend posting to the daemon (docs/design.md §4, §6).
 
 A second kube-apiserver on the session's etcd (an HA pair, as clusters run them) is started with
 `--audit-webhook-config-file` pointing at the daemon, configured as README.md shows: HTTPS with

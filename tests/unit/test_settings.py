@@ -11,7 +11,7 @@ from zenwatcher.settings import ENV_VARIABLES, ConfigError, Settings, parse_dura
 
 class TestDefaults:
     def test_empty_environment_gives_the_documented_defaults(self) -> None:
-        """No variables set: the defaults DESIGN.md names."""
+        """No variables set: the defaults docs/design.md names."""
         settings = Settings.from_env({})
         assert "zen-system" == settings.pod_namespace
         assert () == settings.watch_namespaces

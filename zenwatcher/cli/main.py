@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     convert.add_argument("--source", required=True, choices=ALL_SOURCE_NAMES)
-    convert.add_argument("--filter", metavar="FILE", help="filter.json to apply (DESIGN §5)")
+    convert.add_argument(
+        "--filter", metavar="FILE", help="filter.json to apply (docs/design.md §5)"
+    )
     convert.add_argument(
         "--namespace",
         metavar="NS",

@@ -1,6 +1,6 @@
 """POST /falco/webhook and POST /audit/webhook: parse, split, check capacity, run the intake.
 
-Answers (DESIGN.md §6): 200 with accepted/deduplicated/filtered/rejected counts; 400 for a body
+Answers (docs/design.md §6): 200 with accepted/deduplicated/filtered/rejected counts; 400 for a body
 that is not JSON or not an alert/event (list), or that cannot be read (a broken chunked
 encoding); 408 for a large body not received in time; 413 over the size limit (aiohttp raises
 it while reading) or with more events than the write queue holds; 415 for a compressed body;

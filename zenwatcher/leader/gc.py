@@ -1,4 +1,4 @@
-"""Garbage collection of expired Observations (DESIGN.md §3 "GC", leader only).
+"""Garbage collection of expired Observations (docs/design.md §3 "GC", leader only).
 
 When an Observation expires is the resource's rule (`observation.expiry_and_reason`): its TTL
 counts from `status.lastSeen`, else its creation, or from `status.resolvedAt` for a Resolved

@@ -1,8 +1,9 @@
 """Falco alerts (`http_output` JSON, or falcosidekick's forwarded copy) mapped to findings.
 
-One alert object is one `runtime_detection` finding (DESIGN.md §4); Falco's own internal events are
-Ignored. The identity (DESIGN.md §3) is the rule, where it fired and the fields that stay the same
-for the same actor; never times, pids, ports, uuids or the output text, which embeds a time.
+One alert object is one `runtime_detection` finding (docs/design.md §4); Falco's own internal
+events are Ignored. The identity (docs/design.md §3) is the rule, where it fired and the fields
+that stay the same for the same actor; never times, pids, ports, uuids or the output text,
+which embeds a time.
 """
 
 from __future__ import annotations

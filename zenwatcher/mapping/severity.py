@@ -1,4 +1,5 @@
-"""Severity words from tools mapped case-insensitively to Observation severities (DESIGN.md §4)."""
+"""Severity words from tools mapped case-insensitively to Observation severities
+(docs/design.md §4)."""
 
 from __future__ import annotations
 

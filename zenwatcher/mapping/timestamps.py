@@ -1,4 +1,5 @@
-"""Lenient parsing of tools' own timestamps: a bad one never rejects a finding (DESIGN.md §4)."""
+"""Lenient parsing of tools' own timestamps: a bad one never rejects a finding
+(docs/design.md §4)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Every Prometheus metric zen-watcher exposes, registered on a registry passed in.
 
-Accounting (DESIGN.md §8): every event that arrives is counted once in `events_received` and
+Accounting (docs/design.md §8): every event that arrives is counted once in `events_received` and
 once in `events_total{bucket}`; buckets are created, updated, deduplicated, filtered,
 rejected and failed, so `received == sum(buckets)` per source is checkable. The original
 operator's metric names are kept alongside for existing dashboards. Counters are LoopCounters
@@ -18,7 +18,7 @@ from zenwatcher.metrics.counters import LoopCounter
 
 
 class Bucket(enum.StrEnum):
-    """Where an event ended (DESIGN.md §8)."""
+    """Where an event ended (docs/design.md §8)."""
 
     CREATED = "created"
     UPDATED = "updated"

@@ -1,4 +1,4 @@
-"""Puts every event in exactly one bucket (DESIGN.md §8) and keeps the original's metric names.
+"""Puts every event in exactly one bucket (docs/design.md §8) and keeps the original's metric names.
 
 Label children are cached, because `Counter.labels()` on every event costs more than the
 increment itself on the webhook hot path.

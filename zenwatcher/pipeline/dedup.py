@@ -2,8 +2,8 @@
 
 `observe` answers FIRST (write it now) or REPEAT (counted here). Absorbed counts come back from
 `due_flushes` once a window has passed since the key's last write, so a finding costs about one
-write per window and no count is lost (DESIGN.md §3). O(1) amortised per call, at most `max_size`
-keys, clock injected; not thread-safe, one event loop owns it.
+write per window and no count is lost (docs/design.md §3). O(1) amortised per call, at most
+`max_size` keys, clock injected; not thread-safe, one event loop owns it.
 """
 
 from __future__ import annotations

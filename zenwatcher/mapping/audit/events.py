@@ -1,8 +1,9 @@
-"""Kubernetes API-server audit events mapped to findings (DESIGN.md §4).
+"""Kubernetes API-server audit events mapped to findings (docs/design.md §4).
 
 `split_audit_body` unpacks a webhook body; `map_audit_event` type-checks one Event, judges it only
 at the stage its request is judged at, runs the rule table (`rules`) and builds the finding.
-Its identity is the rule, user, verb and objectRef (DESIGN.md §3): never auditID, times, IPs, agent.
+Its identity is the rule, user, verb and objectRef (docs/design.md §3): never auditID, times,
+IPs, agent.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def map_audit_event(
     judged (state this pure function does not keep) passes `STREAMING_AT_ANY` and skips the later
     stages itself (`pipeline.audit_once`). Raises `Rejected` for a malformed event,
     `Ignored("stage")` for a stage not judged and `Ignored("no_rule")` when no rule of
-    DESIGN.md §4 matches.
+    docs/design.md §4 matches.
     """
     if not isinstance(event, dict):
         raise rejection.Rejected("not_an_object", _shape_message(event))

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-# Where each workload keeps its pod template's spec (DESIGN.md §4, privileged_pod).
+# Where each workload keeps its pod template's spec (docs/design.md §4, privileged_pod).
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "pods": ("spec",),
     "podtemplates": ("template", "spec"),
@@ -79,7 +79,7 @@ def privileged_reasons(spec: Mapping[str, Any]) -> list[str]:
 
 
 def sensitive_host_path(path: str) -> bool:
-    """Whether mounting this node path exposes one of DESIGN.md §4's sensitive paths."""
+    """Whether mounting this node path exposes one of docs/design.md §4's sensitive paths."""
     normal = _normal_path(path)
     if not normal:
         return False

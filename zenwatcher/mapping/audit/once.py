@@ -1,4 +1,5 @@
-"""Each audited request judged once, by auditID (DESIGN.md §4), whatever stages the policy keeps.
+"""Each audited request judged once, by auditID (docs/design.md §4), whatever stages the policy
+keeps.
 
 A streaming request (exec, attach, portforward) is judged at the first of its stages that
 arrives: ResponseStarted normally, ResponseComplete when the audit policy omits ResponseStarted

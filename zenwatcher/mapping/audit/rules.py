@@ -1,4 +1,5 @@
-"""The audit rule table of DESIGN.md §4: which requests are findings, of what type and severity.
+"""The audit rule table of docs/design.md §4: which requests are findings, of what type and
+severity.
 
 Each rule looks at one type-checked `Request` and returns a `Verdict` or None; `matches` runs them
 in table order and `most_severe` picks the one a request is reported as (ties: table order).
@@ -220,7 +221,7 @@ def _verdict(event_type: str, severity: Severity, reasons: list[str]) -> Verdict
 Rule = Callable[[Request], Verdict | None]
 ANY_RESOURCE: frozenset[str] = frozenset()
 
-# DESIGN.md §4's table, in its order (the order breaks severity ties), each rule with the
+# docs/design.md §4's table, in its order (the order breaks severity ties), each rule with the
 # resources it can match at all (ANY_RESOURCE: it looks at every request).
 TABLE: tuple[tuple[Rule, frozenset[str]], ...] = (
     (_pod_stream, frozenset({"pods"})),

@@ -1,6 +1,6 @@
 """PolicyReport / ClusterPolicyReport (wgpolicyk8s.io) and openreports Report / ClusterReport.
 
-Each fail, warn or error result becomes one finding per affected resource (DESIGN.md §4);
+Each fail, warn or error result becomes one finding per affected resource (docs/design.md §4);
 pass and skip results are skipped, results without a recognisable `result` are rejected.
 Identity: eventType, the resource (kind, namespace, name or uid) or else the report itself,
 policy and rule. The eventType is in it so that a result changing class (error -> fail) resolves

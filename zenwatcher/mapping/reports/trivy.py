@@ -1,4 +1,4 @@
-"""trivy-operator reports (aquasecurity.github.io/v1alpha1) mapped to findings (DESIGN.md §4).
+"""trivy-operator reports (aquasecurity.github.io/v1alpha1) mapped to findings (docs/design.md §4).
 
 One finding per vulnerability, per exposed secret, and per failed config-audit, RBAC or infra
 check; passed checks are skipped. The affected workload comes from the report's

@@ -1,4 +1,4 @@
-"""Unit tests for zenwatcher.mapping.audit: Kubernetes audit events to findings (DESIGN.md §4)."""
+"""Unit tests for zenwatcher.mapping.audit: Kubernetes audit events to findings (docs/design.md §4)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Report kinds, document splitting, dispatch, origin keys and shared helpers."""
 
-# The house style puts the expected value first (STYLE.md §2), which SIM300 calls Yoda.
+# The house style puts the expected value first, which SIM300 calls Yoda.
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""trivy-operator report mapping (DESIGN.md §3, §4)."""
+"""trivy-operator report mapping (docs/design.md §3, §4)."""
 
-# The house style puts the expected value first (STYLE.md §2), which SIM300 calls Yoda.
+# The house style puts the expected value first, which SIM300 calls Yoda.
 
 from __future__ import annotations
 

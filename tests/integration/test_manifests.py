@@ -67,7 +67,7 @@ class TestLeastPrivilege:
         ("verb", "resource", "namespace"),
         [
             ("create", "observations.zen.kube-zen.io", "default"),
-            ("patch", "observations.zen.kube-zen.io/status", "default"),
+            ("patch", "observations.zen.kube-zen.io", "default"),
             ("delete", "observations.zen.kube-zen.io", "default"),
             ("watch", "policyreports.wgpolicyk8s.io", "default"),
             ("list", "clustervulnerabilityreports.aquasecurity.github.io", ""),
@@ -95,8 +95,7 @@ class TestLeastPrivilege:
             ("create", "clusterrolebindings.rbac.authorization.k8s.io", ""),
             # Verbs the code does not use, on what it does use.
             ("update", "observations.zen.kube-zen.io", "default"),
-            ("patch", "observations.zen.kube-zen.io", "default"),
-            ("update", "observations.zen.kube-zen.io/status", "default"),
+            ("deletecollection", "observations.zen.kube-zen.io", "default"),
             ("get", "policyreports.wgpolicyk8s.io", "default"),
         ],
     )

@@ -1,8 +1,9 @@
 """Observation API calls: create, read, status updates, paginated lists, delete.
 
-Creates carry the whole object; the API server drops `.status` on create (status subresource),
-so the caller follows a create with `replace_status`. Status updates send the resourceVersion
-they read, so two replicas incrementing one count never lose an increment (409 = re-read).
+Creates carry the whole object, status included: the CRD has no status subresource, so a new
+Observation is one call. Status updates are merge patches of the object that send the
+resourceVersion they read, so two replicas incrementing one count never lose an increment
+(409 = re-read).
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ async def patch_status(
     status: dict[str, Any],
     resource_version: str | None = None,
 ) -> dict[str, Any]:
-    """Merge-patch `.status`; with `resource_version` the server refuses a stale write (409)."""
+    """Merge-patch `.status` (of the object itself: there is no status subresource); with
+    `resource_version` the server refuses a stale write (409)."""
     body: dict[str, Any] = {"status": status}
     if resource_version is not None:
         body["metadata"] = {"resourceVersion": resource_version}
     return await client.request(
-        "PATCH", object_path(namespace, name) + "/status", body=body, content_type=MERGE_PATCH
+        "PATCH", object_path(namespace, name), body=body, content_type=MERGE_PATCH
     )
 
 

@@ -1,11 +1,12 @@
 """The Observation writer: a fixed number of workers draining the bounded write queue.
 
-A new finding is created and its status set from the create's answer; a 409 AlreadyExists means
-the finding exists already (another window, another replica), so it counts as a repeat. Counts
-are added with the resourceVersion that was read, so concurrent replicas never lose one (409 on
-a stale read = read again). 429, 5xx and connection errors are retried with jittered backoff
-(Retry-After honoured) for up to `retry_for` seconds (`retrying`); other errors fail the job at
-once.
+A new finding is one API call: the create carries its status (count, firstSeen, lastSeen and, for
+a report finding, phase Open), since the CRD, like PolicyReport's, has no status subresource. A
+409 AlreadyExists means the finding exists already (another window, another replica), so it
+counts as a repeat. Counts are added with the resourceVersion that was read, so concurrent
+replicas never lose one (409 on a stale read = read again). 429, 5xx and connection errors are
+retried with jittered backoff (Retry-After honoured) for up to `retry_for` seconds
+(`retrying`); other errors fail the job at once.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class Writer:
     async def _open(self, job: OpenJob) -> str:
         """Create a report finding ("created"), reopen it ("reopened"), or find it Open."""
         finding, seen, term = job.finding, job.seen_at, job.term
-        created, namespace = await self._create(finding, job.namespace, seen=seen, term=term)
+        created, namespace = await self._create(
+            finding, job.namespace, seen=seen, count=1, term=term
+        )
         if created is None:
             changed = await self._update_status(
                 namespace,
@@ -150,7 +153,6 @@ class Writer:
                 term=term,
             )
             return "reopened" if changed else "unchanged"
-        await self._add(finding, namespace, delta=1, seen=seen, current=created, term=term)
         return "created"
 
     async def _resolve(self, job: ResolveJob) -> bool:
@@ -175,19 +177,26 @@ class Writer:
         self, finding: Finding, namespace: str, *, delta: int, seen: datetime, term: Term | None
     ) -> str:
         """Create with count `delta`, or add `delta` to the existing one: "created" or "repeat"."""
-        created, namespace = await self._create(finding, namespace, seen=seen, term=term)
-        await self._add(finding, namespace, delta=delta, seen=seen, current=created, term=term)
-        return "repeat" if created is None else "created"
+        created, namespace = await self._create(
+            finding, namespace, seen=seen, count=delta, term=term
+        )
+        if created is not None:
+            return "created"
+        await self._add(finding, namespace, delta=delta, seen=seen, current=None, term=term)
+        return "repeat"
 
     async def _create(
-        self, finding: Finding, namespace: str, *, seen: datetime, term: Term | None
+        self, finding: Finding, namespace: str, *, seen: datetime, count: int, term: Term | None
     ) -> tuple[dict[str, Any] | None, str]:
-        """POST the Observation: (the created object, or None when it exists; its namespace).
+        """POST the Observation with its status (`count` occurrences, the last at `seen`): (the
+        created object, or None when it exists; its namespace).
 
         A namespace that does not exist (deleted, or named by a tool but never created) sends
         the finding to the watcher's own namespace rather than losing it.
         """
-        body = to_observation(finding, namespace=namespace, now=seen, ttl_seconds=self._ttl_seconds)
+        body = to_observation(
+            finding, namespace=namespace, now=seen, ttl_seconds=self._ttl_seconds, count=count
+        )
         try:
             created = await self._calls.call(
                 "create",
@@ -197,7 +206,9 @@ class Writer:
         except errors.NotFound as missing:
             if namespace == self._default_namespace:
                 raise WriteFailed("namespace_missing", str(missing)) from missing
-            return await self._create(finding, self._default_namespace, seen=seen, term=term)
+            return await self._create(
+                finding, self._default_namespace, seen=seen, count=count, term=term
+            )
         except errors.Conflict as conflict:
             if not conflict.already_exists:
                 raise WriteFailed("conflict", str(conflict)) from conflict

@@ -1,5 +1,5 @@
 """The writer's retry schedule against injected faults a real API server cannot be made to give
-on demand: a status subresource that always answers 500 (a failing admission webhook), and a
+on demand: status patches that always answer 500 (a failing admission webhook), and a
 leadership term that ends while a report job is being retried. A fake client stands in.
 """
 

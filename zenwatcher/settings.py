@@ -51,7 +51,7 @@ class WebhookSettings:
     """The webhook listener on every pod (DESIGN.md §6)."""
 
     port: int = 8080  # WATCHER_PORT
-    auth_token: str = ""  # WEBHOOK_AUTH_TOKEN: Bearer token; empty = no token check
+    auth_token: str = ""  # WEBHOOK_AUTH_TOKEN: Bearer token; empty = none
     max_body_bytes: int = 16 * 1024 * 1024  # WEBHOOK_MAX_BODY_BYTES: a full audit batch fits
     tls_cert_file: str = ""  # WEBHOOK_TLS_CERT_FILE: serve HTTPS with this certificate
     tls_key_file: str = ""  # WEBHOOK_TLS_KEY_FILE

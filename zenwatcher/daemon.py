@@ -73,6 +73,14 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     metrics = Metrics(registry)
+    if not settings.webhook.authenticated:
+        # Only with WEBHOOK_ALLOW_UNAUTHENTICATED=true (`__main__` refuses otherwise).
+        log.warning(
+            "webhook_unauthenticated",
+            message="the webhooks accept anyone who can reach them: set WEBHOOK_AUTH_TOKEN or "
+            "WEBHOOK_TLS_CLIENT_CA_FILE",
+        )
+        metrics.webhook_unauthenticated.set(1)
     try:
         pipeline = make_pipeline(settings, client, metrics)
     except rules.FilterConfigError as error:

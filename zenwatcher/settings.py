@@ -51,13 +51,32 @@ class WebhookSettings:
     """The webhook listener on every pod (docs/design.md §6)."""
 
     port: int = 8080  # WATCHER_PORT
-    auth_token: str = ""  # WEBHOOK_AUTH_TOKEN: Bearer token; empty = no token check
+    auth_token: str = ""  # WEBHOOK_AUTH_TOKEN: Bearer token; empty = none
     max_body_bytes: int = 16 * 1024 * 1024  # WEBHOOK_MAX_BODY_BYTES: a full audit batch fits
     tls_cert_file: str = ""  # WEBHOOK_TLS_CERT_FILE: serve HTTPS with this certificate
     tls_key_file: str = ""  # WEBHOOK_TLS_KEY_FILE
     tls_client_ca_file: str = ""  # WEBHOOK_TLS_CLIENT_CA_FILE: verify client certificates
     allowed_cidrs: tuple[IpNetwork, ...] = ()  # WEBHOOK_ALLOWED_CIDRS: empty = any peer
     trusted_proxies: tuple[IpNetwork, ...] = ()  # WEBHOOK_TRUSTED_PROXIES: X-Forwarded-For from
+    # WEBHOOK_ALLOW_UNAUTHENTICATED: run with neither a token nor a client CA (anyone may post)
+    allow_unauthenticated: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        """Every caller must present the token or a certificate signed by the client CA."""
+        return bool(self.auth_token or self.tls_client_ca_file)
+
+    def require_authentication(self) -> None:
+        """Refuse to serve open webhooks unless that was asked for explicitly: anyone who can
+        reach the port could otherwise forge alerts and fill etcd with Observations."""
+        if not self.authenticated and not self.allow_unauthenticated:
+            raise ConfigError(
+                "WEBHOOK_AUTH_TOKEN",
+                self.auth_token,
+                "the webhooks need a credential: set WEBHOOK_AUTH_TOKEN (a bearer token) or "
+                "WEBHOOK_TLS_CLIENT_CA_FILE (client certificates, with WEBHOOK_TLS_CERT_FILE and "
+                "WEBHOOK_TLS_KEY_FILE), or WEBHOOK_ALLOW_UNAUTHENTICATED=true to accept anyone",
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +218,7 @@ ENV_VARIABLES = (
     "WEBHOOK_TLS_CLIENT_CA_FILE",
     "WEBHOOK_ALLOWED_CIDRS",
     "WEBHOOK_TRUSTED_PROXIES",
+    "WEBHOOK_ALLOW_UNAUTHENTICATED",
     "QUEUE_SIZE",
     "DEDUP_WINDOW_SECONDS",
     "DEDUP_MAX_SIZE",
@@ -268,6 +288,7 @@ def _webhook(reader: _Reader) -> WebhookSettings:
         tls_client_ca_file=reader.get("WEBHOOK_TLS_CLIENT_CA_FILE", "", _any),
         allowed_cidrs=reader.get("WEBHOOK_ALLOWED_CIDRS", (), _cidr_list),
         trusted_proxies=reader.get("WEBHOOK_TRUSTED_PROXIES", (), _cidr_list),
+        allow_unauthenticated=reader.get("WEBHOOK_ALLOW_UNAUTHENTICATED", False, _boolean),
     )
     if bool(webhook.tls_cert_file) != bool(webhook.tls_key_file):
         missing = "WEBHOOK_TLS_KEY_FILE" if webhook.tls_cert_file else "WEBHOOK_TLS_CERT_FILE"

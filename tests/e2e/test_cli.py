@@ -9,18 +9,21 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.controlplane.controlplane import free_port
+from tests.e2e.daemon_process import TOKEN
 from tests.paths import SHARED_FIXTURES
 from zenwatcher import __version__
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # A webhook token unless a test overrides it: `run` refuses to serve without a credential.
     return subprocess.run(
         [sys.executable, "-m", "zenwatcher", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "WEBHOOK_AUTH_TOKEN": TOKEN, **(env or {})},
         timeout=60,
         check=False,
     )
@@ -91,6 +94,51 @@ class TestCommandLine:
         assert "listen_failed" in output
         assert "WATCHER_PORT" in output
         assert "Traceback" not in output
+
+
+class TestAuthenticationRequired:
+    @pytest.mark.parametrize("token", ["", "   "])
+    def test_no_credential_exits_2_naming_the_variables(self, tmp_path: Path, token: str) -> None:
+        """Neither a token nor a client CA: `run` exits 2 before listening, with one line that
+        names every way out; nothing answers on the webhook port."""
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(_UNREACHABLE_KUBECONFIG)
+        port = free_port()
+        result = _run(
+            "run",
+            env={
+                "KUBECONFIG": str(kubeconfig),
+                "WATCHER_PORT": str(port),
+                "METRICS_PORT": str(free_port()),
+                "WEBHOOK_AUTH_TOKEN": token,
+            },
+        )
+        assert 2 == result.returncode, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert 1 == len(lines), result.stderr
+        assert lines[0].startswith("zen-watcher: invalid WEBHOOK_AUTH_TOKEN=")
+        for variable in (
+            "WEBHOOK_TLS_CLIENT_CA_FILE",
+            "WEBHOOK_TLS_CERT_FILE",
+            "WEBHOOK_ALLOW_UNAUTHENTICATED=true",
+        ):
+            assert variable in lines[0]
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port)):
+            pass
+
+    def test_explicit_false_is_still_refused(self) -> None:
+        """WEBHOOK_ALLOW_UNAUTHENTICATED=false is the default, not an opt-in."""
+        result = _run(
+            "run", env={"WEBHOOK_AUTH_TOKEN": "", "WEBHOOK_ALLOW_UNAUTHENTICATED": "false"}
+        )
+        assert 2 == result.returncode
+        assert "invalid WEBHOOK_AUTH_TOKEN=''" in result.stderr
+
+    def test_convert_needs_no_credential(self) -> None:
+        """`convert` serves nothing, so it runs without a token."""
+        path = SHARED_FIXTURES / "falco/terminal-shell-in-container-critical.json"
+        result = _run("convert", "--source", "falco", str(path), env={"WEBHOOK_AUTH_TOKEN": ""})
+        assert 0 == result.returncode, result.stderr
 
 
 # Loaded, never contacted: the daemon fails before its first API call.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.controlplane import cluster
 from tests.controlplane.controlplane import free_port
+from tests.e2e.daemon_process import TOKEN
 from tests.paths import REPO_ROOT
 
 
@@ -64,6 +65,7 @@ class TestDockerfileInstall:
             "POD_NAMESPACE": namespace,
             "WATCHER_PORT": str(free_port()),
             "METRICS_PORT": str(metrics_port),
+            "WEBHOOK_AUTH_TOKEN": TOKEN,
             "PATH": "/usr/bin:/bin",
         }
         log = tmp_path / "zen-watcher.log"

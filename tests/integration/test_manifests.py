@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from typing import Any
+
 import pytest
 import yaml
 
@@ -13,7 +17,25 @@ KUSTOMIZATIONS = [
     "manifests/examples/shards",
     "manifests/examples/hpa",
     "manifests/examples/filter",
+    "manifests/examples/mtls",
 ]
+FILTER_NAMESPACE_EXAMPLE = REPO_ROOT / "manifests/examples/filter-namespace"
+SERVICE_ACCOUNT = "system:serviceaccount:zen-system:zen-watcher"
+
+
+def built(control_plane: cluster.Cluster, path: str) -> list[dict[str, Any]]:
+    """The documents `kubectl kustomize` makes of `path`."""
+    output = control_plane.kubectl("kustomize", str(REPO_ROOT / path)).stdout
+    return [document for document in yaml.safe_load_all(output) if document]
+
+
+def readme_command(marker: str) -> str:
+    readme = (REPO_ROOT / "README.md").read_text()
+    found = re.search(
+        rf"<!-- {marker}:start -->\n```sh\n(.*?)```\n<!-- {marker}:end -->", readme, re.S
+    )
+    assert found is not None, f"README.md has no {marker} block"
+    return found.group(1).strip()
 
 
 class TestApply:
@@ -60,6 +82,116 @@ class TestShards:
         assert "false" == env["WATCH_REPORTS"]
         assert "zen-watcher-webhooks" == env["LEADER_ELECTION_ID"]
         assert "WATCH_NAMESPACE" not in env
+
+
+class TestWebhookAuthentication:
+    @pytest.mark.parametrize("path", KUSTOMIZATIONS)
+    def test_every_deployment_requires_a_credential(
+        self, control_plane: cluster.Cluster, path: str
+    ) -> None:
+        """Every zen-watcher container reads the token from a Secret it cannot start without
+        (no `optional`), and none opts into running open."""
+        for document in built(control_plane, path):
+            if document["kind"] != "Deployment":
+                continue
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                env = {item["name"]: item for item in container.get("env", [])}
+                assert "WEBHOOK_ALLOW_UNAUTHENTICATED" not in env
+                reference = env["WEBHOOK_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+                assert ("zen-watcher-webhook", "token") == (reference["name"], reference["key"])
+                assert not reference.get("optional", False)
+
+
+class TestNetworkPolicy:
+    def test_admits_named_pods_and_single_addresses_only(
+        self, control_plane: cluster.Cluster
+    ) -> None:
+        """No rule admits a whole namespace, a network range or everyone: namespace selectors
+        come with a pod selector, address blocks are single addresses."""
+        (policy,) = [
+            doc for doc in built(control_plane, "manifests") if doc["kind"] == "NetworkPolicy"
+        ]
+        assert ["Ingress"] == policy["spec"]["policyTypes"]
+        for rule in policy["spec"]["ingress"]:
+            assert rule["from"]
+            assert rule["ports"]
+            for peer in rule["from"]:
+                if "ipBlock" in peer:
+                    assert peer["ipBlock"]["cidr"].endswith("/32")
+                else:
+                    assert peer["podSelector"]["matchLabels"]
+                    assert peer["namespaceSelector"]["matchLabels"]
+
+    def test_readme_command_sets_the_api_server_address(
+        self, control_plane: cluster.Cluster
+    ) -> None:
+        """The README's patch replaces the API server rule's address and the API server accepts
+        the result (the policy is applied for real in zen-system, then removed)."""
+        policy = next(
+            doc for doc in built(control_plane, "manifests") if doc["kind"] == "NetworkPolicy"
+        )
+        control_plane.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(policy))
+        try:
+            command = shlex.split(readme_command("apiserver-policy"))
+            assert "kubectl" == command[0]
+            control_plane.kubectl(*command[1:])
+            patched = yaml.safe_load(
+                control_plane.kubectl(
+                    "get", "networkpolicy", "zen-watcher", "-n", "zen-system", "-o", "yaml"
+                ).stdout
+            )
+        finally:
+            control_plane.kubectl(
+                "delete", "networkpolicy", "zen-watcher", "-n", "zen-system", "--ignore-not-found"
+            )
+        ingress = patched["spec"]["ingress"]
+        assert [{"ipBlock": {"cidr": "172.18.0.2/32"}}] == ingress[1]["from"]
+        assert [{"port": "webhooks", "protocol": "TCP"}] == ingress[1]["ports"]
+        assert policy["spec"]["ingress"][0]["from"] == ingress[0]["from"]  # Falco's untouched
+
+
+class TestFilterNamespaceExample:
+    def test_grants_the_filter_configmap_there_and_nothing_else(
+        self, control_plane: cluster.Cluster
+    ) -> None:
+        """Before the example the shipped ServiceAccount cannot read the filter ConfigMap in
+        another namespace; after it, it can list and watch that one ConfigMap there (a real
+        list too), and nothing more."""
+        roles = built(control_plane, str(FILTER_NAMESPACE_EXAMPLE.relative_to(REPO_ROOT)))
+        (namespace,) = {doc["metadata"]["namespace"] for doc in roles}
+        control_plane.kubectl("create", "namespace", namespace, check=False)
+        as_account = f"--as={SERVICE_ACCOUNT}"
+
+        def can(verb: str, resource: str) -> str:
+            return control_plane.kubectl(
+                "auth", "can-i", verb, resource, "-n", namespace, as_account, check=False
+            ).stdout.strip()
+
+        assert "no" == can("watch", "configmaps/zen-watcher-filter")
+        control_plane.kubectl("apply", "--server-side", "-k", str(FILTER_NAMESPACE_EXAMPLE))
+        try:
+            assert "yes" == can("watch", "configmaps/zen-watcher-filter")
+            assert "yes" == can("list", "configmaps/zen-watcher-filter")
+            for verb, resource in (
+                ("get", "configmaps/zen-watcher-filter"),
+                ("update", "configmaps/zen-watcher-filter"),
+                ("list", "configmaps/other"),
+                ("get", "secrets"),
+            ):
+                assert "no" == can(verb, resource), (verb, resource)
+            listed = control_plane.kubectl(
+                "get",
+                "configmaps",
+                "-n",
+                namespace,
+                "--field-selector=metadata.name=zen-watcher-filter",
+                as_account,
+            )
+            assert 0 == listed.returncode
+        finally:
+            control_plane.kubectl(
+                "delete", "-k", str(FILTER_NAMESPACE_EXAMPLE), "--ignore-not-found"
+            )
 
 
 class TestLeastPrivilege:

@@ -133,3 +133,43 @@ class TestVariableList:
                 continue  # free-form values: checked by the README table test instead
             with pytest.raises(ConfigError, match=variable):
                 Settings.from_env({variable: "!!"})
+
+
+class TestWebhookAuthentication:
+    def test_no_credential_is_refused_naming_the_ways_out(self) -> None:
+        """The defaults name no credential: require_authentication refuses them."""
+        webhook = Settings.from_env({}).webhook
+        assert not webhook.authenticated
+        with pytest.raises(ConfigError) as raised:
+            webhook.require_authentication()
+        assert "WEBHOOK_AUTH_TOKEN" == raised.value.variable
+        for variable in ("WEBHOOK_TLS_CLIENT_CA_FILE", "WEBHOOK_ALLOW_UNAUTHENTICATED=true"):
+            assert variable in str(raised.value)
+
+    @pytest.mark.parametrize(
+        "env",
+        [
+            {"WEBHOOK_AUTH_TOKEN": "t"},
+            {
+                "WEBHOOK_TLS_CERT_FILE": "/tls/tls.crt",
+                "WEBHOOK_TLS_KEY_FILE": "/tls/tls.key",
+                "WEBHOOK_TLS_CLIENT_CA_FILE": "/tls/ca.crt",
+            },
+        ],
+    )
+    def test_a_token_or_a_client_ca_is_a_credential(self, env: dict[str, str]) -> None:
+        webhook = Settings.from_env(env).webhook
+        assert webhook.authenticated
+        webhook.require_authentication()
+
+    def test_server_tls_alone_is_not_a_credential(self) -> None:
+        """HTTPS without a client CA authenticates nobody."""
+        env = {"WEBHOOK_TLS_CERT_FILE": "/tls/tls.crt", "WEBHOOK_TLS_KEY_FILE": "/tls/tls.key"}
+        with pytest.raises(ConfigError, match="WEBHOOK_AUTH_TOKEN"):
+            Settings.from_env(env).webhook.require_authentication()
+
+    def test_the_opt_in_runs_open(self) -> None:
+        webhook = Settings.from_env({"WEBHOOK_ALLOW_UNAUTHENTICATED": "true"}).webhook
+        assert webhook.allow_unauthenticated
+        assert not webhook.authenticated
+        webhook.require_authentication()

@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = Settings.from_env(os.environ)
+        if args.command == "run":
+            settings.webhook.require_authentication()  # `convert` serves nothing
     except ConfigError as error:
         print(f"zen-watcher: {error}", file=sys.stderr)
         return 2

@@ -109,6 +109,12 @@ class Metrics:
             buckets=WRITE_BUCKETS,
             registry=registry,
         )
+        self.webhook_unauthenticated = Gauge(
+            "zen_watcher_webhook_unauthenticated",
+            "1 when the webhooks accept callers without a token or client certificate "
+            "(WEBHOOK_ALLOW_UNAUTHENTICATED=true), else 0.",
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "zen_watcher_queue_depth", "Write jobs waiting for a writer.", registry=registry
         )

@@ -19,6 +19,7 @@ class TestDefaults:
         assert 9090 == settings.metrics_port
         assert 60.0 == settings.pipeline.dedup_window_seconds
         assert 10000 == settings.pipeline.dedup_max_size
+        assert (250.0, 1000) == (settings.pipeline.api_qps, settings.pipeline.api_burst)
         assert 3600.0 == settings.gc.interval_seconds
         assert 7 * 86400 == settings.ttl_seconds
         assert "zen-watcher-leader-election" == settings.leader.election_id

@@ -7,7 +7,7 @@ import signal
 import time
 from typing import Any
 
-from bench.common import median
+from bench.load.common import median
 from tests.controlplane import cluster
 from tests.e2e.daemon_process import DaemonProcess
 

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.controlplane import cluster
-from tests.e2e.daemon_process import DaemonProcess
-from tests.paths import REPO_ROOT
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
+from tests.harness.paths import REPO_ROOT
 
 DAEMON_CPU = "0"  # the daemon under test
 LOAD_CPU = "1"  # load generators and helpers

@@ -22,7 +22,7 @@ import orjson
 import uvloop
 
 from bench.load.common import percentiles
-from tests import payloads
+from tests.harness import payloads
 
 
 def falco_alert(index: int) -> bytes:

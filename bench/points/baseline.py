@@ -27,7 +27,7 @@ from aiohttp import web
 
 from bench.load.capacity import load_point
 from bench.load.common import DAEMON_CPU
-from tests.controlplane.controlplane import free_port
+from tests.harness.controlplane.controlplane import free_port
 
 
 async def handle(request: web.BaseRequest) -> web.Response:

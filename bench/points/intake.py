@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.load.capacity import capacity, load_point
 from bench.load.common import TOKEN
-from tests.controlplane import cluster
+from tests.harness.controlplane import cluster
 
 
 def run_intake(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import orjson
 
 from bench.load.capacity import capacity
 from bench.load.common import DAEMON_CPU
-from tests.controlplane.controlplane import free_port
+from tests.harness.controlplane.controlplane import free_port
 
 FALCOSIDEKICK_MODULE = "github.com/falcosecurity/falcosidekick"
 FALCOSIDEKICK_VERSION = "2.33.0"

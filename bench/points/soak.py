@@ -43,8 +43,8 @@ from bench.load.common import (
 )
 from bench.load.loadgen import request_bytes
 from bench.load.openloop import FALCO_PATH, falco_body, on_load_cpu, send_open_loop
-from tests.controlplane import cluster
-from tests.e2e.daemon_process import DaemonProcess
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
 
 NAMESPACE = "bench-soak"
 LOAD_SHARE = 0.5

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from bench.load.common import daemon, process_cpu_seconds, rss
-from tests.controlplane import cluster
+from tests.harness.controlplane import cluster
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
 

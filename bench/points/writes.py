@@ -26,7 +26,7 @@ import orjson
 
 from bench.load.common import DAEMON_CPU, TOKEN, daemon
 from bench.load.loadgen import falco_alert
-from tests.controlplane import cluster
+from tests.harness.controlplane import cluster
 from zenwatcher import records
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import observations

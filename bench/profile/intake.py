@@ -18,7 +18,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from bench.load.loadgen import audit_list, falco_alert, routine_audit_event
-from tests import payloads
+from tests.harness import payloads
 from zenwatcher.mapping import audit, audit_request, falco
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import orjson
 
-from tests.controlplane.controlplane import free_port
-from tests.paths import SHARED_FIXTURES
+from tests.harness.controlplane.controlplane import free_port
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher import __version__
 
 

@@ -18,7 +18,7 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from tests.controlplane import cluster
+from tests.harness.controlplane import cluster
 from zenwatcher import garbage, records
 from zenwatcher.aiokits.ratelimit import TokenBucket
 from zenwatcher.kube import config as kube_config

@@ -21,7 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from tests.controlplane import cluster
+from tests.harness.controlplane import cluster
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import leases
 from zenwatcher.kube.client import JSON_CONTENT, MERGE_PATCH, KubeClient, Params

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.controlplane import cluster
-from tests.paths import REPO_ROOT
+from tests.harness.controlplane import cluster
+from tests.harness.paths import REPO_ROOT
 
 KUSTOMIZATIONS = [
     "manifests",

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.controlplane import cluster
-from tests.writers import make_writer
+from tests.harness.controlplane import cluster
+from tests.harness.writers import make_writer
 from zenwatcher import records
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations

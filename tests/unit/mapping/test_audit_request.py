@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests import payloads
+from tests.harness import payloads
 from tests.unit.mapping.test_audit import event, outcome, pod
 from zenwatcher.mapping import audit, audit_request, audit_rules, rejection
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
-from tests.writers import make_writer
+from tests.harness.writers import make_writer
 from zenwatcher import daemon, records
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting

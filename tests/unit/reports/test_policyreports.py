@@ -12,7 +12,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.paths import SHARED_FIXTURES
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher.mapping import policyreports, reports
 from zenwatcher.mapping.rejection import Rejected
 from zenwatcher.records import Category, Finding, ResourceRef, Severity

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.paths import REPO_ROOT, SHARED_FIXTURES
+from tests.harness.paths import REPO_ROOT, SHARED_FIXTURES
 from zenwatcher.mapping import reports
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.records import Category, Finding, Severity

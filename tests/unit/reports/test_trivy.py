@@ -12,7 +12,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.paths import SHARED_FIXTURES
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher.mapping import reports, trivy
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.records import Category, Finding, ResourceRef, Severity

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import peer
+from bench.points import peer
 
 
 class Rows:

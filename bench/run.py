@@ -15,8 +15,10 @@ from typing import Any
 
 import orjson
 
-from bench import common, failover, intake, latency, peer, report, soak, sync, writes
-from bench.dedup_bench import measure as dedup_measure
+from bench import report
+from bench.load import common
+from bench.points import failover, intake, latency, peer, soak, sync, writes
+from bench.points.dedup import measure as dedup_measure
 
 POINTS = ("intake", "peer", "writes", "latency", "soak", "dedup", "sync", "failover", "idle")
 

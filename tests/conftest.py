@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.controlplane import cluster
-from tests.daemons import StartDaemon
-from tests.e2e.daemon_process import DaemonProcess
-from tests.paths import REPO_ROOT
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
+from tests.harness.daemons import StartDaemon
+from tests.harness.paths import REPO_ROOT
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS

@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests import payloads
-from tests.controlplane import cluster
-from tests.e2e import reports as fx
-from tests.e2e.daemon_process import DaemonProcess
-from tests.paths import REPO_ROOT
+from tests.harness import payloads
+from tests.harness import reports as fx
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
+from tests.harness.paths import REPO_ROOT
 
 DEMO_NAMESPACE = "demo"
 TOKEN = "demo-token"

@@ -20,9 +20,9 @@ import pytest
 import trustme
 import yaml
 
-from tests.controlplane import cluster, controlplane
-from tests.daemons import StartDaemon, list_observations
-from tests.e2e.daemon_process import TOKEN, DaemonProcess
+from tests.harness.controlplane import cluster, controlplane
+from tests.harness.daemon_process import TOKEN, DaemonProcess
+from tests.harness.daemons import StartDaemon, list_observations
 
 pytestmark = pytest.mark.apiserver
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.controlplane.controlplane import free_port
-from tests.e2e.daemon_process import TOKEN
-from tests.paths import SHARED_FIXTURES
+from tests.harness.controlplane.controlplane import free_port
+from tests.harness.daemon_process import TOKEN
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher import __version__
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.paths import REPO_ROOT
+from tests.harness.paths import REPO_ROOT
 
 
 class TestDemo:

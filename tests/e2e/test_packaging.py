@@ -9,10 +9,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.controlplane import cluster
-from tests.controlplane.controlplane import free_port
-from tests.e2e.daemon_process import TOKEN
-from tests.paths import REPO_ROOT
+from tests.harness.controlplane import cluster
+from tests.harness.controlplane.controlplane import free_port
+from tests.harness.daemon_process import TOKEN
+from tests.harness.paths import REPO_ROOT
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

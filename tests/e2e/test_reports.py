@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
-from tests.controlplane import cluster
-from tests.daemons import StartDaemon
-from tests.e2e import reports as fx
 from tests.e2e.test_webhooks import unique_alert, wait_for
+from tests.harness import reports as fx
+from tests.harness.controlplane import cluster
+from tests.harness.daemons import StartDaemon
 
 POLICY = "kyverno/policyreport-pod-pass-fail.yaml"
 VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"

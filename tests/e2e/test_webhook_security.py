@@ -11,9 +11,9 @@ import orjson
 import pytest
 import trustme
 
-from tests.daemons import StartDaemon
-from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_webhooks import unique_alert
+from tests.harness.daemon_process import DaemonProcess
+from tests.harness.daemons import StartDaemon
 
 
 def https_post(

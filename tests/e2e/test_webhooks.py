@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests import payloads
-from tests.controlplane import cluster
-from tests.daemons import StartDaemon, list_observations
+from tests.harness import payloads
+from tests.harness.controlplane import cluster
+from tests.harness.daemons import StartDaemon, list_observations
 from zenwatcher.finding import Finding
 from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.rejection import Ignored

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from tests.controlplane import cluster
-from tests.paths import REPO_ROOT
-from tests.writers import make_writer
+from tests.harness.controlplane import cluster
+from tests.harness.paths import REPO_ROOT
+from tests.harness.writers import make_writer
 from zenwatcher.finding import Category, Finding, Origin, ResourceRef, Severity
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import MERGE_PATCH, KubeClient

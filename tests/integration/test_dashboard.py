@@ -27,15 +27,14 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from tests import payloads
-from tests.controlplane import cluster
-from tests.controlplane.controlplane import free_port
-from tests.daemons import StartDaemon
-from tests.e2e import reports
-from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_webhooks import unique_alert, wait_for
-from tests.paths import REPO_ROOT
-from tests.prometheus_tools import prometheus_tools
+from tests.harness import payloads, reports
+from tests.harness.controlplane import cluster
+from tests.harness.controlplane.controlplane import free_port
+from tests.harness.daemon_process import DaemonProcess
+from tests.harness.daemons import StartDaemon
+from tests.harness.paths import REPO_ROOT
+from tests.harness.prometheus_tools import prometheus_tools
 from zenwatcher.informers import informer
 from zenwatcher.leader import gc
 from zenwatcher.mapping import falco

@@ -18,8 +18,8 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from tests.controlplane import cluster
-from tests.hooked_client import HookedClient
+from tests.harness.controlplane import cluster
+from tests.harness.hooked_client import HookedClient
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations

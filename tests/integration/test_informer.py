@@ -21,8 +21,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from tests.controlplane import cluster
-from tests.paths import SHARED_FIXTURES
+from tests.harness.controlplane import cluster
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher.informers import informer
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import discovery, errors, watching

@@ -19,16 +19,16 @@ import orjson
 import pytest
 import yaml
 
-from tests.controlplane import cluster, controlplane
-from tests.controlplane.identity import user_info
-from tests.paths import REPO_ROOT
+from tests.harness.controlplane import cluster, controlplane
+from tests.harness.controlplane.identity import user_info
+from tests.harness.paths import REPO_ROOT
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
 
 WHOAMI = textwrap.dedent(
     """
     import asyncio, sys, orjson
-    from tests.controlplane.identity import user_info
+    from tests.harness.controlplane.identity import user_info
     from zenwatcher.kube import config
     from zenwatcher.kube.client import KubeClient
 

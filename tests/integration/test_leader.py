@@ -21,8 +21,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from tests.controlplane import cluster
-from tests.hooked_client import HookedClient
+from tests.harness.controlplane import cluster
+from tests.harness.hooked_client import HookedClient
 from zenwatcher.election import elector
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import leases

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.controlplane import cluster
-from tests.paths import REPO_ROOT
+from tests.harness.controlplane import cluster
+from tests.harness.paths import REPO_ROOT
 
 KUSTOMIZATIONS = [
     "manifests",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.controlplane import cluster
-from tests.paths import REPO_ROOT
+from tests.harness.controlplane import cluster
+from tests.harness.paths import REPO_ROOT
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
@@ -33,7 +33,7 @@ def _finding(namespace: str, *, severity: Severity = Severity.HIGH) -> Finding:
 
 
 def _pinned_kubernetes_version() -> str:
-    go_mod = (REPO_ROOT / "tests/controlplane/go.mod").read_text()
+    go_mod = (REPO_ROOT / "tests/harness/controlplane/go.mod").read_text()
     match = re.search(r"^require k8s.io/kubernetes (v\S+)", go_mod, re.MULTILINE)
     assert match is not None
     return match.group(1)

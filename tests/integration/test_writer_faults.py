@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.controlplane import cluster
-from tests.hooked_client import HookedClient
-from tests.writers import make_writer
+from tests.harness.controlplane import cluster
+from tests.harness.hooked_client import HookedClient
+from tests.harness.writers import make_writer
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.paths import REPO_ROOT
+from tests.harness.paths import REPO_ROOT
 from zenwatcher.settings import ENV_VARIABLES
 
 README = (REPO_ROOT / "README.md").read_text()

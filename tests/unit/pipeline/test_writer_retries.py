@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from tests.writers import make_writer
+from tests.harness.writers import make_writer
 from zenwatcher.finding import Category, Finding, Severity
 from zenwatcher.kube import errors
 from zenwatcher.metrics import Metrics

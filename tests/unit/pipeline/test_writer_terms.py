@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
-from tests.writers import make_writer
+from tests.harness.writers import make_writer
 from zenwatcher.finding import Category, Finding, Origin, Severity
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, outlived_its_term

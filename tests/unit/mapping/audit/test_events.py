@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.paths import SHARED_FIXTURES
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.mapping import audit, rejection
 from zenwatcher.mapping.audit import objects

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.paths import SHARED_FIXTURES
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher.mapping import audit
 from zenwatcher.mapping.audit.once import AuditJudgedOnce
 from zenwatcher.mapping.rejection import Ignored

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests import payloads
+from tests.harness import payloads
 from tests.unit.mapping.audit.test_events import event, outcome, pod
 from zenwatcher.mapping import audit, rejection
 from zenwatcher.mapping.audit import request as audit_request

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.paths import REPO_ROOT, SHARED_FIXTURES
+from tests.harness.paths import REPO_ROOT, SHARED_FIXTURES
 from zenwatcher.finding import Category, Finding, Severity
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import common, dispatch, kinds

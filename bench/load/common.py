@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.controlplane import cluster
-from tests.e2e.daemon_process import DaemonProcess
-from tests.paths import REPO_ROOT
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
+from tests.harness.paths import REPO_ROOT
 
 DAEMON_CPU = "0"  # the daemon under test
 LOAD_CPU = "1"  # load generators and helpers
+TOKEN = "bench-token"  # the webhook token every point's daemon is started with
 
 
 def add_write_capacity_argument(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def add_write_capacity_argument(parser: argparse.ArgumentParser) -> None:
         "--write-capacity",
         type=float,
         required=True,
-        help="unique Observations/s through zen-watcher (bench.writes)",
+        help="unique Observations/s through zen-watcher (bench.points.writes)",
     )
 
 
@@ -109,6 +110,23 @@ def process_cpu_seconds(pid: int | None) -> float:
         return 0.0
     # After the command name: state is field 3, utime and stime are fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runqueue_seconds(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a CPU (schedstat field 2):
+    on a shared machine this tells host contention apart from the daemon's own slowness."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -7,9 +7,9 @@ import signal
 import time
 from typing import Any
 
-from bench.common import median
-from tests.controlplane import cluster
-from tests.e2e.daemon_process import DaemonProcess
+from bench.load.common import median
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
 
 
 def _start(running: cluster.Cluster, namespace: str, name: str) -> DaemonProcess:

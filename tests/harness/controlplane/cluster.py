@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from tests.controlplane import controlplane
-from tests.paths import REPO_ROOT, SHARED_FIXTURES
+from tests.harness.controlplane import controlplane
+from tests.harness.paths import REPO_ROOT, SHARED_FIXTURES
 
 WATCHER_USER = controlplane.WATCHER_USER
 SYSTEM_NAMESPACE = "zen-system"

@@ -12,7 +12,7 @@ measured write capacity, and every latency is counted from the alert's *schedule
 so a sender or connection that falls behind cannot hide queueing. The sender and the watch run
 in this process on one event loop in a thread pinned to the load CPU; the daemon has the other.
 
-    python -m bench.latency --quick --write-capacity 100
+    python -m bench.points.latency --quick --write-capacity 100
 """
 
 from __future__ import annotations
@@ -20,142 +20,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-import uvloop
 
-from bench.common import LOAD_CPU, add_write_capacity_argument, percentiles, process_cpu_seconds
-from bench.intake import TOKEN
-from bench.loadgen import read_response, request_bytes
-from tests.controlplane import cluster
-from tests.e2e.daemon_process import DaemonProcess
+from bench.load.common import (
+    TOKEN,
+    add_write_capacity_argument,
+    percentiles,
+    process_cpu_seconds,
+    runqueue_seconds,
+)
+from bench.load.loadgen import request_bytes
+from bench.load.openloop import FALCO_PATH, falco_body, on_load_cpu, send_open_loop
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations, watching
 from zenwatcher.kube.client import KubeClient
 
-T = TypeVar("T")
-
 FRACTIONS = (0.25, 0.50, 0.90)
 TARGET_FRACTION = 0.50
 P99_TARGET_MS = 100.0  # at TARGET_FRACTION of the write capacity
-CONNECTIONS = 16  # a few idle ones are cheap; too few would queue requests in the sender
 DRAIN_TIMEOUT = 30.0  # after the last answer, how long an accepted alert may take to show up
 WARMUP_ALERTS = 50  # first creates open the daemon's API connections: not part of a point
 NAMESPACE = "bench-latency"
-FALCO_PATH = "/falco/webhook"
-
-# (index, when it went out, when it was answered, HTTP status or 0 for a transport error)
-OnAnswer = Callable[[int, float, float, int], None]
-
-
-def on_load_cpu(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on its own event loop in a thread pinned to LOAD_CPU.
-
-    Affinity is per thread on Linux, so the caller (bench.run, which starts daemons and kubectl
-    afterwards) keeps its own; threads the loop starts inherit the pin.
-    """
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            if int(LOAD_CPU) in os.sched_getaffinity(0):
-                os.sched_setaffinity(0, {int(LOAD_CPU)})
-        try:
-            outcome.append(uvloop.run(factory()))
-        except BaseException as error:  # handed to the caller's thread below
-            failure.append(error)
-
-    thread = threading.Thread(target=target, name="bench-load")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
-
-
-def falco_body(namespace: str, pod: str) -> bytes:
-    """One Falco alert whose finding is told apart by `pod` (shaped as bench.loadgen's)."""
-    return orjson.dumps(
-        {
-            "rule": "Terminal shell in container",
-            "priority": "Warning",
-            "output": f"shell in {pod}",
-            "time": "2026-01-01T00:00:00.000000000Z",
-            "output_fields": {
-                "k8s.ns.name": namespace,
-                "k8s.pod.name": pod,
-                "container.id": "c1",
-                "proc.name": "bash",
-            },
-        }
-    )
-
-
-async def _connection(
-    port: int, queue: asyncio.Queue[tuple[int, float, bytes] | None], on_answer: OnAnswer
-) -> None:
-    """One persistent HTTP/1.1 connection taking requests in order (as bench.loadgen does)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while (item := await queue.get()) is not None:
-            index, _scheduled, request = item
-            sent = time.perf_counter()
-            try:
-                writer.write(request)
-                status = await read_response(reader)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                status = 0
-                writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            on_answer(index, sent, time.perf_counter(), status)
-    finally:
-        writer.close()
-
-
-async def send_open_loop(
-    *,
-    port: int,
-    rate: float,
-    duration: float,
-    request: Callable[[int], bytes],
-    on_answer: OnAnswer,
-    connections: int = CONNECTIONS,
-    started: float | None = None,
-) -> float:
-    """Request `index` is due at started + index / rate whatever happened to earlier ones;
-    returns the seconds from start until the last answer."""
-    queue: asyncio.Queue[tuple[int, float, bytes] | None] = asyncio.Queue()
-    workers = [asyncio.create_task(_connection(port, queue, on_answer)) for _ in range(connections)]
-    begin = time.perf_counter() if started is None else started
-    for index in range(int(rate * duration)):
-        scheduled = begin + index / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((index, scheduled, request(index)))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    return time.perf_counter() - begin
-
-
-def runqueue_seconds(pid: int) -> float:
-    """Seconds the process's threads spent runnable but waiting for a CPU (schedstat field 2):
-    on a shared machine this tells host contention apart from the daemon's own slowness."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            total += int((task / "schedstat").read_text().split()[1])
-    return total / 1e9
 
 
 @dataclass(slots=True)
@@ -401,9 +293,9 @@ async def measure(
 
 def run_latency(running: cluster.Cluster, *, quick: bool, write_capacity: float) -> dict[str, Any]:
     """Latency points at 25/50/90 % of `write_capacity` (unique Observations/s through
-    zen-watcher, from bench.writes), one daemon for all of them, with the settings that
+    zen-watcher, from bench.points.writes), one daemon for all of them, with the settings that
     capacity was measured with (no client-side API rate limit)."""
-    from bench.common import daemon
+    from bench.load.common import daemon
 
     if write_capacity <= 0:
         raise ValueError(f"write_capacity must be positive, got {write_capacity!r}")
@@ -433,9 +325,9 @@ def run_latency(running: cluster.Cluster, *, quick: bool, write_capacity: float)
 
 
 def main() -> int:
-    from bench.common import control_plane
+    from bench.load.common import control_plane
 
-    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.points.latency", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10 s per point instead of 30 s")
     add_write_capacity_argument(parser)
     args = parser.parse_args()

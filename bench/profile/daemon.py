@@ -2,7 +2,7 @@
 open-loop generator drives one point, then prints the functions with the largest share of
 samples (inclusive and self), beside the point's latency and the daemon's CPU per event.
 
-    python -m bench.profile_daemon [--kind falco-repeat|falco-unique|audit|audit-mix] [--rate N]
+    python -m bench.profile.daemon [--kind falco-repeat|falco-unique|audit|audit-mix] [--rate N]
 
 Needs py-spy (`pip install py-spy`; the bench tox environment has it) and permission to read
 the daemon's memory (same user, ptrace allowed).
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import common, intake
+from bench.load import capacity, common
 
 SECONDS = 6
 
@@ -50,7 +50,7 @@ def summarise(raw: Path, top: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile_daemon", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.profile.daemon", description=__doc__)
     parser.add_argument(
         "--kind",
         default="falco-repeat",
@@ -71,7 +71,7 @@ def main() -> int:
         common.daemon(
             running,
             "bench-profile",
-            WEBHOOK_AUTH_TOKEN=intake.TOKEN,
+            WEBHOOK_AUTH_TOKEN=common.TOKEN,
             QUEUE_SIZE="100000",
             API_QPS=qps,
         ) as target,
@@ -84,7 +84,7 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        point = intake.load_point(
+        point = capacity.load_point(
             target, kind=args.kind, rate=args.rate, duration=SECONDS + 1, path=path
         )
         recorder.wait()

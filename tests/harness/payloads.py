@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from tests.paths import SHARED_FIXTURES
+from tests.harness.paths import SHARED_FIXTURES
 
 
 def json_objects(path: Path) -> list[Any]:

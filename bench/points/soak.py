@@ -18,7 +18,7 @@ In quick mode (60 s) the second half is still inside the first dedup window, so 
 cache fill, not a leak verdict. Where RSS levels off depends on the load: the cache holds about
 unique rate x window keys (at most DEDUP_MAX_SIZE), each with its mapped finding.
 
-    python -m bench.soak --quick --write-capacity 100 [--falco-repeat-capacity 4000]
+    python -m bench.points.soak --quick --write-capacity 100 [--falco-repeat-capacity 4000]
 """
 
 from __future__ import annotations
@@ -34,19 +34,17 @@ from typing import Any
 
 import orjson
 
-from bench.common import add_write_capacity_argument, process_cpu_seconds
-from bench.intake import TOKEN
-from bench.latency import (
-    FALCO_PATH,
-    falco_body,
-    on_load_cpu,
+from bench.load.common import (
+    TOKEN,
+    add_write_capacity_argument,
+    process_cpu_seconds,
+    rss,
     runqueue_seconds,
-    send_open_loop,
 )
-from bench.loadgen import request_bytes
-from bench.sync import rss
-from tests.controlplane import cluster
-from tests.e2e.daemon_process import DaemonProcess
+from bench.load.loadgen import request_bytes
+from bench.load.openloop import FALCO_PATH, falco_body, on_load_cpu, send_open_loop
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
 
 NAMESPACE = "bench-soak"
 LOAD_SHARE = 0.5
@@ -55,7 +53,7 @@ IDLE_SECONDS = 10.0
 DRAIN_TIMEOUT = 120.0
 MIB = 1024 * 1024
 TRACE_EVERY = 10  # seconds between the RSS samples kept in the result
-REPEAT_CONNECTIONS = 64  # as bench.loadgen: thousands of requests/s need many in flight
+REPEAT_CONNECTIONS = 64  # as bench.load.loadgen: thousands of requests/s need many in flight
 
 
 @dataclass(slots=True)
@@ -237,7 +235,7 @@ def run_soak(
 ) -> dict[str, Any]:
     """Idle RSS, then RSS through the soak (see the module's docstring for the load and the
     slope window), with the daemon settings write_capacity was measured with."""
-    from bench.common import daemon
+    from bench.load.common import daemon
 
     if write_capacity <= 0:
         raise ValueError(f"write_capacity must be positive, got {write_capacity!r}")
@@ -275,16 +273,16 @@ def run_soak(
 
 
 def main() -> int:
-    from bench.common import control_plane
+    from bench.load.common import control_plane
 
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.points.soak", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="60 s of load instead of 10 min")
     add_write_capacity_argument(parser)
     parser.add_argument(
         "--falco-repeat-capacity",
         type=float,
         default=None,
-        help="Falco repeats/s the webhook sustains (bench.intake); adds repeats to the mix",
+        help="Falco repeats/s the webhook sustains (bench.points.intake); adds repeats to the mix",
     )
     args = parser.parse_args()
     with control_plane() as running:

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from tests.controlplane import cluster
-from tests.e2e.daemon_process import DaemonProcess
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
 
 StartDaemon = Callable[..., DaemonProcess]
 

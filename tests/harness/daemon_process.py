@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from tests.controlplane.controlplane import free_port
+from tests.harness.controlplane.controlplane import free_port
 
 TOKEN = "test-webhook-token"
 

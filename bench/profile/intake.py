@@ -2,7 +2,7 @@
 Falco alerts and 400-event audit lists (every event a finding, 1 in 20, none), what parsing and
 reading one routine audit event cost of that, then cProfile's top functions.
 
-    python -m bench.profile_intake
+    python -m bench.profile.intake
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from bench.loadgen import audit_list, falco_alert, routine_audit_event
-from tests import payloads
+from bench.load.loadgen import audit_list, falco_alert, routine_audit_event
+from tests.harness import payloads
 from zenwatcher.filters.state import FilterState
 from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.audit import request as audit_request

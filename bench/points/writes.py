@@ -24,10 +24,9 @@ from typing import Any
 
 import orjson
 
-from bench.common import DAEMON_CPU, daemon
-from bench.intake import TOKEN
-from bench.loadgen import falco_alert
-from tests.controlplane import cluster
+from bench.load.common import DAEMON_CPU, TOKEN, daemon
+from bench.load.loadgen import falco_alert
+from tests.harness.controlplane import cluster
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import observations

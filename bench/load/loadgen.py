@@ -5,7 +5,7 @@ requests over persistent HTTP/1.1 connections, so the generator itself stays che
 whose connection is busy waits, and that wait counts in its latency, so a slow server cannot
 hide its queueing. Prints one JSON object: counts, achieved rate, percentiles, own CPU seconds.
 
-    python -m bench.loadgen --port 8080 --path /falco/webhook --rate 5000 --duration 10 \
+    python -m bench.load.loadgen --port 8080 --path /falco/webhook --rate 5000 --duration 10 \
         --kind falco-repeat --token T
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Callable
 import orjson
 import uvloop
 
-from bench.common import percentiles
-from tests import payloads
+from bench.load.common import percentiles
+from tests.harness import payloads
 
 
 def falco_alert(index: int) -> bytes:

@@ -1,6 +1,6 @@
 """Baseline: a bare aiohttp + uvloop handler that only parses the Falco JSON and hashes two
 fields, pinned to the daemon's core, under the same open-loop load generator. What zen-watcher's
-pipeline costs is the distance between this and `bench.intake`. The same handler runs in a
+pipeline costs is the distance between this and `bench.points.intake`. The same handler runs in a
 web.Application (router, as the daemon serves) and on aiohttp's low-level web.Server (no
 router, no application), to show what the application layer itself costs. A third server is no
 HTTP framework at all: an asyncio Protocol that finds Content-Length, does the same parse and
@@ -8,7 +8,7 @@ hash and writes a fixed answer. It is not an HTTP server anyone should run (no c
 no validation, no limits); it shows how much of the per-request cost is aiohttp's request and
 response path rather than the socket and the event loop.
 
-    python -m bench.baseline
+    python -m bench.points.baseline
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from bench.common import DAEMON_CPU
-from bench.intake import load_point
-from tests.controlplane.controlplane import free_port
+from bench.load.capacity import load_point
+from bench.load.common import DAEMON_CPU
+from tests.harness.controlplane.controlplane import free_port
 
 
 async def handle(request: web.BaseRequest) -> web.Response:
@@ -97,7 +97,7 @@ def serve(port: int) -> None:
 
 @dataclass(frozen=True)
 class BareServer:
-    """The bare handler's process, as bench.intake.load_point takes a server under load."""
+    """The bare handler's process, as bench.load.capacity.load_point takes a server under load."""
 
     webhook_port: int
     process: subprocess.Popen[bytes]
@@ -116,7 +116,7 @@ def main() -> int:
         return 0
     for flag, (name, _, rates) in servers.items():
         port = free_port()
-        command = [sys.executable, "-m", "bench.baseline", flag, str(port)]
+        command = [sys.executable, "-m", "bench.points.baseline", flag, str(port)]
         server = subprocess.Popen(["taskset", "-c", DAEMON_CPU, *command])
         time.sleep(2)
         target = BareServer(webhook_port=port, process=server)

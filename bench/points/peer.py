@@ -1,8 +1,8 @@
 """The Falco intake's comparison point: falcosidekick, the Falco project's own webhook receiver.
 
 A capacity number means little alone, so the same Falco-repeat intake runs against falcosidekick
-on the same machine in the same run: the same open-loop generator (`bench.loadgen`, CPU 1), the
-same pass rule (p99 < 50 ms and < 0.1 % non-2xx, from `bench.intake`), the server pinned to the
+on the same machine in the same run: the same open-loop generator (`bench.load.loadgen`, CPU 1), the
+same pass rule (p99 < 50 ms and < 0.1 % non-2xx, from `bench.load.capacity`), the server pinned to the
 same core (CPU 0). falcosidekick runs with no outputs, so it only decodes, checks, counts and
 answers each alert; zen-watcher's best passing rate over falcosidekick's is reported as a ratio.
 
@@ -12,7 +12,7 @@ it only by pseudo-versions: the pin is the release's commit, which the go comman
 go.mod has a `replace` directive, which `go install module@version` refuses, so it is built from
 a scratch module that requires it and repeats that replacement.
 
-    python -m bench.peer [--quick] [--json FILE]
+    python -m bench.points.peer [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from typing import Any
 
 import orjson
 
-from bench.common import DAEMON_CPU
-from bench.intake import capacity
-from tests.controlplane.controlplane import free_port
+from bench.load.capacity import capacity
+from bench.load.common import DAEMON_CPU
+from tests.harness.controlplane.controlplane import free_port
 
 FALCOSIDEKICK_MODULE = "github.com/falcosecurity/falcosidekick"
 FALCOSIDEKICK_VERSION = "2.33.0"
@@ -56,7 +56,7 @@ class PeerError(RuntimeError):
 
 @dataclass
 class Peer:
-    """A running falcosidekick, offering what `bench.intake.load_point` reads of its target:
+    """A running falcosidekick, offering what `bench.load.capacity.load_point` reads of its target:
     `webhook_port`, and `process` for the server's CPU (taskset execs it, so the pid is its own).
     """
 
@@ -253,7 +253,7 @@ def log_tail(path: Path, lines: int = 20) -> str:
 
 
 def run_peer(*, quick: bool, rates: list[float] | None = None) -> dict[str, Any]:
-    """falcosidekick's Falco-repeat capacity, found the way `bench.intake` finds zen-watcher's.
+    """falcosidekick's Falco-repeat capacity, found the way `bench.points.intake` finds zen-watcher's.
 
     `best` is None when not even the lowest rate passed. Unless `limit` is "server" (the failing
     point used at least SERVER_BOUND_CORES of falcosidekick's core), `best` is a lower bound and
@@ -355,7 +355,7 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.peer",
+        prog="python -m bench.points.peer",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

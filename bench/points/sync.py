@@ -2,18 +2,17 @@
 
 PolicyReports of 50 failing results each and VulnerabilityReports of 300 vulnerabilities each
 are created first; then a daemon starts and is timed until every finding is created. The
-API server's own create+status rate (bench.writes) is the ceiling to compare with.
+API server's own create+status rate (bench.points.writes) is the ceiling to compare with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.common import daemon, process_cpu_seconds
-from tests.controlplane import cluster
+from bench.load.common import daemon, process_cpu_seconds, rss
+from tests.harness.controlplane import cluster
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
 
@@ -110,13 +109,6 @@ async def create_all(running: cluster.Cluster, documents: list[dict[str, Any]]) 
 
     await asyncio.gather(*(worker() for _ in range(8)))
     await client.close()
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def sync_point(

@@ -1,4 +1,4 @@
-module github.com/kube-zen/zen-watcher/tests/controlplane
+module github.com/kube-zen/zen-watcher/tests/harness/controlplane
 
 go 1.26.0
 

@@ -1,6 +1,6 @@
 """Micro-benchmark of the dedup cache: memory per key, observe() rate, due_flushes() cost.
 
-Run from the repository root: `python bench/dedup_bench.py [--keys 100000 1000000] [--json FILE]`.
+Run from the repository root: `python -m bench.points.dedup [--keys 100000 1000000] [--json FILE]`.
 Memory is the tracemalloc delta of filling a cache, key strings included and the shared payload
 excluded, divided by the number of keys. Timings use a steppable clock, so nothing expires
 mid-run; each figure is the best of `--repeat` runs.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 # Run as a script, the repository root is not on sys.path; the package is not installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from zenwatcher.pipeline import dedup
 

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import yaml
 
-from tests.controlplane import cluster
-from tests.paths import SHARED_FIXTURES
+from tests.harness.controlplane import cluster
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher.mapping.reports import dispatch
 
 SERVER_FIELDS = (

@@ -1,0 +1,1 @@
+"""Benchmark points: each measures one figure SCALING.md shows; none imports another."""

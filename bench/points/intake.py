@@ -52,7 +52,7 @@ def run_intake(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
             duration=duration,
             path="/audit/webhook",
         )
-    with daemon(running, "bench-unique", WEBHOOK_AUTH_TOKEN=TOKEN, API_QPS="0") as target:
+    with daemon(running, "bench-unique", WEBHOOK_AUTH_TOKEN=TOKEN) as target:
         results["falco_unique"] = capacity(
             target,
             kind="falco-unique",

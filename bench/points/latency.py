@@ -304,7 +304,6 @@ def run_latency(running: cluster.Cluster, *, quick: bool, write_capacity: float)
         running,
         NAMESPACE,
         WEBHOOK_AUTH_TOKEN=TOKEN,
-        API_QPS="0",
         WATCH_NAMESPACE=NAMESPACE,
     ) as target:
         points = on_load_cpu(

@@ -249,7 +249,6 @@ def run_soak(
         running,
         NAMESPACE,
         WEBHOOK_AUTH_TOKEN=TOKEN,
-        API_QPS="0",
         WATCH_NAMESPACE=NAMESPACE,
     ) as target:
         result = on_load_cpu(

@@ -31,6 +31,9 @@ LABEL_CATEGORY = f"{GROUP}/category"
 LABEL_EVENT_TYPE = f"{GROUP}/event-type"
 LABEL_ORIGIN_UID = f"{GROUP}/origin-uid"
 LABEL_ORIGIN = f"{GROUP}/origin"
+# Set by each status write to an id of its own, so a writer whose answer was lost can tell its
+# write from another's that produced the same status.
+WRITE_ID_ANNOTATION = f"{GROUP}/write-id"
 
 # The CRD's limits on spec.title and spec.message (characters), and ours on spec.details: an
 # Observation stays far below etcd's object limit whatever a tool sends.

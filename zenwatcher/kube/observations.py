@@ -45,12 +45,18 @@ async def patch_status(
     *,
     status: dict[str, Any],
     resource_version: str | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Merge-patch `.status` (of the object itself: there is no status subresource); with
     `resource_version` the server refuses a stale write (409)."""
     body: dict[str, Any] = {"status": status}
+    metadata: dict[str, Any] = {}
     if resource_version is not None:
-        body["metadata"] = {"resourceVersion": resource_version}
+        metadata["resourceVersion"] = resource_version
+    if annotations:
+        metadata["annotations"] = annotations
+    if metadata:
+        body["metadata"] = metadata
     return await client.request(
         "PATCH", object_path(namespace, name), body=body, content_type=MERGE_PATCH
     )

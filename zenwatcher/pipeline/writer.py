@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -24,7 +25,14 @@ from zenwatcher.finding import Finding
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
-from zenwatcher.observation import Phase, merged_status, reopened_status, rfc3339, to_observation
+from zenwatcher.observation import (
+    WRITE_ID_ANNOTATION,
+    Phase,
+    merged_status,
+    reopened_status,
+    rfc3339,
+    to_observation,
+)
 from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.jobs import (
@@ -266,10 +274,9 @@ class Writer:
 
         A patch whose answer was lost (connection, 5xx) may have been applied: retrying it
         blindly would meet our own write as a 409 and add the delta twice. So it is not
-        retried; the object is read again, and if it now holds exactly what we wrote, it was
-        ours. (Two writers that computed the same status from the same version are
-        indistinguishable this way; only one of them can have succeeded, and the other's
-        delta would be lost: it needs a lost answer on top of that race.)
+        retried; the object is read again, and it was ours if it carries this write's id (an
+        annotation each patch sets: two writers that computed the same status from the same
+        version still differ in it, so neither mistakes the other's write for its own).
         """
         budget = self._calls.budget(term)  # one schedule for the whole update, re-reads included
         read = functools.partial(observations.get_observation, self._client, namespace, name)
@@ -281,6 +288,7 @@ class Writer:
             if status is None:
                 return False
             version = current["metadata"]["resourceVersion"]
+            write_id = secrets.token_hex(8)
             try:
                 await self._calls.call(
                     "patch_status",
@@ -291,6 +299,7 @@ class Writer:
                         name,
                         status=status,
                         resource_version=version,
+                        annotations={WRITE_ID_ANNOTATION: write_id},
                     ),
                     retry_ambiguous=False,
                     budget=budget,
@@ -305,16 +314,13 @@ class Writer:
                 continue
             except AmbiguousWrite:
                 current = await self._calls.call("get", read, budget=budget)
-                if _applied(current, status, since=version):
+                if _applied(current, write_id):
                     return True
                 continue
             return True
 
 
-def _applied(current: dict[str, Any], status: dict[str, Any], *, since: str) -> bool:
-    """The object changed since `since` and its status holds every field we wrote."""
-    if current["metadata"]["resourceVersion"] == since:
-        return False
-    written = current.get("status") or {}
-    # A None we wrote (a merge patch's delete) reads back as absent: .get gives None too.
-    return all(written.get(key) == value for key, value in status.items())
+def _applied(current: dict[str, Any], write_id: str) -> bool:
+    """The object's last status write was the one with `write_id`."""
+    annotations = current["metadata"].get("annotations") or {}
+    return bool(annotations.get(WRITE_ID_ANNOTATION) == write_id)

@@ -16,6 +16,7 @@ from tests.harness.writers import make_writer
 from zenwatcher.finding import Category, Finding, Severity
 from zenwatcher.kube import errors
 from zenwatcher.metrics import Metrics
+from zenwatcher.observation import WRITE_ID_ANNOTATION
 from zenwatcher.pipeline.jobs import IncrementJob, ResolveJob, Term
 from zenwatcher.pipeline.retrying import LEADERSHIP_LOST
 
@@ -73,3 +74,47 @@ async def test_a_report_job_stops_retrying_when_its_term_ends() -> None:
     term.ended = True
     await asyncio.wait_for(writing, timeout=15)
     assert 1 == create_errors(metrics, "kyverno", LEADERSHIP_LOST)
+
+
+class RacedThenLost:
+    """Version 1 holds count 3. Our patch (+1) loses its answer; meanwhile another writer, from
+    the same version, wrote the same status (count 4) under its own write id. The next patch
+    succeeds and is recorded."""
+
+    def __init__(self) -> None:
+        self.version, self.count, self.write_id = "1", 3, ""
+        self.patched: list[dict[str, Any]] = []
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if method == "PATCH":
+            body = kwargs["body"]
+            if not self.patched:
+                self.patched.append(body)
+                # The other writer's identical status lands; ours was refused (stale version),
+                # but the answer never reached us.
+                self.version, self.count, self.write_id = "2", 4, "the-other-writer"
+                raise errors.TransportError("connection reset (injected)")
+            self.patched.append(body)
+            self.version, self.count = "3", body["status"]["count"]
+            self.write_id = body["metadata"]["annotations"][WRITE_ID_ANNOTATION]
+            return {"metadata": {"resourceVersion": self.version}}
+        return {
+            "metadata": {
+                "resourceVersion": self.version,
+                "annotations": {WRITE_ID_ANNOTATION: self.write_id},
+            },
+            "status": {"count": self.count, "lastSeen": "2026-01-01T00:00:00Z"},
+            "spec": {},
+        }
+
+
+async def test_an_identical_status_from_another_writer_is_not_taken_for_ours() -> None:
+    """Two writers add 1 to the same version; ours loses its answer. The re-read shows count 4,
+    what we computed too, but under the other writer's id: ours was not applied, so it is
+    written again on the new version (5), not lost."""
+    fake, metrics = RacedThenLost(), Metrics(CollectorRegistry())
+    job = IncrementJob(finding=finding(), namespace="ns", count_delta=1, last_seen=NOW)
+    await make_writer(fake, metrics, retry_for=10.0).write(job)
+    assert 2 == len(fake.patched)
+    assert 5 == fake.count
+    assert "2" == fake.patched[1]["metadata"]["resourceVersion"]

@@ -9,10 +9,11 @@ from typing import Any
 
 import orjson
 
-from tests.e2e.test_webhooks import unique_alert, wait_for
 from tests.harness import reports as fx
 from tests.harness.controlplane import cluster
 from tests.harness.daemons import StartDaemon
+from tests.harness.payloads import unique_alert
+from tests.harness.polling import wait_for
 
 POLICY = "kyverno/policyreport-pod-pass-fail.yaml"
 VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"

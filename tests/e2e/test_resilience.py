@@ -12,10 +12,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.test_webhooks import unique_alert, wait_for
 from tests.harness.controlplane import cluster
 from tests.harness.daemon_process import DaemonProcess
 from tests.harness.daemons import StartDaemon, list_observations
+from tests.harness.payloads import unique_alert
+from tests.harness.polling import wait_for
 from zenwatcher.mapping import falco
 
 JSON_LEAVES = (

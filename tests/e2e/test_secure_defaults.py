@@ -17,10 +17,10 @@ import orjson
 import pytest
 import yaml
 
-from tests.e2e.test_webhooks import unique_alert
 from tests.harness.controlplane import cluster
 from tests.harness.daemons import StartDaemon
 from tests.harness.paths import REPO_ROOT
+from tests.harness.payloads import unique_alert
 
 SHIPPED_DEPLOYMENT = REPO_ROOT / "manifests/deployment/deployment.yaml"
 SERVICE_NAME = "zen-watcher.zen-system.svc"  # the name README's serving certificate is for

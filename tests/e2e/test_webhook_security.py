@@ -11,9 +11,9 @@ import orjson
 import pytest
 import trustme
 
-from tests.e2e.test_webhooks import unique_alert
 from tests.harness.daemon_process import DaemonProcess
 from tests.harness.daemons import StartDaemon
+from tests.harness.payloads import unique_alert
 
 
 def https_post(

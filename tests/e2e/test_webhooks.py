@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
-import time
 from typing import Any
 
 import orjson
@@ -13,22 +12,12 @@ import pytest
 from tests.harness import payloads
 from tests.harness.controlplane import cluster
 from tests.harness.daemons import StartDaemon, list_observations
+from tests.harness.payloads import unique_alert
+from tests.harness.polling import wait_for
 from zenwatcher.finding import Finding
 from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.rejection import Ignored
 from zenwatcher.observation import observation_namespace
-
-
-def wait_for(predicate: Any, *, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    """Poll until `predicate()` is truthy; return its value or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        time.sleep(interval)
 
 
 def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -43,21 +32,6 @@ def expected_findings(alerts: list[dict[str, Any]]) -> list[Finding]:
         except Ignored:
             continue
     return findings
-
-
-def unique_alert(index: int, namespace: str) -> dict[str, Any]:
-    """A Falco alert whose identity (pod name) differs by `index`."""
-    return {
-        "output": f"shell in pod-{index}",
-        "priority": "Warning",
-        "rule": "Terminal shell in container",
-        "time": "2026-01-01T00:00:00.000000000Z",
-        "output_fields": {
-            "k8s.ns.name": namespace,
-            "k8s.pod.name": f"pod-{index}",
-            "container.id": "c1",
-        },
-    }
 
 
 class TestFalco:

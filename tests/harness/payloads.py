@@ -42,3 +42,18 @@ def event_list(events: list[dict[str, Any]], *, api_version: str = "audit.k8s.io
     return orjson.dumps(
         {"kind": "EventList", "apiVersion": api_version, "metadata": {}, "items": events}
     )
+
+
+def unique_alert(index: int, namespace: str) -> dict[str, Any]:
+    """A Falco alert whose identity (pod name) differs by `index`."""
+    return {
+        "output": f"shell in pod-{index}",
+        "priority": "Warning",
+        "rule": "Terminal shell in container",
+        "time": "2026-01-01T00:00:00.000000000Z",
+        "output_fields": {
+            "k8s.ns.name": namespace,
+            "k8s.pod.name": f"pod-{index}",
+            "container.id": "c1",
+        },
+    }

@@ -27,13 +27,14 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from tests.e2e.test_webhooks import unique_alert, wait_for
 from tests.harness import payloads, reports
 from tests.harness.controlplane import cluster
 from tests.harness.controlplane.controlplane import free_port
 from tests.harness.daemon_process import DaemonProcess
 from tests.harness.daemons import StartDaemon
 from tests.harness.paths import REPO_ROOT
+from tests.harness.payloads import unique_alert
+from tests.harness.polling import wait_for
 from tests.harness.prometheus_tools import prometheus_tools
 from zenwatcher.informers import informer
 from zenwatcher.leader import gc

@@ -31,7 +31,7 @@ from bench.load.loadgen import falco_alert
 from tests.harness.controlplane import cluster
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.kube import config as kube_config
-from zenwatcher.kube import observations
+from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.observation import to_observation
 
@@ -171,12 +171,21 @@ def envelope(
 async def delete_all(running: cluster.Cluster, namespaces: tuple[str, ...]) -> None:
     """Delete every Observation the point made (one deletecollection per namespace), so the
     points that follow run against a store the size it was before. As admin: zen-watcher's
-    role has no deletecollection."""
+    role has no deletecollection. The answer lists every deleted object and can be cut short
+    on a busy server; the deletion goes on regardless, so wait for the collection to empty."""
     connection = await kube_config.load_connection(str(running.kubeconfig("admin")))
     client = KubeClient(connection=connection, timeout=300)
     try:
         for namespace in namespaces:
-            await client.request("DELETE", observations.collection_path(namespace))
+            path = observations.collection_path(namespace)
+            with contextlib.suppress(errors.TransportError):
+                await client.request("DELETE", path)
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                left = await client.request("GET", path, params={"limit": "1"})
+                if not left.get("items"):
+                    break
+                await asyncio.sleep(1.0)
     finally:
         await client.close()
 
@@ -206,11 +215,15 @@ def run_writes(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
                 asyncio.run(raw_rate(running, "bench-raw", count, tag=f"create{index}"))
             )
         watcher_rounds.append(through_watcher(running, "bench-writes", count, tag=str(index)))
+        print(
+            f"  writes round {index}: raw {raw_rounds[-1]:.1f}/s, zen-watcher {watcher_rounds[-1]:.1f}/s",
+            flush=True,
+        )
     # The same client free to use both cores, for reference (not the ratio's denominator).
     raw_unpinned = asyncio.run(raw_rate(running, "bench-raw", count, tag="unpinned"))
     sustained = envelope(running, "bench-sustained", rate=200, seconds=10 if quick else 20, tag="s")
+    print(f"  writes sustained: {sustained}", flush=True)
     burst = envelope(running, "bench-burst", rate=300, seconds=10, tag="b")
-    asyncio.run(delete_all(running, namespaces))
     raw = statistics.median(raw_rounds)
     watcher = statistics.median(watcher_rounds)
     result = {
@@ -229,4 +242,5 @@ def run_writes(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
         "burst_300": burst,
     }
     print(f"  writes: {result}", flush=True)
+    asyncio.run(delete_all(running, namespaces))
     return result

@@ -143,7 +143,8 @@ class TestGracefulShutdown:
         """After SIGTERM the pod reports not-ready, never ready again; for
         SHUTDOWN_DELAY_SECONDS the webhook still answers, 503 with Retry-After, then closes."""
         daemon = start_daemon(SHUTDOWN_GRACE_SECONDS="5", SHUTDOWN_DELAY_SECONDS="2")
-        assert 200 == daemon.probe("/readyz")
+        # Ready as a follower first; once it leads, ready again when its informers have synced.
+        wait_for(lambda: daemon.probe("/readyz") == 200, timeout=30, interval=0.05)
         signalled = time.monotonic()
         daemon.signal(signal.SIGTERM)
         wait_for(lambda: daemon.probe("/readyz") != 200, timeout=5, interval=0.01)

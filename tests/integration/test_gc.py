@@ -91,12 +91,13 @@ async def _create(
     last_seen: datetime | None,
     ttl: int = TTL,
 ) -> str:
-    """An Observation last seen at `last_seen`; None leaves its status unwritten."""
+    """An Observation last seen at `last_seen`; None creates it without a status (as another
+    writer, or an earlier version whose status write never happened, leaves one)."""
     finding = _finding(namespace, key)
     body = to_observation(finding, namespace=namespace, now=last_seen or _utcnow(), ttl_seconds=ttl)
+    if last_seen is None:
+        del body["status"]
     await observations.create_observation(admin, body)
-    if last_seen is not None:
-        await observations.patch_status(admin, namespace, finding.name, status=body["status"])
     return finding.name
 
 

@@ -1,4 +1,5 @@
-"""`zen-watcher convert`: the daemon's mapping, filters and dedup without a cluster.
+"""`zen-watcher convert`: the daemon's mapping and filters without a cluster; identical findings
+fold into one Observation whatever time lies between them (no dedup window).
 
 Reads payload files (JSON, JSON lines, or YAML for reports), prints one Observation per distinct
 finding as a JSON line (count = how many times it was seen), and notes skipped or rejected

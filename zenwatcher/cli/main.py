@@ -33,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         "convert",
         help="map payload files to Observations without a cluster (JSON lines on stdout)",
         description=(
-            "Runs the same mapping, filters and dedup as the daemon and prints one Observation "
-            "per distinct finding as a JSON line. Exit 2 when a file cannot be read or parsed."
+            "Runs the daemon's mapping and filters and prints one Observation per distinct "
+            "finding as a JSON line, its status.count the number of times the input holds it "
+            "(all input is one window: the daemon's time-based dedup window does not apply). "
+            "Exit 2 when a file cannot be read or parsed."
         ),
     )
     convert.add_argument("--source", required=True, choices=ALL_SOURCE_NAMES)

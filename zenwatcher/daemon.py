@@ -190,6 +190,8 @@ def _start_tasks(
         name="flusher",
     )
     tasks["api-checker"] = create_guarded_task(api_checker(client, readiness), name="api-checker")
+    if pipeline.budget.enabled:
+        tasks["budget"] = create_guarded_task(pipeline.budget.run(), name="budget")
     if not settings.filter_file:
         tasks["filter-watcher"] = create_guarded_task(
             filter_watcher(
@@ -223,6 +225,7 @@ def _start_leadership(
             filters=pipeline.filters,
             accounting=pipeline.accounting,
             metrics=metrics,
+            budget=pipeline.budget,
         )
     )
     readiness.leader_synced = work.synced

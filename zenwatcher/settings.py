@@ -93,6 +93,11 @@ class PipelineSettings:
     # API_BURST: calls saved up above API_QPS; 1000 carries 300 new Observations/s for 10 s.
     api_burst: int = 1000
     api_timeout_seconds: float = 10.0  # API_TIMEOUT_SECONDS: bound on every API call
+    # OBSERVATION_BUDGET: Observations this instance's scope may hold (about 4 KiB of etcd
+    # each: 100,000 is a fifth of etcd's default 2 GiB quota); 0 = no limit.
+    budget_total: int = 100_000
+    # OBSERVATION_BUDGET_PER_NAMESPACE: the same for any one namespace; 0 = no limit.
+    budget_per_namespace: int = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +233,8 @@ ENV_VARIABLES = (
     "WRITER_WORKERS",
     "API_QPS",
     "API_BURST",
+    "OBSERVATION_BUDGET",
+    "OBSERVATION_BUDGET_PER_NAMESPACE",
     "API_TIMEOUT_SECONDS",
     "GC_INTERVAL",
     "GC_DELETE_RATE",
@@ -314,6 +321,10 @@ def _pipeline(reader: _Reader) -> PipelineSettings:
         api_qps=reader.get("API_QPS", 250.0, _non_negative_float),
         api_burst=reader.get("API_BURST", 1000, _positive_int),
         api_timeout_seconds=reader.get("API_TIMEOUT_SECONDS", 10.0, _positive_duration),
+        budget_total=reader.get("OBSERVATION_BUDGET", 100_000, _non_negative_int),
+        budget_per_namespace=reader.get(
+            "OBSERVATION_BUDGET_PER_NAMESPACE", 10_000, _non_negative_int
+        ),
     )
 
 
@@ -356,6 +367,16 @@ def _positive_int(raw: str) -> int:
         raise _Invalid("must be a whole number greater than 0") from None
     if value <= 0:
         raise _Invalid("must be a whole number greater than 0")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _Invalid("must be a whole number, 0 or greater") from None
+    if value < 0:
+        raise _Invalid("must be a whole number, 0 or greater")
     return value
 
 

@@ -58,6 +58,7 @@ ALERT_NAMES = {
     "ZenWatcherNoLeader",
     "ZenWatcherWatchFailing",
     "ZenWatcherGCFailing",
+    "ZenWatcherObservationBudgetNearlyFull",
 }
 # Grafana's variables as a query inspector would send them for the last few minutes.
 GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "1m", "__range": "1m", "job": ".+"}

@@ -93,3 +93,12 @@ async def list_observations(
         token = (page.get("metadata") or {}).get("continue") or ""
         if not token:
             return
+
+
+async def count_observations(client: KubeClient, *, namespace: str | None) -> int:
+    """How many Observations `namespace` (None: the cluster) holds, from a one-item list: the
+    API server tells how many remain after it."""
+    page = await client.request("GET", collection_path(namespace), params={"limit": "1"})
+    items = page.get("items") or []
+    remaining = (page.get("metadata") or {}).get("remainingItemCount") or 0
+    return len(items) + int(remaining)

@@ -9,6 +9,7 @@ from zenwatcher.filters.state import FilterState
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.budget import Budget
 from zenwatcher.pipeline.jobs import WriteJob
 from zenwatcher.settings import Settings
 
@@ -24,3 +25,4 @@ class LeaderContext:
     filters: FilterState
     accounting: Accounting
     metrics: Metrics
+    budget: Budget | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -41,6 +42,8 @@ REPORT_LIST_PAGE_SIZE = 50
 # Reports may fill at most this share of the write queue; the rest stays free for webhooks.
 REPORT_QUEUE_SHARE = 0.5
 QUEUE_WAIT_SECONDS = 0.02
+MAX_DEFERRED = 10_000  # Opens over budget remembered per term (about 2 KiB each)
+DEFERRED_PER_TICK = 500
 
 
 class ReportController:
@@ -55,6 +58,10 @@ class ReportController:
     ) -> None:
         self._term = term or Term()
         self._term.open_failed = self._open_failed
+        self._term.open_deferred = self._open_deferred
+        self._budget = context.budget
+        # Opens the etcd budget had no room for, most severe first when room comes back.
+        self._deferred: dict[str, OpenJob] = {}
         self._client = context.client
         self._settings = context.settings
         self._queue = context.queue
@@ -66,6 +73,13 @@ class ReportController:
         self._synced: list[asyncio.Event] = []
         self._initial_sync_done = False
         self._discovery_failed: frozenset[str] = frozenset()
+
+    def _open_deferred(self, job: OpenJob) -> None:
+        # Called by a writer, like _open_failed. Beyond MAX_DEFERRED, a finding waits for its
+        # report's next change or the next term's relist instead.
+        self._ledger.forget(job.finding.name)
+        if len(self._deferred) < MAX_DEFERRED:
+            self._deferred[job.finding.name] = job
 
     def _open_failed(self, name: str) -> None:
         # Called by a writer; the same event loop, so no lock.
@@ -193,6 +207,7 @@ class ReportController:
     async def _resolver(self) -> NoReturn:
         while True:
             await asyncio.sleep(RESOLVE_INTERVAL)
+            await self._retry_deferred()
             for resolve in self._ledger.due_resolutions():
                 await self._put(
                     ResolveJob(
@@ -203,6 +218,22 @@ class ReportController:
                         term=self._term,
                     )
                 )
+
+    async def _retry_deferred(self) -> None:
+        """Queue again, most severe first, the deferred Opens that some report still wants,
+        while the budget has room for them (the writer checks each one again)."""
+        if not self._deferred or self._budget is None:
+            return
+        waiting = sorted(
+            self._deferred.values(), key=lambda job: job.finding.severity.rank, reverse=True
+        )
+        for job in waiting[:DEFERRED_PER_TICK]:
+            if not self._budget.has_room(job.finding.severity):
+                break
+            del self._deferred[job.finding.name]
+            if self._ledger.is_wanted(job.finding.name):
+                self._ledger.opened(job.finding, job.namespace)
+                await self._put(replace(job, seen_at=self._wall_clock()))
 
     async def report_changed(
         self, kind: kinds.ReportKind, scope: Scope, report: dict[str, Any]

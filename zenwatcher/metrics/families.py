@@ -26,6 +26,7 @@ class Bucket(enum.StrEnum):
     FILTERED = "filtered"
     REJECTED = "rejected"
     FAILED = "failed"
+    OVER_BUDGET = "over_budget"  # a new finding the etcd budget had no room for
 
 
 WRITE_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -113,6 +114,24 @@ class Metrics:
             "zen_watcher_webhook_unauthenticated",
             "1 when the webhooks accept callers without a token or client certificate "
             "(WEBHOOK_ALLOW_UNAUTHENTICATED=true), else 0.",
+            registry=registry,
+        )
+        self.budget_limit = Gauge(
+            "zen_watcher_observation_budget",
+            "Observations allowed (OBSERVATION_BUDGET for the instance's scope, "
+            "OBSERVATION_BUDGET_PER_NAMESPACE for one namespace); 0 = no limit.",
+            ["scope"],
+            registry=registry,
+        )
+        self.budget_used = Gauge(
+            "zen_watcher_observations_in_scope",
+            "Observations the instance's scope holds, as last counted for the budget.",
+            registry=registry,
+        )
+        self.budget_usage = Gauge(
+            "zen_watcher_observation_budget_usage_ratio",
+            "Usage against the budget: the instance's scope, and its fullest namespace.",
+            ["scope"],
             registry=registry,
         )
         self.queue_depth = Gauge(

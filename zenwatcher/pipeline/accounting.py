@@ -50,6 +50,10 @@ class Accounting:
             self._child("bucket", source, Bucket.FAILED, reason).inc(events)
         self._child("create_errors", source, reason, "").inc()
 
+    def over_budget(self, source: str, scope: str) -> None:
+        """A new finding not written: the etcd budget of its `scope` had no room."""
+        self._child("bucket", source, Bucket.OVER_BUDGET, scope).inc()
+
     def _lookup(self, kind: str, source: str, first: str, second: str) -> Any:
         metrics = self.metrics
         families: dict[str, Callable[[], Any]] = {

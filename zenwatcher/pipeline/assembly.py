@@ -1,6 +1,6 @@
 """The event pipeline's parts, built once from the settings: the bounded write queue, the dedup
-cache, the filters in force, the accounting, the writer, the flusher, and one intake per push
-source (filter -> dedup -> queue)."""
+cache, the filters in force, the accounting, the etcd budget, the writer, the flusher, and one
+intake per push source (filter -> dedup -> queue)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 from zenwatcher.filters import rules
 from zenwatcher.filters.state import FilterState
+from zenwatcher.kube import observations
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
 from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.budget import INSTANCE, NAMESPACE, Budget
 from zenwatcher.pipeline.dedup import DedupCache
 from zenwatcher.pipeline.flusher import Flusher
 from zenwatcher.pipeline.intake import EventIntake
@@ -32,6 +34,7 @@ class Pipeline:
     accounting: Accounting
     writer: Writer
     flusher: Flusher
+    budget: Budget
 
     def free_slots(self) -> int:
         """Room left in the write queue (what the webhooks may still accept)."""
@@ -51,6 +54,17 @@ def make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> P
     dedup = DedupCache(window_seconds=config.dedup_window_seconds, max_size=config.dedup_max_size)
     metrics.dedup_cache_size.set_function(dedup.__len__)
     metrics.dedup_pending.set_function(lambda: dedup.pending_repeats)
+    budget = Budget(
+        total_limit=config.budget_total,
+        namespace_limit=config.budget_per_namespace,
+        count=lambda namespace: observations.count_observations(client, namespace=namespace),
+        scope=settings.observation_namespaces,
+    )
+    metrics.budget_limit.labels(scope=INSTANCE).set(config.budget_total)
+    metrics.budget_limit.labels(scope=NAMESPACE).set(config.budget_per_namespace)
+    metrics.budget_used.set_function(lambda: budget.total_used)
+    metrics.budget_usage.labels(scope=INSTANCE).set_function(budget.total_ratio)
+    metrics.budget_usage.labels(scope=NAMESPACE).set_function(budget.fullest_namespace_ratio)
     writer = Writer(
         client=client,
         accounting=accounting,
@@ -58,6 +72,7 @@ def make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> P
         limiter=TokenBucket(rate=config.api_qps, burst=config.api_burst),
         ttl_seconds=settings.ttl_seconds,
         default_namespace=settings.pod_namespace,
+        budget=budget,
     )
     flusher = Flusher(dedup=dedup, queue=queue, default_namespace=settings.pod_namespace)
     return Pipeline(
@@ -67,6 +82,7 @@ def make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> P
         accounting=accounting,
         writer=writer,
         flusher=flusher,
+        budget=budget,
     )
 
 

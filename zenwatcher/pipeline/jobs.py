@@ -37,10 +37,12 @@ class Term:
     """One leadership term, as report jobs carry it: once it has ended, what it queued and no
     writer has started is dropped, since the next leader reconciles from its own view (a late
     Resolve from an old term could otherwise override the new leader's Open). The writer tells
-    the term of an Open it failed to write, so the term's ledger does not believe it done."""
+    the term of an Open it failed to write, so the term's ledger does not believe it done, and
+    hands back an Open the etcd budget had no room for, to be written when there is."""
 
     ended: bool = False
     open_failed: Callable[[str], None] = field(default=lambda name: None)
+    open_deferred: Callable[[OpenJob], None] = field(default=lambda job: None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -68,6 +68,16 @@ class Ledger:
         if existing.phase is Phase.OPEN:
             self._existing[name] = existing
 
+    def is_wanted(self, name: str) -> bool:
+        """Whether some current report has this finding."""
+        return bool(self._wanted_by.get(name))
+
+    def opened(self, finding: Finding, namespace: str) -> None:
+        """An Open is queued for `finding` outside a report event (a deferred one, retried)."""
+        self._existing[str(finding.name)] = Existing(
+            namespace=namespace, phase=Phase.OPEN, source=finding.source
+        )
+
     def forget(self, name: str) -> None:
         """The Observation is not as recorded (its Open write failed): the next report event
         that has the finding opens it again."""

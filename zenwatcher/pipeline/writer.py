@@ -35,6 +35,7 @@ from zenwatcher.observation import (
 )
 from zenwatcher.pacing import TokenBucket
 from zenwatcher.pipeline.accounting import Accounting
+from zenwatcher.pipeline.budget import Budget
 from zenwatcher.pipeline.jobs import (
     CreateJob,
     IncrementJob,
@@ -70,8 +71,10 @@ class Writer:
         ttl_seconds: int,
         default_namespace: str,
         retry_for: float = 300.0,
+        budget: Budget | None = None,
     ) -> None:
         self._client = client
+        self._budget = budget
         self._accounting = accounting
         self._metrics = metrics
         self._calls = RetryingCaller(limiter=limiter, metrics=metrics, retry_for=retry_for)
@@ -109,6 +112,22 @@ class Writer:
 
     async def _dispatch(self, job: WriteJob) -> None:
         source = job_source(job)
+        if isinstance(job, CreateJob | OpenJob):
+            if await self._refused(job):
+                return
+            try:
+                await self._write_new(job, source)
+            except BaseException:
+                self._release(job.namespace)
+                raise
+        elif isinstance(job, IncrementJob):
+            await self._increment(job)
+            self._accounting.updated(source, "flush", events=0)
+        elif await self._resolve(job):
+            self._accounting.updated(source, "resolved", events=0)
+
+    async def _write_new(self, job: CreateJob | OpenJob, source: str) -> None:
+        """A finding new to this window (or a report's wanted one): its budget place is held."""
         if isinstance(job, CreateJob):
             outcome = await self._create_or_add(
                 job.finding, job.namespace, delta=1, seen=job.seen_at, term=None
@@ -116,20 +135,54 @@ class Writer:
             if outcome == "created":
                 self._accounting.created(source, job.finding.severity.value)
             else:
+                self._release(job.namespace)
                 self._accounting.updated(source, "repeat")
-        elif isinstance(job, IncrementJob):
-            await self._increment(job)
-            self._accounting.updated(source, "flush", events=0)
-        elif isinstance(job, OpenJob):
-            outcome = await self._open(job)
-            if outcome == "created":
-                self._accounting.created(source, job.finding.severity.value)
-            elif outcome == "reopened":
-                self._accounting.updated(source, "reopen")
-            else:
-                self._accounting.deduplicated(source)
-        elif await self._resolve(job):
-            self._accounting.updated(source, "resolved", events=0)
+            return
+        outcome = await self._open(job)
+        if outcome == "created":
+            self._accounting.created(source, job.finding.severity.value)
+            return
+        self._release(job.namespace)
+        if outcome == "reopened":
+            self._accounting.updated(source, "reopen")
+        else:
+            self._accounting.deduplicated(source)
+
+    def _release(self, namespace: str) -> None:
+        if self._budget is not None:
+            self._budget.release(namespace)
+
+    async def _refused(self, job: CreateJob | OpenJob) -> bool:
+        """Whether the etcd budget has no room for this new finding (then it is accounted, and
+        a report finding handed back to its term to be written when there is room). One that
+        exists already adds no object, so it is never refused."""
+        if self._budget is None:
+            return False
+        refusal = self._budget.reserve(job.namespace, job.finding.severity)
+        if refusal is None:
+            return False
+        read = functools.partial(
+            observations.get_observation, self._client, job.namespace, job.finding.name
+        )
+        term = job.term if isinstance(job, OpenJob) else None
+        try:
+            await self._calls.call("get", read, budget=self._calls.budget(term))
+        except errors.NotFound:
+            self._accounting.over_budget(job_source(job), refusal.scope)
+            if isinstance(job, OpenJob) and job.term is not None:
+                job.term.open_deferred(job)
+            logger.debug(
+                "observation_over_budget",
+                name=job.finding.name,
+                namespace=job.namespace,
+                severity=job.finding.severity.value,
+                scope=refusal.scope,
+                used=refusal.used,
+                limit=refusal.limit,
+            )
+            return True
+        self._budget.hold(job.namespace)  # it exists: the write is a repeat, given back after
+        return False
 
     def _fail(self, job: WriteJob, operation: str, reason: str, message: str) -> None:
         if isinstance(job, OpenJob) and job.term is not None:

@@ -173,6 +173,13 @@ class ControlPlane:
         self._etcd_call("/v3/kv/compaction", {"revision": revision, "physical": True})
         return revision
 
+    def etcd_bytes_in_use(self) -> int:
+        """etcd's database bytes in use after compacting history and defragmenting: what the
+        stored objects cost against its quota."""
+        self.compact_etcd()
+        self._etcd_call("/v3/maintenance/defragment", {})
+        return int(self._etcd_call("/v3/maintenance/status", {})["dbSizeInUse"])
+
     def server_version(self) -> dict[str, Any]:
         """The server's /version document."""
         return self.get_json("/version")
@@ -242,7 +249,7 @@ class ControlPlane:
         request = urllib.request.Request(
             self.etcd_url + path, data=orjson.dumps(body), method="POST"
         )
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             answer: dict[str, Any] = orjson.loads(response.read())
             return answer
 

@@ -89,9 +89,17 @@ def bytes_per_key(count: int, key_format: Callable[[int], str]) -> tuple[float, 
 
 
 def timings(count: int, repeat: int) -> dict[str, float]:
-    """observe() rates for FIRST inserts and REPEAT hits, and due_flushes() cost per key."""
+    """observe() rates for FIRST inserts, REPEAT hits and FIRST inserts into a full cache (each
+    evicts a key), and due_flushes() cost per key."""
     keys = [KEY_FORMATS["name"](index) for index in range(count)]
-    result: dict[str, list[float]] = {"first": [], "repeat_new": [], "repeat": [], "flush": []}
+    newcomers = [KEY_FORMATS["name"](count + index) for index in range(count)]
+    result: dict[str, list[float]] = {
+        "first": [],
+        "repeat_new": [],
+        "repeat": [],
+        "evicting": [],
+        "flush": [],
+    }
     for _ in range(repeat):
         clock, now = stepped_clock()
         cache = dedup.DedupCache(window_seconds=WINDOW, max_size=count, clock=clock)
@@ -102,6 +110,14 @@ def timings(count: int, repeat: int) -> dict[str, float]:
             for key in keys:
                 observe(key, now_wall=WALL, payload=PAYLOAD)
             result[label].append(count / (time.perf_counter() - started))
+        gc.collect()
+        started = time.perf_counter()
+        for key in newcomers:  # the cache is full: each evicts the least recent key
+            observe(key, now_wall=WALL, payload=PAYLOAD)
+        result["evicting"].append(count / (time.perf_counter() - started))
+        for key in newcomers:  # the newcomers get a repeat pending, like the first keys had
+            observe(key, now_wall=WALL, payload=PAYLOAD)
+        cache.due_flushes()  # the evicted keys' counts, so that only due keys are timed below
         now[0] += WINDOW * 2
         gc.collect()
         started = time.perf_counter()
@@ -112,7 +128,37 @@ def timings(count: int, repeat: int) -> dict[str, float]:
         "first_per_s": max(result["first"]),
         "repeat_new_per_s": max(result["repeat_new"]),
         "repeat_per_s": max(result["repeat"]),
+        "evicting_per_s": max(result["evicting"]),
         "flush_ns_per_key": min(result["flush"]),
+    }
+
+
+def flood(
+    size: int = 10_000, one_offs_per_second: int = 4_000, windows: int = 10
+) -> dict[str, float]:
+    """Writes per window for a finding that repeats every second while one-off findings, at a
+    rate that turns the whole cache over every few seconds, keep it full (shipped DEDUP_MAX_SIZE
+    and window, stepped clock)."""
+    clock, now = stepped_clock()
+    cache = dedup.DedupCache(window_seconds=WINDOW, max_size=size, clock=clock)
+    observe = cache.observe
+    fresh = 0
+    for fresh in range(size):
+        observe(f"falco-{fresh:016x}", now_wall=WALL, payload=PAYLOAD)
+    writes = 0
+    for second in range(int(WINDOW) * windows):
+        now[0] = float(second)
+        if observe("hot", now_wall=WALL, payload=PAYLOAD) is dedup.Decision.FIRST:
+            writes += 1
+        writes += sum(flush.key == "hot" for flush in cache.due_flushes())
+        for _ in range(one_offs_per_second):
+            fresh += 1
+            observe(f"falco-{fresh:016x}", now_wall=WALL, payload=PAYLOAD)
+    return {
+        "flood_cache_keys": size,
+        "flood_one_offs_per_s": one_offs_per_second,
+        "flood_windows": windows,
+        "flood_hot_writes_per_window": writes / windows,
     }
 
 
@@ -134,8 +180,8 @@ def markdown(facts: dict[str, Any], rows: list[dict[str, float]]) -> str:
         "",
         "| keys | B/key (22-char name) | of which key | pending | B/key (64-hex key) "
         "| of which key | pending | FIRST observe/s | REPEAT observe/s (1st) "
-        "| REPEAT observe/s | due_flushes ns/key |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| REPEAT observe/s | FIRST observe/s (full) | due_flushes ns/key |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
@@ -145,7 +191,7 @@ def markdown(facts: dict[str, Any], rows: list[dict[str, float]]) -> str:
             f"| {row['key_string_bytes_fingerprint']:.0f} "
             f"| {row['bytes_per_pending_key_fingerprint']:.0f} | {row['first_per_s']:,.0f} "
             f"| {row['repeat_new_per_s']:,.0f} | {row['repeat_per_s']:,.0f} "
-            f"| {row['flush_ns_per_key']:.0f} |"
+            f"| {row['evicting_per_s']:,.0f} | {row['flush_ns_per_key']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -158,15 +204,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     facts = machine()
     rows = [measure(count, args.repeat) for count in args.keys]
+    flooded = flood()
     print(markdown(facts, rows))
+    print(
+        f"\nFlood: a finding repeating every second costs "
+        f"{flooded['flood_hot_writes_per_window']:.1f} writes per {WINDOW:.0f} s window while "
+        f"{flooded['flood_one_offs_per_s']:,} one-offs/s keep a {flooded['flood_cache_keys']:,}-key "
+        f"cache full ({flooded['flood_windows']} windows)."
+    )
     print(
         "\nB/key: a cache filled with distinct keys, tracemalloc delta / keys, the shared payload "
         "excluded; 'pending': after one repeat of every key (a pending counter each; a per-key "
         "now_wall datetime would add 48 B). REPEAT (1st) is a key's first repeat, which "
-        "allocates that counter. due_flushes ns/key is per key flushed, with every key due."
+        "allocates that counter. FIRST (full) inserts into a full cache, so each evicts a key. "
+        "due_flushes ns/key is per key flushed, with every key due."
     )
     if args.json:
-        args.json.write_text(json.dumps({"machine": facts, "results": rows}, indent=2) + "\n")
+        document = {"machine": facts, "results": rows, "flood": flooded}
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
 

@@ -1,24 +1,33 @@
-"""The TTL cache that absorbs repeats of event findings (Falco, audit) between API writes.
+"""The TTL-LRU cache that absorbs repeats of event findings (Falco, audit) between API writes.
 
 `observe` answers FIRST (write it now) or REPEAT (counted here). Absorbed counts come back from
 `due_flushes` once a window has passed since the key's last write, so a finding costs about one
-write per window and no count is lost (docs/design.md §3). O(1) amortised per call, at most
-`max_size` keys, clock injected; not thread-safe, one event loop owns it.
+write per window and no count is lost (docs/design.md §3). When full, the least
+recently observed key goes, so findings that keep repeating stay through a flood of one-offs.
+O(1) amortised per call, at most `max_size` keys, clock injected; not thread-safe, one event
+loop owns it.
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 # Keys are grouped by when they were last written, in slices of window/16: a slice is due when
 # its end is a window old, so writes are never closer than a window and at most 1/16 later.
-# One shared timestamp per slice instead of one per key keeps a key near 100 bytes.
+# One shared timestamp per slice instead of one per key keeps a key small.
 SLICES_PER_WINDOW = 16
+
+# Evicted keys leave their entry in a slice (found and dropped when the slice is due). Past this
+# many such entries beyond half the live keys, a pass clears the slices of them, a few entries per
+# eviction (no pause): that keeps the slices within about 1.6 times the live keys, at an amortised
+# constant cost per eviction.
+_CLEAR_SLACK = 64
+_CLEAR_PER_EVICTION = 32
 
 _ABSENT = object()
 
@@ -54,23 +63,22 @@ class _Repeats:
 class _Slice:
     """Keys last written at or after `start` and before the next slice, oldest first."""
 
-    __slots__ = ("head", "keys", "start")
+    __slots__ = ("keys", "start")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.keys: list[str] = []
-        self.head = 0  # keys before it were evicted
 
 
 class DedupCache:
     """Remembers which findings were written in the last window, and counts their repeats.
 
-    A key expires a window after its last write (its FIRST or its last flush) if nothing was
-    absorbed since; with repeats pending it is flushed instead and stays, so a finding that keeps
-    firing costs one write per window, not two (a flush, then a create answered by a 409).
-    When full, the key written longest ago goes first, its pending count to the next
-    `due_flushes()`: it is the one closest to its flush or expiry anyway, and this order needs
-    no per-key timestamp (an LRU would keep hot keys through a flood, at about twice the memory).
+    Two orders: by last write, for time (a key expires a window after its last write — its
+    FIRST or its last flush — if nothing was absorbed since; with repeats pending it is
+    flushed instead and stays, so a finding that keeps firing costs one write per window, not
+    two: a flush, then a create answered by a 409); and by last observation, for room (when
+    full, the least recently observed key goes, its pending count to the next
+    `due_flushes()`). A repeat refreshes a key's recency, not its write time.
     """
 
     def __init__(
@@ -88,8 +96,19 @@ class DedupCache:
         self._slice_seconds = window_seconds / SLICES_PER_WINDOW
         self._max_size = max_size
         self._clock = clock
-        self._values: dict[str, object] = {}  # key -> payload, or _Repeats while some are pending
-        self._slices: deque[_Slice] = deque()  # every key sits in exactly one slice
+        # key -> payload, or _Repeats while some are pending; least recently observed first
+        self._values: OrderedDict[str, object] = OrderedDict()
+        # by last write; a cached key's newest entry is its own, older ones are evicted leftovers
+        self._slices: deque[_Slice] = deque()
+        # key -> how many of its oldest entries in the slices evictions left behind; `_clearing`
+        # holds those a pass is clearing from the slices in `_to_clear`, all older than
+        # `_evicted`'s. In `_to_clear[0]`, entries before `_read` are done: the kept ones were
+        # moved down to before `_write`.
+        self._evicted: dict[str, int] = {}
+        self._clearing: dict[str, int] = {}
+        self._to_clear: deque[_Slice] = deque()
+        self._read = self._write = 0
+        self._leftovers = 0  # entries counted in _evicted and _clearing
         self._ready: list[Flush] = []  # flushes found while observing, handed out by due_flushes
         self._pending = 0  # repeats absorbed and not yet handed out in a Flush
 
@@ -105,25 +124,28 @@ class DedupCache:
         """FIRST when `key` is not cached (then `payload` is kept for its flushes), else REPEAT."""
         now = self._clock()
         self._settle_due(now)
-        value = self._values.get(key, _ABSENT)
+        values = self._values
+        value = values.get(key, _ABSENT)
         if value is _ABSENT:
-            if len(self._values) >= self._max_size:
-                self._evict_oldest()
-            self._values[key] = payload
+            if len(values) >= self._max_size:
+                self._evict_least_recent()
+            values[key] = payload
             self._place(key, now)
             return Decision.FIRST
+        values.move_to_end(key)
         if isinstance(value, _Repeats):
             value.count += 1
             value.last_seen = now_wall
         else:
-            self._values[key] = _Repeats(payload=value, last_seen=now_wall)
+            values[key] = _Repeats(payload=value, last_seen=now_wall)
         self._pending += 1
         return Decision.REPEAT
 
     def due_flushes(self) -> list[Flush]:
         """Pending counts whose key was last written at least a window ago, plus evicted ones.
 
-        Each returned key counts as written now: its next flush is a window away.
+        Each returned key that is still cached counts as written now: its next flush is a
+        window away.
         """
         self._settle_due(self._clock())
         ready, self._ready = self._ready, []
@@ -147,7 +169,15 @@ class DedupCache:
         slices = self._slices
         while slices and slices[0].start <= due_start:
             oldest = slices.popleft()
-            for key in oldest.keys[oldest.head :]:
+            keys = oldest.keys
+            if self._to_clear and self._to_clear[0] is oldest:  # half cleared: take what is valid
+                keys = keys[: self._write] + keys[self._read :]
+                self._to_clear.popleft()
+                self._read = self._write = 0
+            oldest.keys = []  # a clearing pass has nothing left to do here
+            for key in keys:
+                if self._leftovers and self._is_leftover(key):
+                    continue
                 value = self._values[key]
                 if isinstance(value, _Repeats):
                     self._ready.append(self._flush(key, value))
@@ -155,15 +185,59 @@ class DedupCache:
                 else:
                     del self._values[key]
 
-    def _evict_oldest(self) -> None:
-        oldest = self._slices[0]
-        key = oldest.keys[oldest.head]
-        oldest.head += 1
-        if oldest.head == len(oldest.keys):
-            self._slices.popleft()
-        value = self._values.pop(key)
+    def _is_leftover(self, key: str) -> bool:
+        """Whether this entry of `key` was left by an eviction (then it is dropped, here).
+
+        Entries are met oldest first and a cached key's own entry is its newest, so while
+        `key` has leftovers, the entry met is one.
+        """
+        return self._take(self._clearing, key) or self._take(self._evicted, key)
+
+    def _take(self, counts: dict[str, int], key: str) -> bool:
+        left = counts.get(key, 0)
+        if not left:
+            return False
+        if left == 1:
+            del counts[key]
+        else:
+            counts[key] = left - 1
+        self._leftovers -= 1
+        return True
+
+    def _evict_least_recent(self) -> None:
+        key, value = self._values.popitem(last=False)
         if isinstance(value, _Repeats):
             self._ready.append(Flush(key, value.count, value.last_seen, value.payload))
+        self._evicted[key] = self._evicted.get(key, 0) + 1
+        self._leftovers += 1
+        if not self._to_clear and self._leftovers > len(self._values) // 2 + _CLEAR_SLACK:
+            # A pass clears what was evicted so far, oldest entry first; later evictions count
+            # apart, their entries being newer than any of these.
+            self._clearing, self._evicted = self._evicted, {}
+            self._to_clear = deque(self._slices)
+            self._read = self._write = 0
+        if self._to_clear:
+            self._clear_some()
+
+    def _clear_some(self) -> None:
+        """Move the clearing pass on by up to _CLEAR_PER_EVICTION entries."""
+        budget = _CLEAR_PER_EVICTION
+        clearing = self._clearing
+        while budget and self._to_clear:
+            keys = self._to_clear[0].keys
+            read, write = self._read, self._write
+            end = min(len(keys), read + budget)
+            budget -= end - read
+            for key in keys[read:end]:
+                if key not in clearing or not self._take(clearing, key):
+                    keys[write] = key
+                    write += 1
+            if end < len(keys):
+                self._read, self._write = end, write
+                return
+            del keys[write:]
+            self._to_clear.popleft()
+            self._read = self._write = 0
 
     def _flush(self, key: str, repeats: _Repeats) -> Flush:
         """The flush for a key's pending count; the key goes back to holding just its payload."""

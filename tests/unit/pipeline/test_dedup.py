@@ -1,8 +1,11 @@
-"""The dedup cache: FIRST and REPEAT, window expiry, flushes of absorbed counts, eviction."""
+"""The dedup cache: FIRST and REPEAT, window expiry, flushes of absorbed counts, LRU eviction."""
 
 from __future__ import annotations
 
+import gc
 import itertools
+import random
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -194,8 +197,8 @@ class TestDueFlushes:
 
 
 class TestEviction:
-    def test_oldest_written_key_is_evicted(self, clock: FakeClock) -> None:
-        """At max_size, a new key pushes out the key written longest ago."""
+    def test_least_recently_observed_key_is_evicted(self, clock: FakeClock) -> None:
+        """At max_size, a new key pushes out the key observed longest ago."""
         cache = dedup.DedupCache(window_seconds=WINDOW, max_size=2, clock=clock)
         for key in ("a", "b"):
             see(cache, clock, key)
@@ -204,6 +207,54 @@ class TestEviction:
         assert 2 == len(cache)
         assert REPEAT == see(cache, clock, "b")
         assert FIRST == see(cache, clock, "a")
+
+    def test_a_repeat_refreshes_recency(self, clock: FakeClock) -> None:
+        """A key repeated after a newer key was written outlives that newer key."""
+        cache = dedup.DedupCache(window_seconds=WINDOW, max_size=2, clock=clock)
+        see(cache, clock, "a")
+        see(cache, clock, "b")
+        assert REPEAT == see(cache, clock, "a")
+        assert FIRST == see(cache, clock, "c")  # evicts "b", observed before a's repeat
+        assert REPEAT == see(cache, clock, "a")
+        assert FIRST == see(cache, clock, "b")
+
+    def test_recency_decides_among_pending_keys(self, clock: FakeClock) -> None:
+        """With every key pending, the one observed longest ago goes, its count flushed."""
+        cache = dedup.DedupCache(window_seconds=WINDOW, max_size=2, clock=clock)
+        for key in ("a", "b", "a", "b", "a"):
+            see(cache, clock, key)
+        see(cache, clock, "c")
+        assert [("b", 1)] == [(flush.key, flush.count_delta) for flush in cache.due_flushes()]
+        assert REPEAT == see(cache, clock, "a")
+
+    def test_a_repeat_does_not_postpone_expiry(self, clock: FakeClock) -> None:
+        """Recency is for room only: a repeated key is still flushed a window after its write,
+        and then forgotten a window after that flush if nothing more came."""
+        cache = dedup.DedupCache(window_seconds=WINDOW, max_size=10, clock=clock)
+        see(cache, clock, "a")
+        clock.advance(WINDOW - 1)
+        see(cache, clock, "a")
+        clock.advance(LATEST_DUE - (WINDOW - 1))
+        assert [1] == [flush.count_delta for flush in cache.due_flushes()]
+        clock.advance(LATEST_DUE)
+        assert [] == cache.due_flushes()
+        assert FIRST == see(cache, clock, "a")
+
+    def test_a_key_evicted_and_written_again_keeps_its_new_write_time(
+        self, clock: FakeClock
+    ) -> None:
+        """The slot an evicted key leaves behind does not expire or flush its next life early."""
+        cache = dedup.DedupCache(window_seconds=WINDOW, max_size=1, clock=clock)
+        see(cache, clock, "a")  # written at 0
+        clock.advance(2)
+        see(cache, clock, "b")  # evicts "a"
+        clock.advance(2)
+        see(cache, clock, "a")  # written again at 4, evicts "b"
+        clock.advance(LATEST_DUE - 4 + 1)  # the first life of "a" would be due by now
+        assert REPEAT == see(cache, clock, "a")
+        assert [] == cache.due_flushes()
+        clock.advance(4)  # a window after the second write
+        assert [1] == [flush.count_delta for flush in cache.due_flushes()]
 
     def test_evicted_pending_count_is_kept(self, clock: FakeClock) -> None:
         """An evicted key's absorbed count comes back from the next due_flushes, at once."""
@@ -232,6 +283,60 @@ class TestEviction:
         assert 50 == len(cache)
         assert 950 == len(cache.due_flushes())
 
+    def test_memory_stays_bounded_when_keys_churn_within_a_window(self, clock: FakeClock) -> None:
+        """100,000 one-offs in one window through 1,000 keys: what evictions leave behind is
+        cleared, so the cache stays near its size (leftovers alone would take about 15 MB)."""
+        cache = dedup.DedupCache(window_seconds=WINDOW, max_size=1000, clock=clock)
+        see(cache, clock, "hot")  # stays cached and written, so evictions happen around it
+        gc.collect()
+        tracemalloc.start()
+        try:
+            for index in range(100_000):
+                see(cache, clock, f"falco-{index:016x}")
+                if index % 500 == 0:
+                    see(cache, clock, "hot")
+            used = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        assert used < 1000 * 400
+        assert REPEAT == see(cache, clock, "hot")
+
+
+class TestFlood:
+    """A full cache of one-off findings and one that repeats every second, on the fake clock."""
+
+    SIZE = 1000
+    ONE_OFFS_PER_SECOND = 500  # the cache turns over every 2 s, longer than the hot key's period
+    SECONDS = 100  # ten windows
+
+    def test_a_repeating_finding_costs_about_one_write_per_window(self, clock: FakeClock) -> None:
+        cache = dedup.DedupCache(window_seconds=WINDOW, max_size=self.SIZE, clock=clock)
+        fresh = (f"falco-{index:016x}" for index in itertools.count())
+        for _ in range(self.SIZE):
+            see(cache, clock, next(fresh))
+        writes: list[tuple[float, int]] = []  # (seconds since start, occurrences written)
+        one_offs = 0
+        step = 1 / self.ONE_OFFS_PER_SECOND
+        for tick in range(self.SECONDS * self.ONE_OFFS_PER_SECOND):
+            assert FIRST == see(cache, clock, next(fresh))
+            one_offs += 1
+            if tick % self.ONE_OFFS_PER_SECOND == 0 and see(cache, clock, "hot") == FIRST:
+                writes.append((clock.now, 1))
+            writes.extend(
+                (clock.now, flush.count_delta)
+                for flush in cache.due_flushes()
+                if flush.key == "hot"
+            )
+            clock.advance(step)
+        drained = sum(flush.count_delta for flush in cache.drain() if flush.key == "hot")
+        gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(writes)]
+
+        assert self.SIZE == len(cache)
+        assert one_offs > 20 * self.SIZE  # the one-offs turned the cache over many times
+        assert len(writes) <= self.SECONDS / WINDOW + 1
+        assert all(gap >= WINDOW for gap in gaps)
+        assert self.SECONDS == sum(count for _, count in writes) + drained
+
 
 class TestDrain:
     def test_returns_everything_pending(self, cache: dedup.DedupCache, clock: FakeClock) -> None:
@@ -256,3 +361,54 @@ class TestDrain:
             see(cache, clock, key)
         counts = {flush.key: flush.count_delta for flush in cache.drain()}
         assert {"a": 1, "b": 2} == counts
+
+
+class TestBookkeeping:
+    """Seeded random observations, clock steps and flushes, with the clearing of what evictions
+    leave behind made frequent and slow (small constants), so that it overlaps expiry."""
+
+    @staticmethod
+    def entries(cache: dedup.DedupCache) -> dict[str, int]:
+        """How many entries each key has in the write-time slices (a clearing pass's moved-out
+        region excluded)."""
+        counts: dict[str, int] = {}
+        for piece in cache._slices:
+            keys = piece.keys
+            if cache._to_clear and cache._to_clear[0] is piece:
+                keys = keys[: cache._write] + keys[cache._read :]
+            for key in keys:
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    @pytest.mark.parametrize("seed", range(40))
+    def test_counts_and_slices_stay_consistent(self, seed: int) -> None:
+        """Every step: at most max_size keys, every observation counted once (written, flushed
+        or pending), and each key's entries in the slices are its leftovers plus its own."""
+        rng = random.Random(seed)
+        steps = [(rng.randint(0, 40), rng.choice([0, 0, 0, 0.1, 0.7, 3.0])) for _ in range(600)]
+        flush_every = rng.randint(1, 7)
+        clock = FakeClock()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(dedup, "_CLEAR_SLACK", 0)
+            patch.setattr(dedup, "_CLEAR_PER_EVICTION", 1)
+            cache = dedup.DedupCache(window_seconds=WINDOW, max_size=12, clock=clock)
+            firsts = flushed = 0
+            for index, (key, seconds) in enumerate(steps):
+                clock.advance(seconds)
+                if see(cache, clock, f"k{key}") == FIRST:
+                    firsts += 1
+                if index % flush_every == 0:
+                    flushed += sum(flush.count_delta for flush in cache.due_flushes())
+                assert len(cache) <= 12
+                assert index + 1 == firsts + flushed + cache.pending_repeats
+                left = {
+                    key: cache._evicted.get(key, 0) + cache._clearing.get(key, 0)
+                    for key in {*cache._evicted, *cache._clearing}
+                }
+                expected = {key: left.get(key, 0) + 1 for key in cache._values} | {
+                    key: count for key, count in left.items() if key not in cache._values
+                }
+                assert expected == self.entries(cache)
+                assert sum(left.values()) == cache._leftovers
+            drained = sum(flush.count_delta for flush in cache.drain())
+            assert len(steps) == firsts + flushed + drained

@@ -162,7 +162,7 @@ def _source_reason(rules: SourceFilter, finding: Finding, namespace: str) -> str
         or _list_reason("kind", kind, rules.exclude_kinds, rules.include_kinds)
         or _list_reason("category", category, rules.exclude_categories, rules.include_categories)
     )
-    if reason is None and rules.exclude_rules and _rule_names(finding) & rules.exclude_rules:
+    if reason is None and rules.exclude_rules and rule_names(finding) & rules.exclude_rules:
         return "exclude_rule"
     return reason
 
@@ -178,7 +178,7 @@ def _list_reason(
     return None
 
 
-def _rule_names(finding: Finding) -> set[str]:
+def rule_names(finding: Finding) -> set[str]:
     names = (finding.details.get(key) for key in RULE_DETAIL_KEYS)
     return {name.lower() for name in names if isinstance(name, str) and name}
 

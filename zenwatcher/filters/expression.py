@@ -59,8 +59,9 @@ def _resource_field(name: str) -> Accessor:
 # are set when the Observation is written, from the clock and a setting: not the finding's.
 SPEC_FIELDS: dict[str, Accessor] = {
     "source": lambda finding: finding.source,
-    "category": lambda finding: finding.category.value,
-    "severity": lambda finding: finding.severity.value,
+    # The enums are strs equal to their values; reading .value would cost a property call.
+    "category": lambda finding: finding.category,
+    "severity": lambda finding: finding.severity,
     "eventType": lambda finding: finding.event_type,
     "title": lambda finding: clip(finding.title, MAX_TITLE_CHARS),
     "message": lambda finding: clip(finding.message, MAX_MESSAGE_CHARS),
@@ -89,22 +90,27 @@ MACROS: dict[str, tuple[Accessor, str]] = {
 def _details_path(parts: tuple[str, ...]) -> Accessor:
     """A path under `spec.details`. Detail keys may hold dots themselves (Falco's
     `k8s.ns.name`), so at each level the longest key made of the next parts wins."""
+    # For each part, the keys that may start there, longest first, and where each ends.
+    cuts = [
+        [(".".join(parts[begin:end]), end) for end in range(len(parts), begin, -1)]
+        for begin in range(len(parts))
+    ]
 
-    def lookup(value: Any, rest: tuple[str, ...]) -> Any:
-        if not rest:
+    def lookup(value: Any, begin: int) -> Any:
+        if begin == len(parts):
             return value
         if not isinstance(value, Mapping):
             return None
-        for cut in range(len(rest), 0, -1):
-            key = ".".join(rest[:cut])
-            if key in value:
-                found = lookup(value[key], rest[cut:])
+        for key, end in cuts[begin]:
+            found = value.get(key)
+            if found is not None:
+                found = lookup(found, end)
                 if found is not None:
                     return found
         return None
 
     def read(finding: Finding) -> Any:
-        return lookup(finding.details, parts)
+        return lookup(finding.details, 0)
 
     return read
 
@@ -415,10 +421,7 @@ class _Parser:
             parts.append(self._conjunction(depth))
         if len(parts) == 1:
             return parts[0]
-        tests = tuple(part.test for part in parts)
-        return AnyOf(
-            parts[0].start, parts[-1].end, lambda f: any(t(f) for t in tests), tuple(parts)
-        )
+        return AnyOf(parts[0].start, parts[-1].end, _any(parts), tuple(parts))
 
     def _conjunction(self, depth: int) -> Node:
         parts = [self._unary(depth)]
@@ -427,10 +430,7 @@ class _Parser:
             parts.append(self._unary(depth))
         if len(parts) == 1:
             return parts[0]
-        tests = tuple(part.test for part in parts)
-        return AllOf(
-            parts[0].start, parts[-1].end, lambda f: all(t(f) for t in tests), tuple(parts)
-        )
+        return AllOf(parts[0].start, parts[-1].end, _all(parts), tuple(parts))
 
     def _unary(self, depth: int) -> Node:
         if depth > MAX_DEPTH:
@@ -571,6 +571,30 @@ class _Parser:
         return Condition(left.start, right.end, test, fields)
 
 
+def _any(parts: list[Node]) -> Test:
+    tests = tuple(part.test for part in parts)
+
+    def test(finding: Finding) -> bool:
+        for one in tests:  # noqa: SIM110 - any() over a generator costs more than most clauses
+            if one(finding):
+                return True
+        return False
+
+    return test
+
+
+def _all(parts: list[Node]) -> Test:
+    tests = tuple(part.test for part in parts)
+
+    def test(finding: Finding) -> bool:
+        for one in tests:  # noqa: SIM110 - as in _any
+            if not one(finding):
+                return False
+        return True
+
+    return test
+
+
 def _check_severity_words(left: Operand, right: Operand) -> None:
     """`spec.severity` compared with a word that is no severity is a typo, not a false."""
     for field, other in ((left, right), (right, left)):
@@ -599,13 +623,14 @@ def _compile(name: str, left_side: Operand, right_side: Operand) -> Test:
     if name in ("IN", "NOT IN"):
         return _membership(name == "IN", left, right, right_side.value if literal else None)
     if name in ("CONTAINS", "STARTS_WITH", "ENDS_WITH"):
-        return _text_test(name, left, right)
+        return _text_test(name, left, right, right_side.value if literal else None)
     if name in ("=", "!="):
         return _equality(name == "=", left, right, right_side)
     accept = _ORDERINGS[name]
     if literal and left_side.path == "spec.severity":
         rank = SEVERITY_RANKS[str(right_side.value).casefold()]
-        return lambda f: accept(f.severity.rank, rank)
+        accepted = frozenset(level.value for level in Severity if accept(level.rank, rank))
+        return lambda f: f.severity in accepted
 
     def ordered(finding: Finding) -> bool:
         sign = _order(_scalar(left(finding)), _scalar(right(finding)))
@@ -651,20 +676,26 @@ def _within(value: Any, choices: tuple[Scalar, ...]) -> bool:
     return any(_equal(prepared, choice) for choice in choices)
 
 
-def _text_test(name: str, left: Accessor, right: Accessor) -> Test:
+def _text_test(name: str, left: Accessor, right: Accessor, literal: Any) -> Test:
     """CONTAINS is a substring test on text and a membership test on a list field."""
+    check: Callable[[str, str], bool] = {  # type: ignore[assignment]
+        "CONTAINS": operator.contains,
+        "STARTS_WITH": str.startswith,
+        "ENDS_WITH": str.endswith,
+    }[name]
+    on_lists = name == "CONTAINS"
+    prepared = _text(literal)
 
     def test(finding: Finding) -> bool:
-        subject, wanted = left(finding), _text(right(finding))
+        subject = left(finding)
+        wanted = prepared if prepared is not None else _text(right(finding))
         if wanted is None:
             return False
-        if name == "CONTAINS" and isinstance(subject, list | tuple):
+        if isinstance(subject, str):
+            return check(subject.casefold(), wanted)
+        if on_lists and isinstance(subject, list | tuple):
             return any(_text(item) == wanted for item in subject)
         text = _text(subject)
-        if text is None:
-            return False
-        if name == "CONTAINS":
-            return wanted in text
-        return text.startswith(wanted) if name == "STARTS_WITH" else text.endswith(wanted)
+        return text is not None and check(text, wanted)
 
     return test

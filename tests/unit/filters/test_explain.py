@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 import structlog
@@ -111,7 +110,7 @@ class TestDropLog:
             assert 10 == len(lines)
             clock.now += 0.6
             drop_many(log, 1)
-        last: dict[str, Any] = lines[-1]
+        last = lines[-1]
         assert (11, "min_severity", 1005) == (len(lines), last["reason"], last["suppressed"])
 
     def test_silent_below_debug(self) -> None:

@@ -16,7 +16,7 @@ from zenwatcher.filters.expression import (
     ExpressionError,
     parse_expression,
 )
-from zenwatcher.finding import Category, Finding, ResourceRef, Severity
+from zenwatcher.finding import Category, DeferredDetails, Finding, ResourceRef, Severity
 from zenwatcher.observation import to_observation
 
 
@@ -154,6 +154,21 @@ class TestFields:
         assert matches("spec.details.nested.level.deep = 'yes'")
         assert not matches("spec.details.nested.level.shallow EXISTS")
         assert not matches("spec.details.rule.deeper EXISTS")  # a string has no fields
+
+    def test_deferred_details(self) -> None:
+        """Details a mapper defers are built when an expression first reads them."""
+        built: list[int] = []
+
+        def build() -> dict[str, Any]:
+            built.append(1)
+            return {"outputFields": {"k8s.ns.name": "production"}}
+
+        target = finding(details=DeferredDetails(build))
+        expression = parse_expression("spec.details.outputFields.k8s.ns.name = 'production'")
+        assert [] == built
+        assert expression.matches(target)
+        assert not matches("spec.details.rule EXISTS", target)
+        assert [1] == built
 
     def test_resource_fields(self) -> None:
         """spec.resource.* as to_spec writes them: an empty field is absent."""

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +139,31 @@ class TestConvert:
             "spec.resource.namespace NOT IN ['openfaas-fn'] with "
             'spec.resource.namespace = "openfaas-fn"',
         ]
+
+    def test_readme_example_is_what_convert_prints(self, tmp_path: Path) -> None:
+        """README's "Why was this dropped?" filter, run as its command line shows, prints
+        exactly the lines README shows, and the three Observations it says."""
+        readme = (REPO_ROOT / "README.md").read_text()
+        section = readme[readme.index("**Why was this dropped?**") :]
+        document = re.search(r"```json\n(.*?)```", section, re.DOTALL)
+        console = re.search(r"```console\n\$ (.*?)\n(.*?)```", section, re.DOTALL)
+        assert document is not None
+        assert console is not None
+        (tmp_path / "filter.json").write_text(document.group(1))
+        command = console.group(1).split(" > ")[0].split()
+        assert command[:2] == ["zen-watcher", "convert"]
+        args = [str(tmp_path / arg) if arg == "filter.json" else arg for arg in command[2:-1]]
+        files = sorted(path.relative_to(SHARED_FIXTURES) for path in FALCO.glob("*.json"))
+        assert command[-1] == "falco/*.json"
+        result = subprocess.run(
+            [sys.executable, "-m", "zenwatcher", "convert", *args, *map(str, files)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=SHARED_FIXTURES,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+        assert 0 == result.returncode
+        assert console.group(2) == result.stderr
+        assert 3 == len(result.stdout.splitlines())

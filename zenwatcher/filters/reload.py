@@ -58,7 +58,10 @@ class FilterReloader:
         self._state.config = config
         self._metrics.filter_reloads.labels("applied").inc()
         self._metrics.filter_config_valid.set(1)
-        self._log.info("filter_config_loaded", note=note, sources=sorted(config.sources))
+        expression = config.expression.source if config.expression else None
+        self._log.info(
+            "filter_config_loaded", note=note, sources=sorted(config.sources), expression=expression
+        )
 
 
 async def filter_watcher(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zenwatcher.filters import rules
 from zenwatcher.filters.expression import (
     MAX_DEPTH,
     RESOURCE_FIELDS,
@@ -368,6 +370,20 @@ class TestNoInputCrashesTheParser:
     def test_grammar_soup(self, text: str) -> None:
         """Near-valid token soup parses or raises ExpressionError; what parses evaluates."""
         self._parse_or_refuse(text)
+
+    @settings(max_examples=300)
+    @given(st.lists(_GRAMMAR_PIECES, max_size=15).map(" ".join))
+    def test_through_filter_json(self, text: str) -> None:
+        """As filter.json's expression: a FilterConfig or a FilterConfigError with a position."""
+        try:
+            rules.parse_filter_config(json.dumps({"expression": text}))
+        except rules.FilterConfigError as error:
+            refused: rules.FilterConfigError | None = error
+        else:
+            return
+        assert refused is not None
+        assert refused.position is not None
+        assert str(refused).startswith(f"expression: at character {refused.position + 1}: ")
 
     @staticmethod
     def _parse_or_refuse(text: str) -> None:

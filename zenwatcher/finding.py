@@ -121,6 +121,13 @@ class DeferredDetails(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._details()[key]
 
+    # Mapping's own get and `in` go through __getitem__ and a KeyError for every missing key.
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._details().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._details()
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._details())
 

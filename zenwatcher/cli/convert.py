@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
-from zenwatcher.filters import rules
+from zenwatcher.filters import explain, rules
 from zenwatcher.finding import Finding
 from zenwatcher.mapping.rejection import Ignored, Rejected
 from zenwatcher.mapping.reports import dispatch, kinds
@@ -40,6 +40,7 @@ class Collected:
     # One mapper per push source and run: the audit mapper judges each request once, so an
     # exec's ResponseStarted and ResponseComplete, in one file or two, are one.
     mappers: dict[str, Callable[[Any], Finding]] = field(default_factory=dict)
+    explain: bool = False  # say which value dropped each filtered finding
 
     def mapper(self, source: PushSource) -> Callable[[Any], Finding]:
         """This run's mapper of `source`'s events."""
@@ -59,6 +60,7 @@ def convert_files(
     filter_path: str | None,
     namespace: str,
     ttl_seconds: int,
+    explain_drops: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -71,7 +73,7 @@ def convert_files(
     except (InputError, rules.FilterConfigError) as error:
         print(f"zen-watcher convert: {error}", file=err)
         return 2
-    collected = Collected()
+    collected = Collected(explain=explain_drops)
     for path, docs in documents:
         for document in docs:
             _collect(source, path, document, config, collected)
@@ -131,6 +133,9 @@ def _collect(
         reason = rules.evaluate(config, finding) if config else None
         if reason is None:
             collected.add(finding)
+        elif config and collected.explain:
+            why = explain.why(config, finding, reason)
+            collected.notes.append(f"{path}: {finding.name} filtered ({reason}): {why}")
         else:
             collected.notes.append(f"{path}: {finding.name} filtered ({reason})")
 

@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--filter", metavar="FILE", help="filter.json to apply (docs/design.md §5)"
     )
     convert.add_argument(
+        "--explain",
+        action="store_true",
+        help="for each finding a filter drops, say which value (and expression clause) did",
+    )
+    convert.add_argument(
         "--namespace",
         metavar="NS",
         default=None,
@@ -76,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             filter_path=args.filter,
             namespace=args.namespace or settings.pod_namespace,
             ttl_seconds=settings.ttl_seconds,
+            explain_drops=args.explain,
         )
     from zenwatcher import daemon  # noqa: PLC0415 - the daemon pulls in aiohttp and uvloop
 

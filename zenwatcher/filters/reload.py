@@ -40,7 +40,8 @@ class FilterReloader:
         except rules.FilterConfigError as error:
             self._metrics.filter_reloads.labels("invalid").inc()
             self._metrics.filter_config_valid.set(0)
-            self._log.error("filter_config_invalid_kept_last_good", error=str(error))
+            where = {} if error.position is None else {"position": error.position + 1}
+            self._log.error("filter_config_invalid_kept_last_good", error=str(error), **where)
             return
         if config.unknown_keys:
             self._log.warning("filter_config_unknown_keys", keys=list(config.unknown_keys))
@@ -57,7 +58,10 @@ class FilterReloader:
         self._state.config = config
         self._metrics.filter_reloads.labels("applied").inc()
         self._metrics.filter_config_valid.set(1)
-        self._log.info("filter_config_loaded", note=note, sources=sorted(config.sources))
+        expression = config.expression.source if config.expression else None
+        self._log.info(
+            "filter_config_loaded", note=note, sources=sorted(config.sources), expression=expression
+        )
 
 
 async def filter_watcher(

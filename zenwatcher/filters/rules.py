@@ -15,12 +15,14 @@ from typing import Any
 
 import orjson
 
+from zenwatcher.filters.expression import Expression, ExpressionError, parse_expression
 from zenwatcher.finding import Finding, Severity, event_type_slug, slugify
 from zenwatcher.mapping import severity
 
 # The original's reason labels, kept so dashboards built on its filter metric still match.
 DROP_REASONS: frozenset[str] = frozenset(
     {
+        "expression_filtered",
         "source_disabled",
         "global_exclude_namespace",
         "global_include_namespace",
@@ -58,12 +60,17 @@ _SOURCE_LISTS = (
     "excludeRules",
 )
 _SOURCE_FIELDS = ("enabled", "minSeverity", *_SOURCE_LISTS)
-# Not implemented: the original's expression language. Reported as unknown so it is logged.
-_UNSUPPORTED = frozenset({"expression"})
 
 
 class FilterConfigError(ValueError):
-    """A filter config that cannot be used; the message names the field and the bad value."""
+    """A filter config that cannot be used; the message names the field and the bad value.
+
+    `position` is where in the `expression` the problem is (from 0), when it is there.
+    """
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +106,7 @@ class FilterConfig:
 
     sources: Mapping[str, SourceFilter] = field(default_factory=dict)
     global_namespaces: GlobalNamespaceFilter = GlobalNamespaceFilter()
+    expression: Expression | None = None  # parsed once, with the configuration
     unknown_keys: tuple[str, ...] = ()  # dotted paths, e.g. "sources.falco.minSeverty"
 
     @classmethod
@@ -110,11 +118,13 @@ class FilterConfig:
 def evaluate(config: FilterConfig, finding: Finding) -> str | None:
     """None when the finding passes, else the drop reason (one of `DROP_REASONS`).
 
-    Order as in the original: source enabled, global namespaces, severity, event type,
-    namespace, kind, category, rule. Unlike the original, the global namespace rules also
-    apply to sources that have no entry under `sources`, as its documentation promises.
+    Order as in the original: the expression, source enabled, global namespaces, severity,
+    event type, namespace, kind, category, rule. Unlike the original, the global namespace rules
+    also apply to sources that have no entry under `sources`, as its documentation promises.
     A finding without a namespace or kind has "" there: include lists drop it unless they list "".
     """
+    if config.expression is not None and not config.expression.matches(finding):
+        return "expression_filtered"
     rules = config.sources.get(finding.source.lower())
     if rules is not None and not rules.enabled:
         return "source_disabled"
@@ -152,7 +162,7 @@ def _source_reason(rules: SourceFilter, finding: Finding, namespace: str) -> str
         or _list_reason("kind", kind, rules.exclude_kinds, rules.include_kinds)
         or _list_reason("category", category, rules.exclude_categories, rules.include_categories)
     )
-    if reason is None and rules.exclude_rules and _rule_names(finding) & rules.exclude_rules:
+    if reason is None and rules.exclude_rules and rule_names(finding) & rules.exclude_rules:
         return "exclude_rule"
     return reason
 
@@ -168,7 +178,7 @@ def _list_reason(
     return None
 
 
-def _rule_names(finding: Finding) -> set[str]:
+def rule_names(finding: Finding) -> set[str]:
     names = (finding.details.get(key) for key in RULE_DETAIL_KEYS)
     return {name.lower() for name in names if isinstance(name, str) and name}
 
@@ -183,7 +193,7 @@ def load_filter_file(path: str | os.PathLike[str]) -> FilterConfig:
     try:
         return parse_filter_config(raw)
     except FilterConfigError as error:
-        raise FilterConfigError(f"{os.fspath(path)}: {error}") from error
+        raise FilterConfigError(f"{os.fspath(path)}: {error}", position=error.position) from error
 
 
 def parse_filter_config(raw: bytes | str) -> FilterConfig:
@@ -198,7 +208,26 @@ def parse_filter_config(raw: bytes | str) -> FilterConfig:
     top = _fields(document, known=_TOP_FIELDS, path="", unknown=unknown)
     sources = _sources(top.get("sources"), unknown=unknown)
     scope = _global_filter(top.get("globalNamespaceFilter"), unknown=unknown)
-    return FilterConfig(sources=sources, global_namespaces=scope, unknown_keys=tuple(unknown))
+    return FilterConfig(
+        sources=sources,
+        global_namespaces=scope,
+        expression=_expression(top.get("expression")),
+        unknown_keys=tuple(unknown),
+    )
+
+
+def _expression(value: object) -> Expression | None:
+    """The parsed `expression`; an empty one (Go's zero value) means none."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FilterConfigError(f"expression: expected a string, got {_json_type(value)}")
+    if not value.strip():
+        return None
+    try:
+        return parse_expression(value)
+    except ExpressionError as error:
+        raise FilterConfigError(f"expression: {error}", position=error.position) from None
 
 
 def _sources(value: object, *, unknown: list[str]) -> dict[str, SourceFilter]:
@@ -267,7 +296,7 @@ def _fields(
     fields: dict[str, Any] = {}
     for key, value in document.items():
         name = canonical.get(key.lower())
-        if name is None or name in _UNSUPPORTED:
+        if name is None:
             unknown.append(f"{path}.{key}" if path else key)
         elif value is not None:
             fields[name] = value

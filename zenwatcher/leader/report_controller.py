@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import structlog
 
 from zenwatcher.filters import rules
+from zenwatcher.filters.droplog import DROP_LOG
 from zenwatcher.finding import Finding
 from zenwatcher.informers import informer
 from zenwatcher.kube import discovery, errors, observations
@@ -293,8 +294,10 @@ class ReportController:
         default = str(metadata.get("namespace") or self._settings.pod_namespace)
         wanted = []
         for finding in findings:
-            reason = rules.evaluate(self._filters.config, finding)
+            config = self._filters.config
+            reason = rules.evaluate(config, finding)
             if reason is not None:
+                DROP_LOG.dropped(config, finding, reason)
                 self._accounting.filtered(finding.source, reason)
                 continue
             wanted.append((finding, observation_namespace(finding, default_namespace=default)))

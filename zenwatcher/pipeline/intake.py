@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from zenwatcher.filters import rules
+from zenwatcher.filters.droplog import DROP_LOG
 from zenwatcher.filters.state import FilterState
 from zenwatcher.finding import Finding
 from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
@@ -120,8 +121,11 @@ class EventIntake:
             drops[drop] = drops.get(drop, 0) + 1
             tally.reject(f"event {index}: {rejected}")
             return
-        reason = rules.evaluate(self._filters.config, finding)
-        if reason is None:
+        config = self._filters.config
+        reason = rules.evaluate(config, finding)
+        if reason is not None:
+            DROP_LOG.dropped(config, finding, reason)
+        else:
             reason = self._out_of_scope(finding)
         if reason is not None:
             drop = (FILTERED, reason)

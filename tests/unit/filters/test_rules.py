@@ -119,18 +119,17 @@ class TestParse:
         assert rules.SourceFilter() == config.sources["trivy"]
 
     def test_unknown_keys_are_collected(self) -> None:
-        """Unknown keys, and the unsupported `expression`, are kept for the caller to log."""
+        """Unknown keys are kept for the caller to log; `expression` is no longer one."""
         config = parse(
             {
                 "colour": "blue",
-                "expression": "severity >= HIGH",
+                "expression": "spec.severity >= 'HIGH'",
                 "sources": {"falco": {"minSeverty": "HIGH"}},
                 "globalNamespaceFilter": {"included": ["a"]},
             }
         )
         expected = (
             "colour",
-            "expression",
             "sources.falco.minSeverty",
             "globalNamespaceFilter.included",
         )
@@ -225,6 +224,21 @@ class TestParseErrors:
             rules.parse_filter_config(raw)
         assert str(caught.value).startswith(message)
 
+    def test_expression_error_names_the_position(self) -> None:
+        """An expression that does not parse is a configuration error with its position."""
+        with pytest.raises(rules.FilterConfigError) as caught:
+            parse({"expression": "spec.severity >= 'high' AND (is_critical"})
+        assert str(caught.value) == (
+            "expression: at character 41: expected ')' to close the '(' at character 29, "
+            "found the end of the expression"
+        )
+        assert 40 == caught.value.position
+
+    def test_expression_must_be_a_string(self) -> None:
+        """A non-string expression is refused, naming its type."""
+        with pytest.raises(rules.FilterConfigError, match="expression: expected a string"):
+            parse({"expression": ["is_critical"]})
+
     def test_is_a_value_error(self) -> None:
         """Callers that catch ValueError also catch a bad filter config."""
         assert issubclass(rules.FilterConfigError, ValueError)
@@ -289,6 +303,7 @@ DROP_CASES = [
     DropCase("exclude_category", source_rules(excludeCategories=["Security"]), finding()),
     DropCase("include_category", source_rules(includeCategories=["compliance"]), finding()),
     DropCase("exclude_rule", source_rules(excludeRules=["terminal shell in container"]), finding()),
+    DropCase("expression_filtered", {"expression": "spec.severity >= 'critical'"}, finding()),
 ]
 
 
@@ -342,6 +357,20 @@ class TestEvaluate:
         del everything["globalNamespaceFilter"]
         everything["sources"]["falco"]["enabled"] = True
         assert "min_severity" == rules.evaluate(parse(everything), finding())
+
+    def test_expression_runs_before_the_source_rules(self) -> None:
+        """A false expression wins over every per-source rule; a true one lets them run."""
+        config = {"expression": "is_critical", **source_rules(enabled=False)}
+        assert "expression_filtered" == rules.evaluate(parse(config), finding())
+        config["expression"] = "is_high"
+        assert "source_disabled" == rules.evaluate(parse(config), finding())
+
+    @pytest.mark.parametrize("text", ["", "  ", None])
+    def test_empty_expression_is_none(self, text: str | None) -> None:
+        """An empty expression (Go's zero value) or null filters nothing."""
+        config = parse({"expression": text})
+        assert config.expression is None
+        assert None is rules.evaluate(config, finding())
 
     def test_disabled_global_filter_is_ignored(self) -> None:
         """Global namespace lists apply only when `enabled` is true."""

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import orjson
 
-from tests.e2e.test_webhooks import unique_alert, wait_for
 from tests.harness import reports as fx
 from tests.harness.controlplane import cluster
 from tests.harness.daemons import StartDaemon
 from tests.harness.paths import REPO_ROOT, SHARED_FIXTURES
+from tests.harness.payloads import unique_alert
+from tests.harness.polling import wait_for
 
 FALCO = SHARED_FIXTURES / "falco"
 

@@ -228,12 +228,20 @@ class ReportController:
         waiting = sorted(
             self._deferred.values(), key=lambda job: job.finding.severity.rank, reverse=True
         )
-        for job in waiting[:DEFERRED_PER_TICK]:
-            if not self._budget.has_room(job.finding.severity):
+        # Queued this tick, per namespace and in all: the budget counts them only once written.
+        planned: dict[str, int] = {}
+        queued = 0
+        for job in waiting:
+            if queued >= DEFERRED_PER_TICK:
                 break
+            severity, namespace = job.finding.severity, job.namespace
+            if self._budget.room(severity, namespace) <= max(queued, planned.get(namespace, 0)):
+                continue  # no room for it yet (its namespace, or the instance, is full)
             del self._deferred[job.finding.name]
             if self._ledger.is_wanted(job.finding.name):
-                self._ledger.opened(job.finding, job.namespace)
+                self._ledger.opened(job.finding, namespace)
+                planned[namespace] = planned.get(namespace, 0) + 1
+                queued += 1
                 await self._put(replace(job, seen_at=self._wall_clock()))
 
     async def report_changed(

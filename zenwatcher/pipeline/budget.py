@@ -49,6 +49,12 @@ def admits(used: int, limit: int, severity: Severity) -> bool:
     return limit <= 0 or used + 1 <= limit * SHARE[severity]
 
 
+def _free(used: int, limit: int, severity: Severity) -> int:
+    if limit <= 0:
+        return 2**31
+    return max(0, int(limit * SHARE[severity]) - used)
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a new finding was not written: which limit (`instance` or `namespace`) and usage."""
@@ -113,9 +119,18 @@ class Budget:
         self.total_used = max(0, self.total_used - 1)
         self._namespace_used[namespace] = max(0, self._namespace_used.get(namespace, 0) - 1)
 
-    def has_room(self, severity: Severity = Severity.INFO) -> bool:
-        """Whether the instance admits `severity` again (namespaces are checked per write)."""
-        return admits(self.total_used, self.total_limit, severity)
+    def has_room(self, severity: Severity = Severity.INFO, namespace: str | None = None) -> bool:
+        """Whether the instance (and `namespace`, when given) admits `severity` again."""
+        return self.room(severity, namespace) > 0
+
+    def room(self, severity: Severity, namespace: str | None = None) -> int:
+        """How many more Observations of `severity` the instance (and `namespace`, when given)
+        admits now; a large number without limits."""
+        free = _free(self.total_used, self.total_limit, severity)
+        if namespace is not None:
+            used = self._namespace_used.get(namespace, 0)
+            free = min(free, _free(used, self.namespace_limit, severity))
+        return free
 
     def fullest_namespace_ratio(self) -> float:
         """Usage of the fullest counted namespace against its limit (0 without a limit)."""

@@ -86,3 +86,16 @@ class TestBudget:
         budget.reserve("a", Severity.LOW)
         await budget.refresh()
         assert (0.05, 0.5) == (budget.total_ratio(), budget.fullest_namespace_ratio())
+
+    async def test_room_is_what_each_severity_may_still_take(self) -> None:
+        budget = Budget(total_limit=100, namespace_limit=10, count=Counts({"a": 6}), scope=())
+        budget.reserve("a", Severity.LOW)
+        await budget.refresh()
+        assert 94 == budget.room(Severity.CRITICAL)  # the instance: 100 - 6
+        assert 4 == budget.room(Severity.CRITICAL, "a")  # the namespace: 10 - 6
+        assert 2 == budget.room(Severity.INFO, "a")  # 80 % of 10, less 6
+        assert budget.has_room(Severity.INFO, "a")
+        budget.hold("a")
+        budget.hold("a")
+        assert not budget.has_room(Severity.INFO, "a")
+        assert budget.has_room(Severity.CRITICAL, "a")

@@ -223,8 +223,11 @@ def dedup_and_sync_rows(rows: Rows, dedup: dict[str, Any], sync: dict[str, Any])
             f"Dedup repeat observes/s at {int(keys):,} keys", d["repeat_per_s"], "ops/s", "—", None
         )
     for name, s in sync.items():
+        overrides = ", ".join(f"{key}={value}" for key, value in s.get("overrides", {}).items())
         rows.add(
-            f"Sync {s['reports']} {name} ({s['findings']:,} findings)",
+            f"Sync {s['reports']} {name} ({s['findings']:,} findings"
+            + (f"; {overrides}" if overrides else "")
+            + ")",
             s["seconds"],
             "s",
             "—",

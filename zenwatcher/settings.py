@@ -97,7 +97,7 @@ class PipelineSettings:
     # each: 100,000 is a fifth of etcd's default 2 GiB quota); 0 = no limit.
     budget_total: int = 100_000
     # OBSERVATION_BUDGET_PER_NAMESPACE: the same for any one namespace; 0 = no limit.
-    budget_per_namespace: int = 10_000
+    budget_per_namespace: int = 25_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,7 +323,7 @@ def _pipeline(reader: _Reader) -> PipelineSettings:
         api_timeout_seconds=reader.get("API_TIMEOUT_SECONDS", 10.0, _positive_duration),
         budget_total=reader.get("OBSERVATION_BUDGET", 100_000, _non_negative_int),
         budget_per_namespace=reader.get(
-            "OBSERVATION_BUDGET_PER_NAMESPACE", 10_000, _non_negative_int
+            "OBSERVATION_BUDGET_PER_NAMESPACE", 25_000, _non_negative_int
         ),
     )
 

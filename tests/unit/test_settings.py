@@ -20,6 +20,10 @@ class TestDefaults:
         assert 60.0 == settings.pipeline.dedup_window_seconds
         assert 10000 == settings.pipeline.dedup_max_size
         assert (250.0, 1000) == (settings.pipeline.api_qps, settings.pipeline.api_burst)
+        assert (100_000, 25_000) == (
+            settings.pipeline.budget_total,
+            settings.pipeline.budget_per_namespace,
+        )
         assert 3600.0 == settings.gc.interval_seconds
         assert 7 * 86400 == settings.ttl_seconds
         assert "zen-watcher-leader-election" == settings.leader.election_id

@@ -95,7 +95,8 @@ def svg(sync_rows: list[dict[str, Any]]) -> str:
             parts.append(
                 f'<circle cx="{x_at(row["findings"]):.1f}" cy="{y_at(row[key]):.1f}" r="3" '
                 f'fill="{colour}"/>'
-                f'<text x="{x_at(row["findings"]) + 5:.1f}" y="{y_at(row[key]) - 5:.1f}" '
+                f'<text x="{x_at(row["findings"]) - 8:.1f}" '
+                f'y="{y_at(row[key]) + (-8 if index == 0 else 16):.1f}" text-anchor="end" '
                 f'fill="{colour}">{row[key]}</text>'
             )
         parts.append(

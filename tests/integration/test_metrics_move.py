@@ -14,6 +14,7 @@ marked `INJECTED` below.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 import threading
@@ -33,15 +34,25 @@ from tests.harness.in_process import InProcessDaemon, fault_clients
 from tests.harness.payloads import audit_events, event_list, falco_alerts, unique_alert
 from tests.harness.polling import wait_for
 from tests.integration.test_dashboard import REFUSE_INVALID, refused_alert, refusing_policy
-from zenwatcher.kube import errors
-from zenwatcher.kube.client import Params
-from zenwatcher.leader import report_controller
+from zenwatcher.kube import config as kube_config
+from zenwatcher.kube import errors, observations
+from zenwatcher.kube.client import KubeClient, Params
+from zenwatcher.finding import Finding
+from zenwatcher.leader import gc, report_controller
+from zenwatcher.mapping import falco
 from zenwatcher.mapping.reports import dispatch
-from zenwatcher.observation import LABEL_ORIGIN, rfc3339, to_observation
+from zenwatcher.observation import (
+    LABEL_ORIGIN,
+    REASON_CREATED,
+    REASON_LAST_SEEN,
+    REASON_RESOLVED,
+    rfc3339,
+    to_observation,
+)
 from zenwatcher.pipeline import assembly
 from zenwatcher.pipeline.writer import Writer
 
-QUEUE_SIZE = 12
+QUEUE_SIZE = 40
 GC_PAGE_SIZE = 7  # distinctive: the injected list failure picks GC's list by it
 # Markers in a Falco alert's output: the write of its Observation meets an injected fault.
 MARK_TRANSPORT = "zen-fault-transport"
@@ -52,6 +63,7 @@ MARK_HOLD = "zen-fault-hold"
 # A report with this name makes the (real) mapper raise: INJECTED, as our mappers have no
 # known bug to provoke.
 BROKEN_REPORT = "zen-broken-report"
+REASONS = (REASON_LAST_SEEN, REASON_CREATED, REASON_RESOLVED)
 WRITE_RETRY_SECONDS = 3.0  # the shipped 300 s would make the transport failure last minutes
 
 
@@ -89,6 +101,7 @@ class Scenario:
         self.fail_gc_list = False
         self.fail_delete: str | None = None
         self.corrupt_last_seen: str | None = None
+        self.backdate: str | None = None
         self.idle_watch = False
         self.broken_watch = False
         daemon.faults.on_request = self.on_request
@@ -101,8 +114,6 @@ class Scenario:
         return 1.0 == metrics.registry.get_sample_value("zen_watcher_leader")
 
     async def on_request(self, method: str, path: str, params: Params | None, body: Any) -> None:
-        import asyncio
-
         if "/leases" in path and self.lease_down:
             raise errors.TransportError("INJECTED: the Lease API is unreachable")
         if method == "GET" and path.endswith("/observations") and params:
@@ -143,6 +154,14 @@ class Scenario:
                 if item["metadata"]["name"] == self.corrupt_last_seen:
                     item.setdefault("status", {})["lastSeen"] = "yesterday"
                     self.corrupt_last_seen = None
+        # INJECTED: an Observation without status (its status write never happened) expires a
+        # TTL after its creation, and the CRD's shortest TTL is a minute: read it as older.
+        if method == "GET" and path.endswith("/observations") and self.backdate:
+            for item in answer.get("items") or []:
+                if item["metadata"]["name"] == self.backdate:
+                    item.pop("status", None)
+                    item["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+                    self.backdate = None
 
     async def on_watch(self, path: str, server_timeout: int, inactivity: float) -> tuple[int, float]:
         if self.broken_watch and "configmaps" in path:
@@ -249,7 +268,12 @@ def _broken_mapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def metric(daemon: InProcessDaemon, name: str, **labels: str) -> float:
     metrics = daemon.faults.metrics
     assert metrics is not None
-    return float(metrics.registry.get_sample_value(name, labels) or 0.0)
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def webhook_traffic(daemon: InProcessDaemon, namespace: str) -> None:
@@ -343,9 +367,10 @@ def filter_reloads(
 def report_life(daemon: InProcessDaemon, control_plane: cluster.Cluster, namespace: str) -> None:
     """Open, resolve, reopen; a report the mapper fails on."""
     fail = reports.placed(
-        reports.load_fixture("kyverno/policyreport-pod-pass-fail.yaml"), namespace, name="pf"
+        reports.load_fixture("kyverno/policyreport-deployment-warn.yaml"), namespace, name="pf"
     )
     reports.apply(control_plane, fail)
+    wait_for(lambda: metric(daemon, "zen_watcher_observations_created_total", source="kyverno"))
     reports.delete(control_plane, fail)
     wait_for(lambda: metric(daemon, "zen_watcher_observations_updated_total",
                             source="kyverno", reason="resolved"), timeout=30)
@@ -362,33 +387,60 @@ def report_life(daemon: InProcessDaemon, control_plane: cluster.Cluster, namespa
                             reason="internal_error", source="kyverno"), timeout=30)
 
 
+async def write_as_admin(
+    control_plane: cluster.Cluster, body: dict[str, Any], status: dict[str, Any] | None
+) -> None:
+    connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
+    client = KubeClient(connection=connection, timeout=10.0)
+    try:
+        await observations.create_observation(client, body)
+        if status is not None:
+            metadata = body["metadata"]
+            await observations.patch_status(
+                client, metadata["namespace"], metadata["name"], status=status
+            )
+    finally:
+        await client.close()
+
+
+def waited_for(
+    daemon: InProcessDaemon, wanted: list[tuple[str, str]], *, label: str, timeout: float
+) -> None:
+    """Wait until each (family, value of `label`) has counted; fail naming those that did not."""
+
+    def missing() -> list[tuple[str, str]]:
+        return [(name, value) for name, value in wanted if not metric(daemon, name, **{label: value})]
+
+    try:
+        wait_for(lambda: not missing(), timeout=timeout)
+    except AssertionError as error:
+        raise AssertionError(f"never counted: {missing()}") from error
+
+
+def admin_finding(namespace: str, index: int) -> Finding:
+    return falco.map_falco_alert(unique_alert(300 + index, namespace))
+
+
 def admin_observation(
     control_plane: cluster.Cluster,
     namespace: str,
     index: int,
     *,
     last_seen: datetime | None,
-    ttl: int = 60,
+    ttl: int = 3600,
     resolved_at: datetime | None = None,
 ) -> str:
     """An Observation written as admin (for GC): last seen at `last_seen`, or without status."""
-    from zenwatcher.mapping import falco
-
-    finding = falco.map_falco_alert(unique_alert(300 + index, namespace))
+    finding = admin_finding(namespace, index)
     body = to_observation(
         finding, namespace=namespace, now=last_seen or datetime.now(UTC), ttl_seconds=ttl
     )
     status = body.pop("status", None)
     if resolved_at is not None:
         body["metadata"].setdefault("labels", {})[LABEL_ORIGIN] = f"gc-test-{index}"
-    control_plane.kubectl("create", "-f", "-", stdin=orjson.dumps(body).decode())
-    if last_seen is not None and status is not None:
-        if resolved_at is not None:
-            status |= {"phase": "Resolved", "resolvedAt": rfc3339(resolved_at)}
-        control_plane.kubectl(
-            "patch", "observation", finding.name, "-n", namespace, "--subresource=status",
-            "--type=merge", "-p", orjson.dumps({"status": status}).decode(),
-        )
+    if last_seen is not None and status is not None and resolved_at is not None:
+        status |= {"phase": "Resolved", "resolvedAt": rfc3339(resolved_at)}
+    asyncio.run(write_as_admin(control_plane, body, status if last_seen else None))
     return finding.name
 
 
@@ -396,23 +448,19 @@ def garbage(
     daemon: InProcessDaemon, scenario: Scenario, control_plane: cluster.Cluster, namespace: str
 ) -> None:
     long_ago = datetime.now(UTC) - timedelta(hours=2)
+    # Named before they exist: GC sweeps every second.
+    scenario.backdate = admin_finding(namespace, 2).name
+    scenario.fail_delete = admin_finding(namespace, 4).name
+    scenario.corrupt_last_seen = admin_finding(namespace, 5).name
     admin_observation(control_plane, namespace, 1, last_seen=long_ago)
-    admin_observation(control_plane, namespace, 2, last_seen=None, ttl=1)
+    admin_observation(control_plane, namespace, 2, last_seen=None)
     admin_observation(control_plane, namespace, 3, last_seen=long_ago, resolved_at=long_ago)
-    scenario.fail_delete = admin_observation(control_plane, namespace, 4, last_seen=long_ago)
-    scenario.corrupt_last_seen = admin_observation(
-        control_plane, namespace, 5, last_seen=datetime.now(UTC)
-    )
+    admin_observation(control_plane, namespace, 4, last_seen=long_ago)
+    admin_observation(control_plane, namespace, 5, last_seen=datetime.now(UTC))
     scenario.fail_gc_list = True
-    reasons = ("ttl_last_seen", "ttl_created", "ttl_resolved")
-    wait_for(
-        lambda: all(metric(daemon, "zen_watcher_gc_deleted_total", reason=r) for r in reasons)
-        and all(
-            metric(daemon, "zen_watcher_gc_errors_total", reason=r)
-            for r in ("list", "delete", "bad_timestamp")
-        ),
-        timeout=30,
-    )
+    wanted = [("zen_watcher_gc_deleted_total", reason) for reason in REASONS]
+    wanted += [("zen_watcher_gc_errors_total", reason) for reason in gc.ERRORS]
+    waited_for(daemon, wanted, label="reason", timeout=30)
 
 
 def lose_the_lease(daemon: InProcessDaemon, scenario: Scenario, control_plane: cluster.Cluster,
@@ -420,7 +468,7 @@ def lose_the_lease(daemon: InProcessDaemon, scenario: Scenario, control_plane: c
     """A report write in flight when the Lease is lost (INJECTED), then leadership back."""
     scenario.hold_report_create = True
     report = reports.placed(
-        reports.load_fixture("kyverno/policyreport-deployment-warn.yaml"), namespace, name="lost"
+        reports.load_fixture("kyverno/wg-sample-cis-k8s.yaml"), namespace, name="lost"
     )
     reports.apply(control_plane, report)
     assert scenario.report_create_held.wait(30)
@@ -462,10 +510,15 @@ def test_every_metric_moves(
     """Every family, pre-seeded label value, bucket and documented value moved at least once."""
     control_plane.grant_watcher_role(namespace)
     kubeconfig = str(control_plane.kubeconfig("zen-watcher"))
-    for fixture in ("kyverno/policyreport-pod-pass-fail.yaml",
-                    "kyverno/policyreport-skip-exception-admission.yaml",
-                    "trivy/configauditreport-docs-nginx.yaml"):
-        reports.apply(control_plane, reports.placed(reports.load_fixture(fixture), namespace))
+    for index, fixture in enumerate(
+        (
+            "kyverno/policyreport-pod-pass-fail.yaml",
+            "kyverno/policyreport-skip-exception-admission.yaml",
+            "trivy/configauditreport-docs-nginx.yaml",
+        )
+    ):
+        report = reports.placed(reports.load_fixture(fixture), namespace, name=f"start-{index}")
+        reports.apply(control_plane, report)
     leader = InProcessDaemon(
         env(namespace, KUBECONFIG=kubeconfig, WEBHOOK_AUTH_TOKEN=TOKEN,
             WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32", WEBHOOK_TRUSTED_PROXIES="127.0.0.1/32")
@@ -473,7 +526,8 @@ def test_every_metric_moves(
     # The unauthenticated gauge needs a daemon without token; it watches no reports.
     open_door = InProcessDaemon(
         env(namespace, KUBECONFIG=kubeconfig, WEBHOOK_ALLOW_UNAUTHENTICATED="true",
-            WATCH_REPORTS="false", LEADER_ELECTION_ID="zen-watcher-open")
+            WATCH_REPORTS="false", LEADER_ELECTION_ID="zen-watcher-open",
+            WATCH_NAMESPACE="zen-elsewhere", GC_INTERVAL="3600")
     )
     daemons = [leader, open_door]
     with refusing_policy(control_plane, namespace), fault_clients(monkeypatch, daemons), \

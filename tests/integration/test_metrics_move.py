@@ -63,6 +63,7 @@ MARK_HOLD = "zen-fault-hold"
 # A report with this name makes the (real) mapper raise: INJECTED, as our mappers have no
 # known bug to provoke.
 BROKEN_REPORT = "zen-broken-report"
+MALFORMED_REPORT = "zen-malformed-report"
 REASONS = (REASON_LAST_SEEN, REASON_CREATED, REASON_RESOLVED)
 WRITE_RETRY_SECONDS = 3.0  # the shipped 300 s would make the transport failure last minutes
 
@@ -147,6 +148,7 @@ class Scenario:
             raise errors.error_for(503, {"reason": "ServiceUnavailable"})
 
     async def after(self, method: str, path: str, answer: dict[str, Any]) -> None:
+        await self.corrupt_report(method, path, answer)
         # INJECTED: the CRD validates lastSeen as date-time, so only a corrupted answer (or an
         # object stored before that validation) carries one GC cannot read.
         if method == "GET" and path.endswith("/observations") and self.corrupt_last_seen:
@@ -162,6 +164,14 @@ class Scenario:
                     item.pop("status", None)
                     item["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
                     self.backdate = None
+
+    async def corrupt_report(self, method: str, path: str, answer: dict[str, Any]) -> None:
+        # INJECTED: the upstream CRDs type report.checks as an array; older trivy-operator
+        # CRDs that preserve unknown fields do not, so such a report is real, but not here.
+        if method == "GET" and path.endswith("/configauditreports"):
+            for item in answer.get("items") or []:
+                if item["metadata"]["name"] == MALFORMED_REPORT:
+                    item["report"]["checks"] = "not a list"
 
     async def on_watch(self, path: str, server_timeout: int, inactivity: float) -> tuple[int, float]:
         if self.broken_watch and "configmaps" in path:
@@ -289,12 +299,13 @@ def webhook_traffic(daemon: InProcessDaemon, namespace: str) -> None:
     assert 200 == post(falco, orjson.dumps(other))
     internal = dict(falco_alerts())["internal-metrics-snapshot.json"]
     no_rule = {k: v for k, v in unique_alert(51, namespace).items() if k != "rule"}
-    bad_field = {**unique_alert(52, namespace), "priority": 7}
+    bad_field = {**unique_alert(52, namespace), "tags": "not-a-list"}
     assert 200 == post(falco, orjson.dumps([internal, no_rule, bad_field, 3]))
     events = audit_events(include_malformed=True)
     first = next(event for event in events if event.get("kind") == "Event")
     early = {**first, "stage": "RequestReceived", "auditID": "zen-early"}
     harmless = {**first, "verb": "get", "auditID": "zen-harmless"}
+    harmless["user"] = {"username": "alice", "groups": ["system:authenticated"]}
     harmless["objectRef"] = {"resource": "pods", "namespace": namespace, "name": "p"}
     events += [early, harmless]
     assert 200 == post(audit, event_list([*events, 5, {"kind": "Pod"}, {"kind": "Event"}]))
@@ -338,6 +349,25 @@ def full_queue(daemon: InProcessDaemon, scenario: Scenario, namespace: str) -> N
     ]
     scenario.hold_writes.clear()
     assert 503 in statuses, statuses
+
+
+def odd_reports(namespace: str) -> list[dict[str, Any]]:
+    """Reports the CRDs accept but our mappers reject entries of (a result without a verdict,
+    a check without an ID), and one whose list answer is corrupted (`MALFORMED_REPORT`)."""
+    policy = reports.placed(
+        reports.load_fixture("kyverno/policyreport-pod-pass-fail.yaml"), namespace, name="odd-1"
+    )
+    policy["results"] = [{"policy": "no-verdict", "rule": "r"}]
+    audit = reports.placed(
+        reports.load_fixture("trivy/configauditreport-docs-nginx.yaml"), namespace, name="odd-2"
+    )
+    audit["report"]["checks"] = [{"checkID": "", "severity": "LOW", "success": False}]
+    malformed = reports.placed(
+        reports.load_fixture("trivy/configauditreport-docs-nginx.yaml"),
+        namespace,
+        name=MALFORMED_REPORT,
+    )
+    return [policy, audit, malformed]
 
 
 def set_filter(control_plane: cluster.Cluster, namespace: str, text: str) -> None:
@@ -524,6 +554,7 @@ def test_every_metric_moves(
     ):
         report = reports.placed(reports.load_fixture(fixture), namespace, name=f"start-{index}")
         reports.apply(control_plane, report)
+    reports.apply(control_plane, *odd_reports(namespace))
     leader = InProcessDaemon(
         env(namespace, KUBECONFIG=kubeconfig, WEBHOOK_AUTH_TOKEN=TOKEN,
             WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32", WEBHOOK_TRUSTED_PROXIES="127.0.0.1/32")

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+import uvloop
 from prometheus_client import CollectorRegistry
 
 from tests.harness.controlplane.controlplane import free_port
@@ -121,10 +122,15 @@ class InProcessDaemon:
         async def life() -> int:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            return await daemon.run(self.settings, stop=self._stop)
+            code = await daemon.run(self.settings, stop=self._stop)
+            # A process would exit here; a thread's loop must first let closed TLS
+            # connections finish closing, or they are reported as unclosed.
+            await asyncio.sleep(0.25)
+            return code
 
         try:
-            self.exit_code = asyncio.run(life())
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                self.exit_code = runner.run(life())
         except BaseException as error:  # noqa: BLE001 - reported by the test through `error`
             self.error = error
 

@@ -87,7 +87,10 @@ class FaultClient(HookedClient):
                 path, server_timeout, inactivity_timeout
             )
         lines = super().stream_lines(
-            path, params=params, server_timeout=server_timeout, inactivity_timeout=inactivity_timeout
+            path,
+            params=params,
+            server_timeout=server_timeout,
+            inactivity_timeout=inactivity_timeout,
         )
         async with contextlib.aclosing(lines):
             async for line in lines:
@@ -131,7 +134,7 @@ class InProcessDaemon:
         try:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 self.exit_code = runner.run(life())
-        except BaseException as error:  # noqa: BLE001 - reported by the test through `error`
+        except BaseException as error:  # reported by the test through `error`
             self.error = error
 
     def start(self, *, timeout: float = 30.0) -> None:

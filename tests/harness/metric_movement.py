@@ -151,15 +151,15 @@ def documented_expectations() -> list[Expectation]:
         names = re.findall(r"`([^`]+)`", row[0])
         if len(row) == 3 and len(names) == 1 and names[0] in buckets:
             for reason in re.findall(r"`([^`]+)`", row[1]):
-                labels = (("bucket", names[0]), ("reason", reason))
-                expectations.append(Expectation(EVENTS, labels, "docs/design.md §8 buckets"))
+                pair = (("bucket", names[0]), ("reason", reason))
+                expectations.append(Expectation(EVENTS, pair, "docs/design.md §8 buckets"))
         elif len(row) == 3 and len(names) == 1 and names[0].startswith("zen_watcher_"):
             listed = re.search(r":\s*(.+)$", row[2])
             label_names = [label.strip() for label in row[1].split(",") if label.strip()]
             if listed and label_names:
                 for value in listed.group(1).split(","):
-                    labels = ((label_names[-1], value.strip().strip("`")),)
-                    expectations.append(Expectation(names[0], labels, "docs/design.md §8"))
+                    one = ((label_names[-1], value.strip().strip("`")),)
+                    expectations.append(Expectation(names[0], one, "docs/design.md §8"))
     return expectations
 
 

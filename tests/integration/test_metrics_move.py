@@ -19,26 +19,25 @@ import functools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
-import yaml
 
 from tests.harness import metric_movement, reports
 from tests.harness.controlplane import cluster
 from tests.harness.daemon_process import TOKEN
 from tests.harness.in_process import InProcessDaemon, fault_clients
-from tests.harness.payloads import audit_events, event_list, falco_alerts, unique_alert
+from tests.harness.payloads import audit_events, falco_alerts, unique_alert
 from tests.harness.polling import wait_for
 from tests.integration.test_dashboard import REFUSE_INVALID, refused_alert, refusing_policy
+from zenwatcher.finding import Finding
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient, Params
-from zenwatcher.finding import Finding
-from zenwatcher.leader import gc, report_controller
+from zenwatcher.leader import gc
 from zenwatcher.mapping import falco
 from zenwatcher.mapping.reports import dispatch
 from zenwatcher.observation import (
@@ -89,6 +88,14 @@ def env(namespace: str, **extra: str) -> dict[str, str]:
     }
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (on the daemon's loop) until `condition()`, set by the test thread, holds."""
+    while True:
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+
+
 class Scenario:
     """The faults daemon A's client injects, switched on and off by the test thread."""
 
@@ -117,15 +124,20 @@ class Scenario:
     async def on_request(self, method: str, path: str, params: Params | None, body: Any) -> None:
         if "/leases" in path and self.lease_down:
             raise errors.TransportError("INJECTED: the Lease API is unreachable")
-        if method == "GET" and path.endswith("/observations") and params:
-            if self.fail_gc_list and str(params.get("limit")) == str(GC_PAGE_SIZE):
-                self.fail_gc_list = False
-                raise errors.error_for(503, {"reason": "ServiceUnavailable"})  # INJECTED
-        if method == "DELETE" and self.fail_delete and path.endswith("/" + self.fail_delete):
+        if path.endswith("/observations") and method == "GET":
+            self.gc_list_fault(params)
+        elif method == "DELETE" and self.fail_delete and path.endswith("/" + self.fail_delete):
             self.fail_delete = None
             raise errors.error_for(422, {"reason": "Invalid"})  # INJECTED: an odd object
-        if method != "POST" or not path.endswith("/observations") or not isinstance(body, dict):
-            return
+        elif method == "POST" and path.endswith("/observations") and isinstance(body, dict):
+            await self.create_fault(body)
+
+    def gc_list_fault(self, params: Params | None) -> None:
+        if self.fail_gc_list and params and str(params.get("limit")) == str(GC_PAGE_SIZE):
+            self.fail_gc_list = False
+            raise errors.error_for(503, {"reason": "ServiceUnavailable"})  # INJECTED
+
+    async def create_fault(self, body: dict[str, Any]) -> None:
         message = str((body.get("spec") or {}).get("message", ""))
         if MARK_TRANSPORT in message:
             raise errors.TransportError("INJECTED: connection reset")
@@ -136,15 +148,13 @@ class Scenario:
         if MARK_CONFLICT in message:
             raise errors.error_for(409, {"reason": "Conflict"})  # INJECTED: not AlreadyExists
         if MARK_HOLD in message:
-            while self.hold_writes.is_set():
-                await asyncio.sleep(0.05)
+            await until(lambda: not self.hold_writes.is_set())
         labels = (body.get("metadata") or {}).get("labels") or {}
         if self.hold_report_create and LABEL_ORIGIN in labels:
             # INJECTED: a report write in flight when its term ends (the Lease is lost).
             self.hold_report_create = False
             self.report_create_held.set()
-            while self.leading():
-                await asyncio.sleep(0.05)
+            await until(lambda: not self.leading())
             raise errors.error_for(503, {"reason": "ServiceUnavailable"})
 
     async def after(self, method: str, path: str, answer: dict[str, Any]) -> None:
@@ -173,7 +183,9 @@ class Scenario:
                 if item["metadata"]["name"] == MALFORMED_REPORT:
                     item["report"]["checks"] = "not a list"
 
-    async def on_watch(self, path: str, server_timeout: int, inactivity: float) -> tuple[int, float]:
+    async def on_watch(
+        self, path: str, server_timeout: int, inactivity: float
+    ) -> tuple[int, float]:
         if self.broken_watch and "configmaps" in path:
             self.broken_watch = False
             raise errors.TransportError("INJECTED: watch connection refused")
@@ -260,7 +272,7 @@ class Sampler:
 
 
 @pytest.fixture(name="broken_mapper")
-def _broken_mapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _broken_mapper(monkeypatch: pytest.MonkeyPatch) -> None:
     real = dispatch.map_report
 
     def map_report(report: dict[str, Any]) -> Any:
@@ -268,11 +280,10 @@ def _broken_mapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             raise RuntimeError("INJECTED: a mapper bug")
         return real(report)
 
-    monkeypatch.setattr(report_controller.dispatch, "map_report", map_report)
+    monkeypatch.setattr(dispatch, "map_report", map_report)
     monkeypatch.setattr(
         assembly, "Writer", functools.partial(Writer, retry_for=WRITE_RETRY_SECONDS)
     )
-    yield
 
 
 def metric(daemon: InProcessDaemon, name: str, **labels: str) -> float:
@@ -308,7 +319,10 @@ def webhook_traffic(daemon: InProcessDaemon, namespace: str) -> None:
     harmless["user"] = {"username": "alice", "groups": ["system:authenticated"]}
     harmless["objectRef"] = {"resource": "pods", "namespace": namespace, "name": "p"}
     events += [early, harmless]
-    assert 200 == post(audit, event_list([*events, 5, {"kind": "Pod"}, {"kind": "Event"}]))
+    # Besides the fixtures: not an object, not an Event, an Event without its fields.
+    items: list[Any] = [*events, 5, {"kind": "Pod"}, {"kind": "Event"}]
+    body = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items}
+    assert 200 == post(audit, orjson.dumps(body))
     refused = [
         post(falco, b"{not json"),
         post(audit, b'"not an event list"'),
@@ -380,9 +394,7 @@ def set_filter(control_plane: cluster.Cluster, namespace: str, text: str) -> Non
     reports.apply(control_plane, manifest)
 
 
-def filter_reloads(
-    daemon: InProcessDaemon, control_plane: cluster.Cluster, namespace: str
-) -> None:
+def filter_reloads(daemon: InProcessDaemon, control_plane: cluster.Cluster, namespace: str) -> None:
     set_filter(control_plane, namespace, '{"sources": {"falco": {"minSeverity": "CRITICAL"}}}')
     wait_for(lambda: metric(daemon, "zen_watcher_filter_reloads_total", outcome="applied") >= 2)
     body = orjson.dumps(unique_alert(200, namespace))
@@ -391,7 +403,6 @@ def filter_reloads(
         lambda: (
             post(falco, body) == 200
             and metric(daemon, "zen_watcher_events_total", bucket="filtered", reason="min_severity")
-            or None
         )
     )
     set_filter(control_plane, namespace, '{"sources": {"falco": ')
@@ -407,19 +418,35 @@ def report_life(daemon: InProcessDaemon, control_plane: cluster.Cluster, namespa
     reports.apply(control_plane, fail)
     wait_for(lambda: metric(daemon, "zen_watcher_observations_created_total", source="kyverno"))
     reports.delete(control_plane, fail)
-    wait_for(lambda: metric(daemon, "zen_watcher_observations_updated_total",
-                            source="kyverno", reason="resolved"), timeout=30)
+    wait_for(
+        lambda: metric(
+            daemon, "zen_watcher_observations_updated_total", source="kyverno", reason="resolved"
+        ),
+        timeout=30,
+    )
     reports.apply(control_plane, fail)
-    wait_for(lambda: metric(daemon, "zen_watcher_events_total", source="kyverno",
-                            bucket="updated", reason="reopen"), timeout=30)
+    wait_for(
+        lambda: metric(
+            daemon, "zen_watcher_events_total", source="kyverno", bucket="updated", reason="reopen"
+        ),
+        timeout=30,
+    )
     broken = reports.placed(
         reports.load_fixture("kyverno/policyreport-pod-pass-fail.yaml"),
         namespace,
         name=BROKEN_REPORT,
     )
     reports.apply(control_plane, broken)
-    wait_for(lambda: metric(daemon, "zen_watcher_events_total", bucket="rejected",
-                            reason="internal_error", source="kyverno"), timeout=30)
+    wait_for(
+        lambda: metric(
+            daemon,
+            "zen_watcher_events_total",
+            bucket="rejected",
+            reason="internal_error",
+            source="kyverno",
+        ),
+        timeout=30,
+    )
 
 
 async def write_as_admin(
@@ -444,7 +471,9 @@ def waited_for(
     """Wait until each (family, value of `label`) has counted; fail naming those that did not."""
 
     def missing() -> list[tuple[str, str]]:
-        return [(name, value) for name, value in wanted if not metric(daemon, name, **{label: value})]
+        return [
+            (name, value) for name, value in wanted if not metric(daemon, name, **{label: value})
+        ]
 
     try:
         wait_for(lambda: not missing(), timeout=timeout)
@@ -498,8 +527,9 @@ def garbage(
     waited_for(daemon, wanted, label="reason", timeout=30)
 
 
-def lose_the_lease(daemon: InProcessDaemon, scenario: Scenario, control_plane: cluster.Cluster,
-                   namespace: str) -> None:
+def lose_the_lease(
+    daemon: InProcessDaemon, scenario: Scenario, control_plane: cluster.Cluster, namespace: str
+) -> None:
     """A report write in flight when the Lease is lost (INJECTED), then leadership back."""
     scenario.hold_report_create = True
     report = reports.placed(
@@ -510,10 +540,16 @@ def lose_the_lease(daemon: InProcessDaemon, scenario: Scenario, control_plane: c
     scenario.lease_down = True
     wait_for(lambda: metric(daemon, "zen_watcher_leader_transitions_total", direction="lost"))
     scenario.lease_down = False
-    wait_for(lambda: metric(daemon, "zen_watcher_leader_transitions_total",
-                            direction="acquired") >= 2, timeout=30)
-    wait_for(lambda: metric(daemon, "zen_watcher_events_total",
-                            bucket="failed", reason="leadership_lost"), timeout=30)
+    wait_for(
+        lambda: metric(daemon, "zen_watcher_leader_transitions_total", direction="acquired") >= 2,
+        timeout=30,
+    )
+    wait_for(
+        lambda: metric(
+            daemon, "zen_watcher_events_total", bucket="failed", reason="leadership_lost"
+        ),
+        timeout=30,
+    )
 
 
 def relist_after_compaction(
@@ -522,16 +558,26 @@ def relist_after_compaction(
     """etcd compacted past every informer's resourceVersion, the API server restarted: 410."""
     plane = control_plane.require_local()
     scenario.idle_watch = True
-    wait_for(lambda: metric(daemon, "zen_watcher_watch_restarts_total", resource="configmaps",
-                            reason="timeout"), timeout=30)
+    wait_for(
+        lambda: metric(
+            daemon, "zen_watcher_watch_restarts_total", resource="configmaps", reason="timeout"
+        ),
+        timeout=30,
+    )
     scenario.broken_watch = True
-    wait_for(lambda: metric(daemon, "zen_watcher_watch_restarts_total", resource="configmaps",
-                            reason="error"), timeout=30)
+    wait_for(
+        lambda: metric(
+            daemon, "zen_watcher_watch_restarts_total", resource="configmaps", reason="error"
+        ),
+        timeout=30,
+    )
     control_plane.kubectl("create", "configmap", "zen-compaction-marker", "-n", namespace)
     plane.compact_etcd()
     plane.restart_apiserver()
-    wait_for(lambda: metric(daemon, "zen_watcher_relists_total", resource="configmaps",
-                            reason="gone"), timeout=60)
+    wait_for(
+        lambda: metric(daemon, "zen_watcher_relists_total", resource="configmaps", reason="gone"),
+        timeout=60,
+    )
 
 
 @pytest.mark.apiserver
@@ -556,18 +602,32 @@ def test_every_metric_moves(
         reports.apply(control_plane, report)
     reports.apply(control_plane, *odd_reports(namespace))
     leader = InProcessDaemon(
-        env(namespace, KUBECONFIG=kubeconfig, WEBHOOK_AUTH_TOKEN=TOKEN,
-            WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32", WEBHOOK_TRUSTED_PROXIES="127.0.0.1/32")
+        env(
+            namespace,
+            KUBECONFIG=kubeconfig,
+            WEBHOOK_AUTH_TOKEN=TOKEN,
+            WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32",
+            WEBHOOK_TRUSTED_PROXIES="127.0.0.1/32",
+        )
     )
     # The unauthenticated gauge needs a daemon without token; it watches no reports.
     open_door = InProcessDaemon(
-        env(namespace, KUBECONFIG=kubeconfig, WEBHOOK_ALLOW_UNAUTHENTICATED="true",
-            WATCH_REPORTS="false", LEADER_ELECTION_ID="zen-watcher-open",
-            WATCH_NAMESPACE="zen-elsewhere", GC_INTERVAL="3600")
+        env(
+            namespace,
+            KUBECONFIG=kubeconfig,
+            WEBHOOK_ALLOW_UNAUTHENTICATED="true",
+            WATCH_REPORTS="false",
+            LEADER_ELECTION_ID="zen-watcher-open",
+            WATCH_NAMESPACE="zen-elsewhere",
+            GC_INTERVAL="3600",
+        )
     )
     daemons = [leader, open_door]
-    with refusing_policy(control_plane, namespace), fault_clients(monkeypatch, daemons), \
-            Sampler(recorder) as sampler:
+    with (
+        refusing_policy(control_plane, namespace),
+        fault_clients(monkeypatch, daemons),
+        Sampler(recorder) as sampler,
+    ):
         scenario = Scenario(leader, namespace)
         try:
             leader.start()
@@ -589,7 +649,5 @@ def test_every_metric_moves(
             for daemon in daemons:
                 daemon.stop()
         sampler.sample()
-    problems = recorder.unmoved(
-        metric_movement.every_expectation(), metric_movement.family_names()
-    )
+    problems = recorder.unmoved(metric_movement.every_expectation(), metric_movement.family_names())
     assert [] == problems, "\n".join(problems)

@@ -9,7 +9,8 @@ list of what must move is derived from the code and docs/design.md §8
 (tests/harness/metric_movement.py), so a new metric that never moves fails here.
 
 Faults that no quick real scenario provokes are injected through the daemon's client, each
-marked `INJECTED` below.
+marked `INJECTED` below. Two settings are shortened rather than faked: watches end every few
+seconds (the daemon's 5-10 min server timeout), and a write is retried for 3 s (300 s shipped).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import functools
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -205,9 +208,6 @@ def post(
     method: str = "POST",
     headers: dict[str, str] | None = None,
 ) -> int:
-    import urllib.error
-    import urllib.request
-
     sent = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"

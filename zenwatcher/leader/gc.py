@@ -35,6 +35,7 @@ logger = structlog.get_logger()
 ERROR_BAD_TIMESTAMP = "bad_timestamp"
 ERROR_LIST = "list"
 ERROR_DELETE = "delete"
+ERRORS = (ERROR_BAD_TIMESTAMP, ERROR_LIST, ERROR_DELETE)
 
 INITIAL_DELAY = 30.0  # seconds after gaining leadership before the first sweep (at most `interval`)
 JITTER = 0.1  # each sleep is `interval` stretched or shrunk by up to 10 %

@@ -256,12 +256,14 @@ class ReportController:
         except (Ignored, Rejected) as error:
             self._accounting.received(tool)
             self._accounting.rejected(tool, error.reason)
+            self._metrics.reconciles.labels(kind.kind, "rejected").inc()
             return
         except Exception:
             # A bug met by one report costs that report only, not the informer and the term.
             logger.exception("report_mapping_failed", kind=kind.kind, scope=scope)
             self._accounting.received(tool)
             self._accounting.rejected(tool, INTERNAL_ERROR)
+            self._metrics.reconciles.labels(kind.kind, "rejected").inc()
             return
         self._account_entries(tool, mapped)
         wanted = self._wanted_findings(report, mapped.findings)

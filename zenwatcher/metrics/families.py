@@ -205,7 +205,8 @@ class Metrics:
         )
         self.reconciles = LoopCounter(
             "zen_watcher_report_reconciles_total",
-            "Report reconciliations, by kind and outcome.",
+            "Report events reconciled, by kind and outcome: ok, or rejected (the report was "
+            "malformed or its mapping failed; its findings were left as they were).",
             ["kind", "outcome"],
             registry=registry,
         )

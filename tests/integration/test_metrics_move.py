@@ -297,6 +297,25 @@ def metric(daemon: InProcessDaemon, name: str, **labels: str) -> float:
     )
 
 
+def over_budget(open_door: InProcessDaemon, narrow: InProcessDaemon, namespace: str) -> None:
+    """New findings the etcd budget has no room for: the instance's (open_door) and one
+    namespace's (narrow), each counted once the daemon has counted its scope."""
+    for daemon, alert_namespace, token, reason in (
+        (open_door, "zen-elsewhere", None, "instance"),
+        (narrow, namespace, TOKEN, "namespace"),
+    ):
+        for index in range(3):  # the first may arrive before the daemon's first count
+            alert = unique_alert(900 + index, alert_namespace)
+            assert 200 == post(daemon.url + "/falco/webhook", orjson.dumps(alert), token=token)
+            time.sleep(0.5)
+        wait_for(
+            lambda daemon=daemon, reason=reason: (
+                metric(daemon, "zen_watcher_events_total", bucket="over_budget", reason=reason) > 0
+            ),
+            timeout=30,
+        )
+
+
 def webhook_traffic(daemon: InProcessDaemon, namespace: str) -> None:
     """Accepted, repeated, filtered, rejected and refused requests (4xx)."""
     falco, audit = daemon.url + "/falco/webhook", daemon.url + "/audit/webhook"
@@ -611,6 +630,8 @@ def test_every_metric_moves(
         )
     )
     # The unauthenticated gauge needs a daemon without token; it watches no reports.
+    # The unauthenticated gauge needs a daemon without token; it watches no reports. Its scope
+    # (zen-elsewhere and the test's namespace) holds more than its instance budget of 1.
     open_door = InProcessDaemon(
         env(
             namespace,
@@ -620,9 +641,23 @@ def test_every_metric_moves(
             LEADER_ELECTION_ID="zen-watcher-open",
             WATCH_NAMESPACE="zen-elsewhere",
             GC_INTERVAL="3600",
+            OBSERVATION_BUDGET="1",
         )
     )
-    daemons = [leader, open_door]
+    # A namespace budget of 1 in the test's namespace, which the leader fills.
+    narrow = InProcessDaemon(
+        env(
+            namespace,
+            KUBECONFIG=kubeconfig,
+            WEBHOOK_AUTH_TOKEN=TOKEN,
+            WATCH_REPORTS="false",
+            LEADER_ELECTION_ID="zen-watcher-narrow",
+            GC_INTERVAL="3600",
+            OBSERVATION_BUDGET="0",
+            OBSERVATION_BUDGET_PER_NAMESPACE="1",
+        )
+    )
+    daemons = [leader, open_door, narrow]
     with (
         refusing_policy(control_plane, namespace),
         fault_clients(monkeypatch, daemons),
@@ -634,6 +669,8 @@ def test_every_metric_moves(
             sampler.urls.append(leader.metrics_url)
             open_door.start()
             sampler.urls.append(open_door.metrics_url)
+            narrow.start()
+            sampler.urls.append(narrow.metrics_url)
             slow = slow_body(leader.webhook_port, "/falco/webhook")
             webhook_traffic(leader, namespace)
             failing_writes(leader, namespace)
@@ -643,6 +680,7 @@ def test_every_metric_moves(
             garbage(leader, scenario, control_plane, namespace)
             lose_the_lease(leader, scenario, control_plane, namespace)
             relist_after_compaction(leader, scenario, control_plane, namespace)
+            over_budget(open_door, narrow, namespace)
             slow.join(40)
             sampler.sample()
         finally:

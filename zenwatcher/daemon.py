@@ -41,6 +41,7 @@ from zenwatcher.tasks import create_guarded_task, stop_tasks
 
 logger = structlog.get_logger()
 API_CHECK_INTERVAL = 10.0
+API_CHECK_TIMEOUT = 5.0
 
 
 def main(settings: Settings) -> int:
@@ -228,7 +229,6 @@ def _start_leadership(
             budget=pipeline.budget,
         )
     )
-    readiness.leader_synced = work.synced
     elector = LeaderElector(
         client=lease_client,
         namespace=settings.pod_namespace,
@@ -240,6 +240,13 @@ def _start_leadership(
         metrics=metrics,
     )
     tasks["elector"] = create_guarded_task(elector.run(work.lead), name="elector")
+
+    def leader_synced() -> bool:
+        # Before its first attempt at the Lease a pod may be the leader; followers are not
+        # held back by the leader's sync.
+        return elector.has_tried and (not elector.is_leader or work.synced())
+
+    readiness.leader_synced = leader_synced
     return elector
 
 
@@ -247,7 +254,7 @@ async def api_checker(client: KubeClient, readiness: Readiness) -> None:
     """Forever: is the API server answering? (an input of /readyz)."""
     while True:
         try:
-            await client.request("GET", "/version", timeout=5.0)
+            await client.request("GET", "/version", timeout=API_CHECK_TIMEOUT)
         except (errors.ApiError, errors.TransportError) as error:
             if readiness.api_reachable:
                 logger.warning("api_unreachable", error=str(error))

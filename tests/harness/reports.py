@@ -39,7 +39,7 @@ def placed(report: dict[str, Any], namespace: str, *, name: str | None = None) -
     if isinstance(report.get("scope"), dict):
         report["scope"]["namespace"] = namespace
         report["scope"].pop("uid", None)
-    _complete_for_crd(report)
+    complete_for_crd(report)
     labels = metadata.get("labels") or {}
     if "trivy-operator.resource.namespace" in labels:
         labels["trivy-operator.resource.namespace"] = namespace
@@ -77,7 +77,7 @@ def phases(control_plane: cluster.Cluster, namespace: str) -> dict[str, str]:
     }
 
 
-def _complete_for_crd(report: dict[str, Any]) -> None:
+def complete_for_crd(report: dict[str, Any]) -> None:
     """Docs examples omit fields the trivy-operator CRD requires; fill them on the copy."""
     body = report.get("report")
     if not report["kind"].endswith("VulnerabilityReport") or not isinstance(body, dict):

@@ -326,6 +326,22 @@ class TestOneLeader:
         assert leader.identity == spec["holderIdentity"]
         assert 2 == spec["leaseDurationSeconds"]
 
+    async def test_has_tried_once_the_first_attempt_ends(self, field: Field) -> None:
+        """Readiness waits for `has_tried`: until the first attempt ends a pod may lead.
+
+        1. Candidate a is made but not started; then started; then b is started.
+        Result: a has not tried before it runs, and has tried once it leads (the same moment);
+        b, which cannot acquire, has tried after its first attempt and does not lead.
+        """
+        a, b = field.candidate("pod-a"), field.candidate("pod-b")
+        assert not a.election.has_tried
+        a.start(field.tracker.lead_for("pod-a"))
+        await field.tracker.wait_until(lambda: "pod-a" in field.tracker.running, timeout=5)
+        assert (True, True) == (a.election.has_tried, a.election.is_leader)
+        b.start(field.tracker.lead_for("pod-b"))
+        await asyncio.sleep(RETRY_PERIOD)  # its first attempt, at once: one GET on loopback
+        assert (True, False) == (b.election.has_tried, b.election.is_leader)
+
 
 class TestGracefulHandover:
     async def test_follower_leads_within_a_retry_period_of_release(self, field: Field) -> None:

@@ -84,6 +84,7 @@ class LeaderElector:
         self._lease: dict[str, Any] | None = None  # last Lease read or written (resourceVersion)
         self._renewed_at = 0.0  # monotonic start of the last successful write by this identity
         self._leading = asyncio.Event()
+        self._tried = False  # whether an attempt at the Lease has ended yet
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
         self._log = logger.bind(lease=f"{namespace}/{name}", identity=identity)
         metrics.leader.set(0)
@@ -92,6 +93,12 @@ class LeaderElector:
     def is_leader(self) -> bool:
         """True while `lead()` runs under a Lease this identity holds."""
         return self._leading.is_set()
+
+    @property
+    def has_tried(self) -> bool:
+        """True once the first attempt at the Lease has ended, won or not: until then this
+        candidate cannot tell whether it leads."""
+        return self._tried
 
     async def wait_leading(self) -> None:
         """Return once this identity leads (at once if it already does)."""
@@ -128,7 +135,11 @@ class LeaderElector:
 
     async def _acquire(self) -> None:
         """Try at once, then every jittered retry period, until the Lease is ours."""
-        while not await self._try_acquire():
+        while True:
+            acquired = await self._try_acquire()
+            self._tried = True  # in the same step as _leading.set(): no moment between
+            if acquired:
+                break
             await self._sleep_until_next_attempt()
         self._leading.set()
         self._metrics.leader.set(1)

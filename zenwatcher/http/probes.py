@@ -1,7 +1,8 @@
 """/metrics, /healthz and /readyz on METRICS_PORT.
 
 Alive = the event loop answers. Ready = not draining, the API server answered recently, and on
-the leader, every informer has listed. Readiness goes false first on SIGTERM so load balancers
+the leader, every informer has listed (a pod that has not yet tried for the Lease may be the
+leader, so it waits too). Readiness goes false first on SIGTERM so load balancers
 stop sending before the webhooks start answering 503.
 """
 

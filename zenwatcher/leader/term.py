@@ -28,8 +28,12 @@ class LeaderWork:
         self._controller: ReportController | None = None
 
     def synced(self) -> bool:
-        """True on followers; on the leader, once every report informer has listed."""
-        return self._controller is None or self._controller.synced()
+        """Whether the running term's report informers have all listed: False until a term
+        has built its controller; always True without report work (WATCH_REPORTS=false).
+        Only meaningful on the leader: readiness asks only while this pod leads."""
+        if not self._context.settings.watch_reports:
+            return True
+        return self._controller is not None and self._controller.synced()
 
     async def lead(self) -> None:
         """One term: runs until cancelled (Lease lost, or shutdown). With WATCH_REPORTS=false

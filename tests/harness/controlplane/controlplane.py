@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import random
+import signal
 import socket
 import ssl
 import subprocess
@@ -160,6 +161,12 @@ class ControlPlane:
     def stop_apiserver(self) -> None:
         _terminate(self._apiserver)
         self._apiserver = None
+
+    def signal_apiserver(self, signum: signal.Signals) -> None:
+        """Send `signum` to kube-apiserver: SIGSTOP hangs every connection, SIGCONT resumes."""
+        if self._apiserver is None:
+            raise ControlPlaneError("kube-apiserver is not running")
+        self._apiserver.send_signal(signum)
 
     def restart_apiserver(self, *, downtime: float = 0.0) -> None:
         """Stop kube-apiserver, wait `downtime` seconds, start it again on the same port and data."""

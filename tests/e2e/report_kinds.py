@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from tests.e2e import reports as fx
-from tests.paths import SHARED_FIXTURES
+from tests.harness import reports as fx
+from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher.mapping.reports import trivy
 from zenwatcher.mapping.reports.kinds import TRIVY_GROUP, ReportKind
 

@@ -11,12 +11,12 @@ import urllib.request
 
 import pytest
 
-from tests.controlplane import cluster
-from tests.daemons import StartDaemon
-from tests.e2e import reports as fx
-from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.test_reports import POLICY
-from tests.e2e.test_webhooks import wait_for
+from tests.harness import reports as fx
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
+from tests.harness.daemons import StartDaemon
+from tests.harness.polling import wait_for
 from zenwatcher.daemon import API_CHECK_INTERVAL, API_CHECK_TIMEOUT
 
 NOT_SYNCED = "leader informers not synced"

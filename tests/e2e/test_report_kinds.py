@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.controlplane import cluster
-from tests.e2e import reports as fx
-from tests.e2e.daemon_process import DaemonProcess
 from tests.e2e.report_kinds import crd_file, sample_report, without_one_finding
-from tests.e2e.test_webhooks import wait_for
+from tests.harness import reports as fx
+from tests.harness.controlplane import cluster
+from tests.harness.daemon_process import DaemonProcess
+from tests.harness.polling import wait_for
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS, ReportKind
 from zenwatcher.observation import LABEL_ORIGIN
 

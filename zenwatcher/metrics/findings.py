@@ -134,9 +134,9 @@ class CurrentFindings:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = self._family()
+        # A label set that drops to 0 stays, at 0, for the term: "no critical open" is a 0.
         for values, count in self._counts.items():
-            if count:
-                family.add_metric(values, count)
+            family.add_metric(values, count)
         yield family
 
     def describe(self) -> Iterator[GaugeMetricFamily]:

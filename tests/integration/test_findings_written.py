@@ -4,11 +4,16 @@ and new findings are counted by rule under a series cap."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import shlex
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.harness.controlplane import cluster
+from tests.harness.paths import REPO_ROOT
 from tests.harness.writers import make_writer
 from zenwatcher.finding import Category, Finding, Origin, ResourceRef, Severity
 from zenwatcher.kube import observations
@@ -154,3 +159,50 @@ async def test_event_findings_are_labelled_open_and_counted_by_rule_with_a_cap(
     overflow = {"source": "falco", "severity": "critical", "namespace": OVERFLOW}
     assert 2 == sample(metrics, detected, rule=OVERFLOW, **overflow)
     assert 4 == metrics.findings_detected.series()
+
+
+def readme_commands() -> list[str]:
+    """The `kubectl get obs` lines of README's "Looking at findings" block."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text.split("## Looking at findings", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+async def test_readme_selectors_answer_the_questions(
+    watcher_client: KubeClient, control_plane: cluster.Cluster, namespace: str
+) -> None:
+    """Each README selector command, run as the restricted user, lists exactly the findings it
+    says: critical, open critical/high, open in one namespace, one source, resolved, one."""
+    writer = make_writer(watcher_client, Metrics(CollectorRegistry()), default_namespace=namespace)
+    now = datetime.now(UTC)
+    shell = falco_finding(namespace, 1)
+    open_policy = report_finding(namespace, policy="p-open")
+    fixed = report_finding(namespace, policy="p-fixed")
+    low = dataclasses.replace(report_finding(namespace, policy="p-low"), severity=Severity.LOW)
+    await writer.write(CreateJob(finding=shell, namespace=namespace, seen_at=now))
+    for found in (open_policy, fixed, low):
+        await writer.write(OpenJob(finding=found, namespace=namespace, seen_at=now))
+    await writer.write(
+        ResolveJob(name=fixed.name, namespace=namespace, source="kyverno", resolved_at=now)
+    )
+    expected = [
+        {shell.name},
+        {shell.name, open_policy.name},
+        {shell.name, open_policy.name, low.name},
+        {shell.name},
+        {fixed.name},
+        {open_policy.name},
+    ]
+    commands = readme_commands()
+    assert len(expected) == len(commands), commands
+    for command, names in zip(commands, expected, strict=True):
+        text = command.replace(" shop ", f" {namespace} ")
+        text = text.replace("kyverno-0123456789abcdef", open_policy.name)
+        args = shlex.split(text)
+        assert ["kubectl", "get", "obs"] == args[:3], command
+        result = control_plane.kubectl(*args[1:], user="zen-watcher")
+        ours = set(re.findall(r"\b(?:falco|kyverno)-[0-9a-f]{16}\b", result.stdout))
+        listed = {
+            name for name in ours if name in {shell.name, open_policy.name, fixed.name, low.name}
+        }
+        assert names == listed, f"{command}\n{result.stdout}"

@@ -19,9 +19,9 @@ from tests.e2e.test_webhooks import unique_alert, wait_for
 from tests.harness.daemons import StartDaemon
 from tests.harness.writers import make_writer
 from tests.integration.test_findings_written import falco_finding, report_finding
-from zenwatcher.kube import observations
+from zenwatcher.kube import observations, watching
 from zenwatcher.kube.client import KubeClient
-from zenwatcher.leader.findings import findings_gauge
+from zenwatcher.leader.findings import METADATA_LIST, METADATA_WATCH, findings_gauge
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.jobs import CreateJob, OpenJob, ResolveJob
 
@@ -159,3 +159,40 @@ def test_only_the_leader_exports_and_a_failover_keeps_the_counts(
     assert 0 == daemons[1 - leader].metric_sum("zen_watcher_findings")
     daemons[leader].stop()
     wait_for(lambda: open_falco(1 - leader) == 6, timeout=30)
+
+
+async def test_lists_and_watches_carry_metadata_only(
+    watcher_client: KubeClient, admin_client: KubeClient, namespace: str
+) -> None:
+    """The gauge's Accept headers get PartialObjectMetadata from the API server: labels, no
+    spec or status, in the list and in watch events."""
+    writer = make_writer(admin_client, Metrics(CollectorRegistry()), default_namespace=namespace)
+    now = datetime.now(UTC)
+    await writer.write(
+        CreateJob(finding=falco_finding(namespace, 1), namespace=namespace, seen_at=now)
+    )
+    path = observations.collection_path(namespace)
+    pages = [
+        page async for page in watching.list_pages(watcher_client, path=path, accept=METADATA_LIST)
+    ]
+    (item,) = [item for page in pages for item in page.items]
+    assert ("PartialObjectMetadata", "meta.k8s.io/v1") == (item["kind"], item["apiVersion"])
+    assert {"metadata"} == set(item) - {"kind", "apiVersion"}
+    assert "open" == item["metadata"]["labels"]["zen.kube-zen.io/phase"]
+
+    stream = watching.watch_stream(
+        watcher_client,
+        path=path,
+        resource_version=pages[-1].resource_version,
+        server_timeout=5,
+        inactivity_timeout=10,
+        accept=METADATA_WATCH,
+    )
+    async with contextlib.aclosing(stream):
+        await writer.write(
+            CreateJob(finding=falco_finding(namespace, 2), namespace=namespace, seen_at=now)
+        )
+        event = await anext(aiter(stream))
+    assert "ADDED" == event.type
+    assert "PartialObjectMetadata" == event.object["kind"]
+    assert "spec" not in event.object

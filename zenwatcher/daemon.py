@@ -35,6 +35,7 @@ from zenwatcher.kube.config import KubeConfigError, load_connection
 from zenwatcher.leader.context import LeaderContext
 from zenwatcher.leader.term import LeaderWork
 from zenwatcher.metrics import Metrics
+from zenwatcher.metrics.findings import FindingsMode
 from zenwatcher.pipeline.assembly import Pipeline, make_intakes, make_pipeline
 from zenwatcher.settings import ConfigError, Settings
 from zenwatcher.tasks import create_guarded_task, stop_tasks
@@ -73,7 +74,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     )
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    metrics = Metrics(registry)
+    metrics = Metrics(
+        registry,
+        findings_mode=FindingsMode(settings.findings_metrics),
+        findings_max_series=settings.findings_metrics_max_series,
+    )
     if not settings.webhook.authenticated:
         # Only with WEBHOOK_ALLOW_UNAUTHENTICATED=true (`__main__` refuses otherwise).
         log.warning(

@@ -34,6 +34,9 @@ LABEL_ORIGIN = f"{GROUP}/origin"
 # Set by each status write to an id of its own, so a writer whose answer was lost can tell its
 # write from another's that produced the same status.
 WRITE_ID_ANNOTATION = f"{GROUP}/write-id"
+# open or resolved (PhaseLabel): lets a label selector, and the leader's metadata-only watch,
+# tell open findings from resolved ones without reading status.
+LABEL_PHASE = f"{GROUP}/phase"
 
 # The CRD's limits on spec.title and spec.message (characters), and ours on spec.details: an
 # Observation stays far below etcd's object limit whatever a tool sends.
@@ -50,6 +53,32 @@ class Phase(enum.StrEnum):
 
     OPEN = "Open"
     RESOLVED = "Resolved"
+
+
+class PhaseLabel(enum.StrEnum):
+    """The phase label's values: every finding is open until resolved (report findings) or
+    until it expires (event findings, which GC deletes)."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+_PHASE_VALUES = frozenset(phase.value for phase in PhaseLabel)
+
+
+def phase_labels(phase: PhaseLabel) -> dict[str, str]:
+    """The labels a status transition merges into metadata.labels."""
+    return {LABEL_PHASE: phase.value}
+
+
+def phase_label_of(labels: Mapping[str, str]) -> PhaseLabel:
+    """The phase an Observation's labels say. One written before the label existed is open
+    when it is an event finding, and for a report finding not open (docs/design.md §2: no
+    phase is not Open; the report controller reopens it, writing the label)."""
+    value = labels.get(LABEL_PHASE)
+    if value in _PHASE_VALUES:
+        return PhaseLabel(value)
+    return PhaseLabel.RESOLVED if LABEL_ORIGIN in labels else PhaseLabel.OPEN
 
 
 def observation_namespace(finding: Finding, *, default_namespace: str) -> str:
@@ -70,6 +99,7 @@ def labels_for(finding: Finding) -> dict[str, str]:
         LABEL_SEVERITY: finding.severity.value,
         LABEL_CATEGORY: finding.category.value,
         LABEL_EVENT_TYPE: label_value(finding.event_type),
+        LABEL_PHASE: PhaseLabel.OPEN.value,
     }
     if finding.origin is not None:
         labels[LABEL_ORIGIN_UID] = label_value(finding.origin.uid)

@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "console")
+FINDINGS_MODES = ("off", "simple", "detailed")  # metrics.findings.FindingsMode
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 TTL_MIN_SECONDS = 60
@@ -131,6 +132,10 @@ class Settings:
     # SHUTDOWN_DELAY_SECONDS: after SIGTERM, answer 503 this long before closing the listener
     shutdown_delay_seconds: float = 3.0
     kubeconfig: str = ""  # KUBECONFIG: empty = in-cluster, else ~/.kube/config
+    # FINDINGS_METRICS: labels of the new-findings-by-rule counter: off | simple | detailed
+    findings_metrics: str = "simple"
+    # FINDINGS_METRICS_MAX_SERIES: its label sets at most; more go to rule="_overflow"
+    findings_metrics_max_series: int = 2000
     leader: LeaderSettings = field(default_factory=LeaderSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
@@ -179,6 +184,10 @@ class Settings:
                 "SHUTDOWN_DELAY_SECONDS", 3.0, _non_negative_duration
             ),
             kubeconfig=reader.get("KUBECONFIG", "", _any),
+            findings_metrics=reader.get("FINDINGS_METRICS", "simple", _choice(FINDINGS_MODES)),
+            findings_metrics_max_series=reader.get(
+                "FINDINGS_METRICS_MAX_SERIES", 2000, _positive_int
+            ),
             leader=_leader(reader),
             webhook=_webhook(reader),
             pipeline=_pipeline(reader),
@@ -214,6 +223,8 @@ ENV_VARIABLES = (
     "SHUTDOWN_GRACE_SECONDS",
     "SHUTDOWN_DELAY_SECONDS",
     "KUBECONFIG",
+    "FINDINGS_METRICS",
+    "FINDINGS_METRICS_MAX_SERIES",
     "LEADER_ELECTION_ID",
     "LEADER_LEASE_DURATION",
     "LEADER_RENEW_DEADLINE",

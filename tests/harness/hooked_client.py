@@ -34,12 +34,19 @@ class HookedClient(KubeClient):
         body: Any = None,
         content_type: str = JSON_CONTENT,
         timeout: float | None = None,
+        accept: str | None = None,
     ) -> dict[str, Any]:
         self.calls.append((method, path, dict(params or {})))
         if self.before is not None:
             await self.before(method, path, params)
         answer = await super().request(
-            method, path, params=params, body=body, content_type=content_type, timeout=timeout
+            method,
+            path,
+            params=params,
+            body=body,
+            content_type=content_type,
+            timeout=timeout,
+            accept=accept,
         )
         if self.after is not None:
             await self.after(method, path, answer)

@@ -67,11 +67,18 @@ class FaultClient(HookedClient):
         body: Any = None,
         content_type: str = JSON_CONTENT,
         timeout: float | None = None,
+        accept: str | None = None,
     ) -> dict[str, Any]:
         if self.faults.on_request is not None:
             await self.faults.on_request(method, path, params, body)
         return await super().request(
-            method, path, params=params, body=body, content_type=content_type, timeout=timeout
+            method,
+            path,
+            params=params,
+            body=body,
+            content_type=content_type,
+            timeout=timeout,
+            accept=accept,
         )
 
     async def stream_lines(
@@ -81,6 +88,7 @@ class FaultClient(HookedClient):
         params: Params | None = None,
         server_timeout: int,
         inactivity_timeout: float,
+        accept: str | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         if self.faults.on_watch is not None:
             server_timeout, inactivity_timeout = await self.faults.on_watch(
@@ -91,6 +99,7 @@ class FaultClient(HookedClient):
             params=params,
             server_timeout=server_timeout,
             inactivity_timeout=inactivity_timeout,
+            accept=accept,
         )
         async with contextlib.aclosing(lines):
             async for line in lines:
@@ -184,8 +193,8 @@ def fault_clients(
     def make_client(**kwargs: Any) -> FaultClient:
         return FaultClient(faults=owner().faults, **kwargs)
 
-    def make_metrics(registry: CollectorRegistry) -> Metrics:
-        metrics = Metrics(registry)
+    def make_metrics(registry: CollectorRegistry, **kwargs: Any) -> Metrics:
+        metrics = Metrics(registry, **kwargs)
         owner().faults.metrics = metrics
         return metrics
 

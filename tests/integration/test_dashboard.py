@@ -1,7 +1,8 @@
-"""The Grafana dashboard and the alert rules: promtool, the shipped manifests, and a real
+"""The Grafana dashboards and the alert rules: promtool, the shipped manifests, and a real
 Prometheus scraping a real zen-watcher process that serves real traffic.
 
-Every panel query of the dashboard must parse and return data, every metric it names must be
+Every panel query of each dashboard (the daemon's, and the findings') must parse and return
+data in a scenario made for it, every metric it names must be
 one zen-watcher (or prometheus_client's process collector) exposes, and the PrometheusRule
 example must carry exactly the rules of manifests/prometheus/alerts.yaml.
 """
@@ -44,6 +45,8 @@ from zenwatcher.metrics import Metrics
 from zenwatcher.observation import REASON_CREATED, REASON_LAST_SEEN, REASON_RESOLVED, to_observation
 
 DASHBOARD = REPO_ROOT / "manifests/grafana/zen-watcher-dashboard.json"
+FINDINGS_DASHBOARD = REPO_ROOT / "manifests/grafana/zen-watcher-findings.json"
+DASHBOARDS = (DASHBOARD, FINDINGS_DASHBOARD)
 GRAFANA_KUSTOMIZATION = REPO_ROOT / "manifests/grafana"
 ALERTS = REPO_ROOT / "manifests/prometheus/alerts.yaml"
 ALERTS_TEST = REPO_ROOT / "manifests/prometheus/alerts_test.yaml"
@@ -59,9 +62,13 @@ ALERT_NAMES = {
     "ZenWatcherWatchFailing",
     "ZenWatcherGCFailing",
     "ZenWatcherObservationBudgetNearlyFull",
+    "ZenWatcherNewCriticalFinding",
+    "ZenWatcherCriticalFindingsOpen",
 }
 # Grafana's variables as a query inspector would send them for the last few minutes.
 GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "1m", "__range": "1m", "job": ".+"}
+# The findings dashboard's variables at "All" (namespace's allValue matches the empty value).
+GRAFANA_VARIABLES |= {"source": ".+", "namespace": ".*", "severity": ".+"}
 PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset"}
 PROMQL_KEYWORDS |= {"bool", "and", "or", "unless"}
 SAMPLE_SUFFIXES = {
@@ -93,8 +100,8 @@ class PanelQuery:
         return f"{self.panel} [{self.ref_id}]: {self.expr}"
 
 
-def load_dashboard() -> dict[str, Any]:
-    dashboard: dict[str, Any] = orjson.loads(DASHBOARD.read_bytes())
+def load_dashboard(path: Path = DASHBOARD) -> dict[str, Any]:
+    dashboard: dict[str, Any] = orjson.loads(path.read_bytes())
     return dashboard
 
 
@@ -228,9 +235,10 @@ class TestAlertRules:
 class TestDashboardJson:
     """The dashboard JSON is well-formed and names only metrics zen-watcher exposes."""
 
-    def test_uses_a_datasource_variable_and_no_fixed_uid(self) -> None:
+    @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.stem)
+    def test_uses_a_datasource_variable_and_no_fixed_uid(self, path: Path) -> None:
         """Schema ~39, a Prometheus `datasource` variable, every panel and target uses it."""
-        dashboard = load_dashboard()
+        dashboard = load_dashboard(path)
         assert 39 <= dashboard["schemaVersion"]
         variables = {var["name"]: var for var in dashboard["templating"]["list"]}
         assert ("datasource", "prometheus") == (
@@ -246,11 +254,14 @@ class TestDashboardJson:
             for source in filter(None, sources):
                 assert {"type": "prometheus", "uid": "${datasource}"} == source, panel["title"]
 
-    def test_every_expression_names_only_exposed_metrics(self) -> None:
+    @pytest.mark.parametrize(
+        ("path", "at_least"), [(DASHBOARD, 30), (FINDINGS_DASHBOARD, 12)], ids=["main", "findings"]
+    )
+    def test_every_expression_names_only_exposed_metrics(self, path: Path, at_least: int) -> None:
         """Each expr selects at least one metric, and only names from Metrics, process_* or up."""
         exposed = exposed_metric_names()
-        queries = panel_queries(load_dashboard())
-        assert len(queries) >= 30
+        queries = panel_queries(load_dashboard(path))
+        assert len(queries) >= at_least
         for query in queries:
             names = metric_names(query.expr)
             assert names, str(query)
@@ -290,20 +301,26 @@ class TestDashboardJson:
             assert values == preinitialised_labels(name, label), name
 
     @pytest.mark.apiserver
-    def test_grafana_kustomization_makes_the_labelled_configmap(
+    def test_grafana_kustomization_makes_the_labelled_configmaps(
         self, control_plane: cluster.Cluster
     ) -> None:
-        """manifests/grafana renders zen-watcher-dashboard in zen-system, labelled for the
-        sidecar, holding the JSON file, and the API server accepts it (dry run)."""
+        """manifests/grafana renders one ConfigMap per dashboard in zen-system, labelled for
+        the sidecar, holding the JSON file, and the API server accepts them (dry run)."""
         rendered = control_plane.kubectl("kustomize", str(GRAFANA_KUSTOMIZATION)).stdout
-        (configmap,) = list(yaml.safe_load_all(rendered))
-        assert ("ConfigMap", "zen-watcher-dashboard", "zen-system") == (
-            configmap["kind"],
-            configmap["metadata"]["name"],
-            configmap["metadata"]["namespace"],
-        )
-        assert "1" == configmap["metadata"]["labels"]["grafana_dashboard"]
-        assert DASHBOARD.read_text() == configmap["data"]["zen-watcher-dashboard.json"]
+        configmaps = {cm["metadata"]["name"]: cm for cm in yaml.safe_load_all(rendered)}
+        expected = {
+            "zen-watcher-dashboard": DASHBOARD,
+            "zen-watcher-findings-dashboard": FINDINGS_DASHBOARD,
+        }
+        assert set(expected) == set(configmaps)
+        for name, path in expected.items():
+            configmap = configmaps[name]
+            assert ("ConfigMap", "zen-system") == (
+                configmap["kind"],
+                configmap["metadata"]["namespace"],
+            )
+            assert "1" == configmap["metadata"]["labels"]["grafana_dashboard"]
+            assert path.read_text() == configmap["data"][path.name]
         applied = control_plane.kubectl(
             "apply", "-k", str(GRAFANA_KUSTOMIZATION), "--dry-run=server", check=False
         )
@@ -611,3 +628,66 @@ class TestAgainstPrometheus:
                 rules = server.api("/api/v1/rules")["data"]["groups"][0]["rules"]
                 assert ALERT_NAMES == {rule["name"] for rule in rules}
                 assert {"ok"} == {rule["health"] for rule in rules}, rules
+
+    @pytest.mark.daemon
+    @pytest.mark.apiserver
+    def test_every_findings_panel_query_returns_data(
+        self,
+        start_daemon: StartDaemon,
+        control_plane: cluster.Cluster,
+        namespace: str,
+        tmp_path: Path,
+    ) -> None:
+        """The findings dashboard: critical Falco alerts in three namespaces, policy reports
+        in two, one report fixed (its findings resolved) and broken again (reopened); every
+        panel target returns series, and the findings alert rules evaluate."""
+        queries = panel_queries(load_dashboard(FINDINGS_DASHBOARD))
+        others = [f"{namespace}-b", f"{namespace}-c"]
+        for other in others:
+            control_plane.kubectl("create", "namespace", other)
+        try:
+            namespaces = [namespace, *others]
+            daemon = start_daemon(
+                WATCH_NAMESPACE=",".join(namespaces),
+                FINDINGS_METRICS="detailed",
+                REPORT_RESOLVE_GRACE_SECONDS="1",
+                **DAEMON_ENV,
+            )
+            target = f"127.0.0.1:{daemon.metrics_port}"
+            with running_prometheus(tmp_path, target) as server:
+                try:
+                    wait_for(lambda: server.query("up")["data"]["result"], timeout=20)
+                    run_findings_scenario(daemon, control_plane, namespaces)
+                    problems = settled_queries(server, queries, timeout=30)
+                except AssertionError:
+                    print(f"--- prometheus ---\n{server.logs()}")
+                    print(f"--- zen-watcher ---\n{daemon.logs()}")
+                    raise
+                assert [] == problems
+                rules = server.api("/api/v1/rules")["data"]["groups"][0]["rules"]
+                assert {"ok"} == {rule["health"] for rule in rules}, rules
+        finally:
+            for other in others:
+                control_plane.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+def run_findings_scenario(
+    daemon: DaemonProcess, control_plane: cluster.Cluster, namespaces: list[str]
+) -> None:
+    """Findings opened, resolved and reopened, in several namespaces, while Prometheus scrapes."""
+    fixture = reports.load_fixture("kyverno/policyreport-pod-pass-fail.yaml")
+    first, second = (reports.placed(fixture, ns) for ns in namespaces[:2])
+    reports.apply(control_plane, first, second)
+    for index, namespace in enumerate(namespaces):
+        alert = {**unique_alert(index, namespace), "priority": "Critical"}
+        assert 200 == daemon.post("/falco/webhook", orjson.dumps(alert))[0]
+
+    def open_findings(**labels: str) -> float:
+        return daemon.metric_sum("zen_watcher_findings", phase="open", **labels)
+
+    wait_for(lambda: open_findings(severity="critical") >= 3 and open_findings() >= 5, timeout=30)
+    reports.delete(control_plane, first)  # fixed: its findings turn Resolved
+    histogram = "zen_watcher_finding_time_to_resolve_seconds_count"
+    wait_for(lambda: daemon.metric_sum(histogram) >= 1, timeout=30)
+    reports.apply(control_plane, first)  # broken again: reopened
+    wait_for(lambda: daemon.metric_sum("zen_watcher_findings_reopened_total") >= 1, timeout=30)

@@ -95,7 +95,8 @@ class TestObservationRoundTrip:
     async def test_printer_columns(
         self, watcher_client: KubeClient, control_plane: cluster.Cluster, namespace: str
     ) -> None:
-        """`kubectl get obs -A` shows Source, Severity, Category, Type, Resource, Count, Age."""
+        """`kubectl get obs -A` shows Source, Severity, Category, Type, Resource, Count, Phase
+        (from the phase label), Age."""
         finding = _finding(namespace)
         body = to_observation(finding, namespace=namespace, now=NOW, ttl_seconds=3600)
         await observations.create_observation(watcher_client, body)
@@ -116,6 +117,7 @@ class TestObservationRoundTrip:
             "TYPE",
             "RESOURCE",
             "COUNT",
+            "PHASE",
             "AGE",
         ] == header
         assert [
@@ -127,7 +129,8 @@ class TestObservationRoundTrip:
             "runtime_detection",
             "web-1",
             "1",
-        ] == row[:8]
+            "open",
+        ] == row[:9]
 
 
 class TestSchemaValidation:

@@ -48,6 +48,7 @@ class TestObservationBody:
             "zen.kube-zen.io/severity": "high",
             "zen.kube-zen.io/category": "security",
             "zen.kube-zen.io/event-type": "runtime_detection",
+            "zen.kube-zen.io/phase": "open",
         } == body["metadata"]["labels"]
         assert "2026-05-06T07:08:09Z" == body["spec"]["detectedAt"]
         assert {"kind": "Pod", "name": "web-1", "namespace": "default"} == body["spec"]["resource"]

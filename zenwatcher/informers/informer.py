@@ -89,10 +89,14 @@ async def informer(
     page_size: int = 500,
     backoff_factory: Callable[[], Backoff] = Backoff,
     synced: asyncio.Event | None = None,
+    list_accept: str | None = None,
+    watch_accept: str | None = None,
 ) -> NoReturn:
     """List and watch `path` forever; raises ResourceGone when it is no longer served.
 
     `resource` labels metrics and logs; `synced` is set after the first complete list.
+    `list_accept` and `watch_accept` ask for another representation (metadata only: lists
+    and watches need different Accept headers).
     Handler exceptions propagate (its API and transport errors as HandlerError).
     """
     watch_timeout(server_timeout_range)  # refuse a bad range now, not at the first watch
@@ -107,6 +111,7 @@ async def informer(
         page_size=page_size,
         backoff=backoff_factory(),
         synced=synced,
+        accepts=(list_accept, watch_accept),
     )
     await reflector.run()
 
@@ -127,6 +132,7 @@ class _Reflector:
         page_size: int,
         backoff: Backoff,
         synced: asyncio.Event | None,
+        accepts: tuple[str | None, str | None] = (None, None),
     ) -> None:
         self._client = client
         self._path = path
@@ -139,6 +145,7 @@ class _Reflector:
         self._backoff = backoff
         self._backed_off_at = float("-inf")
         self._synced = synced
+        self._list_accept, self._watch_accept = accepts
         self._log = logger.bind(resource=resource, path=path)
         # "" means: list before watching; the reason labels the relist metric.
         self._resource_version = ""
@@ -166,7 +173,9 @@ class _Reflector:
         """One complete list: every object to the handler, then the present set."""
         present: set[ObjectKey] = set()
         resource_version = ""
-        pages = watching.list_pages(self._client, path=self._path, page_size=self._page_size)
+        pages = watching.list_pages(
+            self._client, path=self._path, page_size=self._page_size, accept=self._list_accept
+        )
         async with contextlib.aclosing(pages):
             async for page in pages:
                 resource_version = page.resource_version
@@ -204,6 +213,7 @@ class _Reflector:
             resource_version=self._resource_version,
             server_timeout=watch_timeout(self._server_timeout_range),
             inactivity_timeout=self._inactivity_timeout,
+            accept=self._watch_accept,
         )
         async with contextlib.aclosing(stream):
             async for event in stream:

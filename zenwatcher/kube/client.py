@@ -57,9 +57,13 @@ class KubeClient:
         body: Any = None,
         content_type: str = JSON_CONTENT,
         timeout: float | None = None,
+        accept: str | None = None,
     ) -> dict[str, Any]:
-        """One call; returns the decoded JSON answer or raises ApiError / TransportError."""
+        """One call; returns the decoded JSON answer or raises ApiError / TransportError.
+        `accept` asks for another representation (a metadata-only list)."""
         headers = await self._headers()
+        if accept:
+            headers["Accept"] = accept
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
@@ -87,13 +91,17 @@ class KubeClient:
         params: Params | None = None,
         server_timeout: int,
         inactivity_timeout: float,
+        accept: str | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Decoded JSON lines of a watch; ends when the server closes the stream.
 
         A stream with no line (bookmarks included) for `inactivity_timeout` seconds is treated
         as dead and raises TransportError, so a silently broken connection is noticed.
+        `accept` asks for another representation of the objects (metadata only).
         """
         headers = await self._headers()
+        if accept:
+            headers["Accept"] = accept
         query = {**_query(params), "watch": "true", "timeoutSeconds": str(server_timeout)}
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self._timeout, sock_read=inactivity_timeout

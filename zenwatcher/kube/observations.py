@@ -8,7 +8,7 @@ resourceVersion they read, so two replicas incrementing one count never lose an 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from zenwatcher.kube.client import MERGE_PATCH, KubeClient
@@ -46,15 +46,19 @@ async def patch_status(
     status: dict[str, Any],
     resource_version: str | None = None,
     annotations: dict[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Merge-patch `.status` (of the object itself: there is no status subresource); with
-    `resource_version` the server refuses a stale write (409)."""
+    """Merge-patch `.status` (of the object itself: there is no status subresource) and, in the
+    same write, `labels` and `annotations` into metadata; with `resource_version` the server
+    refuses a stale write (409)."""
     body: dict[str, Any] = {"status": status}
     metadata: dict[str, Any] = {}
     if resource_version is not None:
         metadata["resourceVersion"] = resource_version
     if annotations:
         metadata["annotations"] = annotations
+    if labels:
+        metadata["labels"] = dict(labels)
     if metadata:
         body["metadata"] = metadata
     return await client.request(

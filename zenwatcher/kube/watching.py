@@ -85,8 +85,10 @@ async def list_pages(
     *,
     path: str,
     page_size: int = 500,
+    accept: str | None = None,
 ) -> AsyncGenerator[ListPage, None]:
-    """The pages of a consistent list of `path`, `page_size` objects at a time.
+    """The pages of a consistent list of `path`, `page_size` objects at a time (in the
+    representation `accept` asks for, e.g. PartialObjectMetadataList).
 
     No resourceVersion is sent: the list is a quorum read, never older than anything a caller
     saw before (client-go's first list asks for "0", which a lagging cache may answer).
@@ -96,7 +98,7 @@ async def list_pages(
         params: dict[str, str | int | bool] = {"limit": page_size}
         if token:
             params["continue"] = token
-        answer = await client.request("GET", path, params=params)
+        answer = await client.request("GET", path, params=params, accept=accept)
         metadata = answer.get("metadata") or {}
         token = str(metadata.get("continue") or "")
         # The items leave this frame with the page, so the caller alone decides their life.
@@ -114,6 +116,7 @@ async def watch_stream(
     resource_version: str,
     server_timeout: int,
     inactivity_timeout: float,
+    accept: str | None = None,
 ) -> AsyncGenerator[WatchEvent, None]:
     """Events of one watch of `path` from `resource_version`, until the server ends it.
 
@@ -125,7 +128,11 @@ async def watch_stream(
         "allowWatchBookmarks": True,
     }
     lines = client.stream_lines(
-        path, params=params, server_timeout=server_timeout, inactivity_timeout=inactivity_timeout
+        path,
+        params=params,
+        server_timeout=server_timeout,
+        inactivity_timeout=inactivity_timeout,
+        accept=accept,
     )
     # Close the HTTP stream as soon as our consumer stops, not when the generator is collected.
     async with contextlib.aclosing(lines):

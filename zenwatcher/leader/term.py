@@ -1,7 +1,8 @@
-"""What the elected leader does during one term: the report controller and garbage collection.
+"""What the elected leader does during one term: the report controller, garbage collection
+and the gauges of the findings that exist.
 
 A term is one TaskGroup, so a lost Lease (the elector cancels the term) stops informers,
-reconciliation and GC together; nothing of it runs on followers.
+reconciliation, GC and the findings gauges together; nothing of it runs on followers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 import structlog
 
 from zenwatcher.leader.context import LeaderContext
+from zenwatcher.leader.findings import findings_gauge
 from zenwatcher.leader.gc import Collector, gc_sweeper
 from zenwatcher.leader.report_controller import ReportController
 from zenwatcher.pacing import TokenBucket
@@ -48,6 +50,14 @@ class LeaderWork:
                 if self._controller is not None:
                     group.create_task(self._controller.run(), name="report-controller")
                 group.create_task(self._gc(), name="gc-sweeper")
+                group.create_task(
+                    findings_gauge(
+                        client=self._context.client,
+                        namespaces=self._context.settings.observation_namespaces,
+                        metrics=self._context.metrics,
+                    ),
+                    name="findings-gauge",
+                )
         finally:
             term.ended = True  # its queued report writes are dropped, not done late
             self._controller = None

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 from zenwatcher.metrics.counters import LoopCounter
+from zenwatcher.metrics.findings import CurrentFindings, FindingsByRule, FindingsMode
 
 
 class Bucket(enum.StrEnum):
@@ -30,12 +31,26 @@ class Bucket(enum.StrEnum):
 
 
 WRITE_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_HOUR, _DAY = 3600.0, 86400.0
+# Time to resolve a report finding: a fixed check takes minutes, a CVE fix days or weeks.
+RESOLVE_BUCKETS = (
+    *(60.0, 300.0, 900.0, 1800.0),
+    *(_HOUR, 3 * _HOUR, 6 * _HOUR, 12 * _HOUR),
+    *(_DAY, 2 * _DAY, 3 * _DAY, 7 * _DAY, 14 * _DAY, 30 * _DAY, 90 * _DAY),
+)
+DEFAULT_FINDINGS_MAX_SERIES = 2000
 
 
 class Metrics:
     """The collectors; one instance per process (tests make one per registry)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        findings_mode: FindingsMode = FindingsMode.SIMPLE,
+        findings_max_series: int = DEFAULT_FINDINGS_MAX_SERIES,
+    ) -> None:
         self.registry = registry
         self.events_received = LoopCounter(
             "zen_watcher_events_received_total",
@@ -210,6 +225,26 @@ class Metrics:
             ["kind", "outcome"],
             registry=registry,
         )
+        # The findings themselves (docs/design.md §8): new ones by rule, how long report
+        # findings stay open, reopens, and (on the leader) the ones that exist now.
+        self.findings_detected = FindingsByRule(
+            mode=findings_mode, max_series=findings_max_series, registry=registry
+        )
+        self.time_to_resolve = Histogram(
+            "zen_watcher_finding_time_to_resolve_seconds",
+            "From detectedAt to resolvedAt of a report finding, observed once when it turns "
+            "Resolved, by source and severity.",
+            ["source", "severity"],
+            buckets=RESOLVE_BUCKETS,
+            registry=registry,
+        )
+        self.findings_reopened = LoopCounter(
+            "zen_watcher_findings_reopened_total",
+            "Resolved report findings that came back (turned Open again), by source.",
+            ["source"],
+            registry=registry,
+        )
+        self.findings_current = CurrentFindings(registry=registry)
         self._preinitialise()
 
     def _preinitialise(self) -> None:

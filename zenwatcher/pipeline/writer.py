@@ -15,7 +15,7 @@ import asyncio
 import functools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +24,15 @@ import structlog
 from zenwatcher.finding import Finding
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.mapping.timestamps import parse_time
 from zenwatcher.metrics import Metrics
 from zenwatcher.observation import (
     WRITE_ID_ANNOTATION,
     Phase,
+    PhaseLabel,
+    field_of,
     merged_status,
+    phase_labels,
     reopened_status,
     rfc3339,
     to_observation,
@@ -145,6 +149,7 @@ class Writer:
         self._release(job.namespace)
         if outcome == "reopened":
             self._accounting.updated(source, "reopen")
+            self._metrics.findings_reopened.labels(source).inc()
         else:
             self._accounting.deduplicated(source)
 
@@ -212,27 +217,50 @@ class Writer:
                 lambda obs: reopened_status(obs, seen=seen),
                 current=None,
                 term=term,
+                labels=phase_labels(PhaseLabel.OPEN),
             )
             return "reopened" if changed else "unchanged"
         return "created"
 
     async def _resolve(self, job: ResolveJob) -> bool:
-        """Mark Resolved unless it already is (or is gone); True when a write happened."""
+        """Mark Resolved unless it already is (or is gone); True when a write happened.
+
+        Only the write that changes the phase observes the time to resolve, so a resolution is
+        counted once whatever retries or replicas did (the write is resourceVersion-guarded).
+        """
+        resolving: list[dict[str, Any]] = []  # the version the write was computed from
 
         def compute(observation: dict[str, Any]) -> dict[str, Any] | None:
             if (observation.get("status") or {}).get("phase") == Phase.RESOLVED.value:
                 return None
+            resolving[:] = [observation]
             return {
                 "phase": Phase.RESOLVED.value,
                 "resolvedAt": rfc3339(job.resolved_at),
             }
 
         try:
-            return await self._update_status(
-                job.namespace, job.name, compute, current=None, term=job.term
+            changed = await self._update_status(
+                job.namespace,
+                job.name,
+                compute,
+                current=None,
+                term=job.term,
+                labels=phase_labels(PhaseLabel.RESOLVED),
             )
         except errors.NotFound:
             return False
+        if changed and resolving:
+            self._observe_time_to_resolve(resolving[0], job)
+        return changed
+
+    def _observe_time_to_resolve(self, observation: dict[str, Any], job: ResolveJob) -> None:
+        detected = parse_time(field_of(observation, "spec", "detectedAt"))
+        if detected is None:
+            return  # written by something else without a time: nothing to measure from
+        severity = str(field_of(observation, "spec", "severity") or "unknown")
+        seconds = max(0.0, (job.resolved_at - detected).total_seconds())
+        self._metrics.time_to_resolve.labels(job.source, severity).observe(seconds)
 
     async def _create_or_add(
         self, finding: Finding, namespace: str, *, delta: int, seen: datetime, term: Term | None
@@ -274,6 +302,7 @@ class Writer:
             if not conflict.already_exists:
                 raise WriteFailed("conflict", str(conflict)) from conflict
             return None, namespace
+        self._metrics.findings_detected.detected(finding, namespace)
         return created, namespace
 
     async def _increment(self, job: IncrementJob) -> None:
@@ -311,7 +340,10 @@ class Writer:
                 status["phase"] = Phase.OPEN.value
             return status
 
-        await self._update_status(namespace, finding.name, compute, current=current, term=term)
+        labels = phase_labels(PhaseLabel.OPEN) if finding.origin is not None else None
+        await self._update_status(
+            namespace, finding.name, compute, current=current, term=term, labels=labels
+        )
 
     async def _update_status(
         self,
@@ -321,9 +353,11 @@ class Writer:
         *,
         current: dict[str, Any] | None,
         term: Term | None,
+        labels: Mapping[str, str] | None = None,
     ) -> bool:
         """Compare-and-set of .status: read (unless given), compute, patch with the read
         resourceVersion; a 409 means someone wrote first, so read again. False = no change.
+        `labels` are merged into metadata.labels by the same write (the phase label).
 
         A patch whose answer was lost (connection, 5xx) may have been applied: retrying it
         blindly would meet our own write as a 409 and add the delta twice. So it is not
@@ -353,6 +387,7 @@ class Writer:
                         status=status,
                         resource_version=version,
                         annotations={WRITE_ID_ANNOTATION: write_id},
+                        labels=labels,
                     ),
                     retry_ambiguous=False,
                     budget=budget,

@@ -89,10 +89,12 @@ async def informer(
     page_size: int = 500,
     backoff_factory: Callable[[], Backoff] = Backoff,
     synced: asyncio.Event | None = None,
+    label_selector: str = "",
 ) -> NoReturn:
     """List and watch `path` forever; raises ResourceGone when it is no longer served.
 
-    `resource` labels metrics and logs; `synced` is set after the first complete list.
+    `resource` labels metrics and logs; `synced` is set after the first complete list;
+    `label_selector` narrows the list and watch on the server.
     Handler exceptions propagate (its API and transport errors as HandlerError).
     """
     watch_timeout(server_timeout_range)  # refuse a bad range now, not at the first watch
@@ -107,6 +109,7 @@ async def informer(
         page_size=page_size,
         backoff=backoff_factory(),
         synced=synced,
+        label_selector=label_selector,
     )
     await reflector.run()
 
@@ -127,6 +130,7 @@ class _Reflector:
         page_size: int,
         backoff: Backoff,
         synced: asyncio.Event | None,
+        label_selector: str = "",
     ) -> None:
         self._client = client
         self._path = path
@@ -139,6 +143,7 @@ class _Reflector:
         self._backoff = backoff
         self._backed_off_at = float("-inf")
         self._synced = synced
+        self._label_selector = label_selector
         self._log = logger.bind(resource=resource, path=path)
         # "" means: list before watching; the reason labels the relist metric.
         self._resource_version = ""
@@ -166,7 +171,12 @@ class _Reflector:
         """One complete list: every object to the handler, then the present set."""
         present: set[ObjectKey] = set()
         resource_version = ""
-        pages = watching.list_pages(self._client, path=self._path, page_size=self._page_size)
+        pages = watching.list_pages(
+            self._client,
+            path=self._path,
+            page_size=self._page_size,
+            label_selector=self._label_selector,
+        )
         async with contextlib.aclosing(pages):
             async for page in pages:
                 resource_version = page.resource_version
@@ -204,6 +214,7 @@ class _Reflector:
             resource_version=self._resource_version,
             server_timeout=watch_timeout(self._server_timeout_range),
             inactivity_timeout=self._inactivity_timeout,
+            label_selector=self._label_selector,
         )
         async with contextlib.aclosing(stream):
             async for event in stream:

@@ -85,6 +85,7 @@ async def list_pages(
     *,
     path: str,
     page_size: int = 500,
+    label_selector: str = "",
 ) -> AsyncGenerator[ListPage, None]:
     """The pages of a consistent list of `path`, `page_size` objects at a time.
 
@@ -94,6 +95,8 @@ async def list_pages(
     token = ""
     while True:
         params: dict[str, str | int | bool] = {"limit": page_size}
+        if label_selector:
+            params["labelSelector"] = label_selector
         if token:
             params["continue"] = token
         answer = await client.request("GET", path, params=params)
@@ -114,6 +117,7 @@ async def watch_stream(
     resource_version: str,
     server_timeout: int,
     inactivity_timeout: float,
+    label_selector: str = "",
 ) -> AsyncGenerator[WatchEvent, None]:
     """Events of one watch of `path` from `resource_version`, until the server ends it.
 
@@ -124,6 +128,9 @@ async def watch_stream(
         "resourceVersion": resource_version,
         "allowWatchBookmarks": True,
     }
+    if label_selector:
+        # The server sends ADDED when an object starts matching and DELETED when it stops.
+        params["labelSelector"] = label_selector
     lines = client.stream_lines(
         path, params=params, server_timeout=server_timeout, inactivity_timeout=inactivity_timeout
     )

@@ -85,7 +85,7 @@ class TestBudget:
         """With WATCH_NAMESPACE_SELECTOR the scope is asked anew at every count: a namespace
         that left no longer counts, not even for the fullest-namespace ratio."""
         counts = Counts({"a": 3, "b": 8})
-        scope = ("a", "b")
+        scope: tuple[str, ...] = ("a", "b")
         budget = Budget(total_limit=100, namespace_limit=10, count=counts, scope=lambda: scope)
         await budget.refresh()
         assert (11, 0.8) == (budget.total_used, budget.fullest_namespace_ratio())

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +28,7 @@ VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"
 SHARD = "zen.kube-zen.io/shard"
 
 
-@pytest.fixture(name="reader", autouse=True)
+@pytest.fixture(name="reader")
 def _reader(control_plane: cluster.Cluster) -> Iterator[None]:
     with ns.namespace_reader(control_plane):
         yield
@@ -67,6 +69,7 @@ def left_scope(daemon: DaemonProcess, namespace: str) -> bool:
     )
 
 
+@pytest.mark.usefixtures("reader")
 class TestFollowsLabels:
     def test_label_then_relabel(
         self,
@@ -128,6 +131,7 @@ class TestFollowsLabels:
         assert 1 == daemon.metric_sum("zen_watcher_events_total", **labels)
 
 
+@pytest.mark.usefixtures("reader")
 class TestTwoShards:
     def test_disjoint_selectors_never_overlap_and_hand_over(
         self, start_daemon: StartDaemon, control_plane: cluster.Cluster, make_namespace: Any
@@ -161,6 +165,28 @@ class TestTwoShards:
         wait_for(lambda: fx.phases(control_plane, first) == resolved)
         assert 2 == shard_a.metric_sum(created)
         assert 0 == shard_a.metric_sum("zen_watcher_observations_updated_total")
+
+
+class TestReadiness:
+    def test_not_ready_until_the_namespaces_are_listed(
+        self, start_daemon: StartDaemon, control_plane: cluster.Cluster
+    ) -> None:
+        """Without the namespace-reader RBAC the Namespace list is forbidden: the pod is alive
+        but not ready. Once the ClusterRole is bound, the retried list succeeds and it is."""
+        daemon = start_daemon(wait_ready=False, WATCH_NAMESPACE_SELECTOR=f"{SHARD}=x")
+        wait_for(
+            lambda: any(
+                event.get("event") == "informer_backoff" and event.get("resource") == "namespaces"
+                for event in daemon.log_events()
+            )
+        )
+        assert 200 == daemon.probe("/healthz")
+        with pytest.raises(urllib.error.HTTPError) as unready:
+            urllib.request.urlopen(daemon.metrics_url + "/readyz", timeout=2)
+        assert 503 == unready.value.code
+        assert "namespace selector not listed yet" in unready.value.read().decode()
+        with ns.namespace_reader(control_plane):
+            wait_for(lambda: daemon.probe("/readyz") == 200)
 
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -202,7 +202,8 @@ class ReportController:
         for key in [key for key in self._informers if key[1] == namespace]:
             self._informers.pop(key).cancel()
             self._synced.pop(key, None)
-            self._listed.pop(key, None)
+            # Set, so nothing (the first sync's wait) is left waiting on a cancelled informer.
+            self._listed.pop(key).set()
         # Our own namespace stays in scope: cluster reports' findings live there.
         origins = self._ledger.forget_namespace(
             namespace, observations_too=namespace != self._settings.pod_namespace

@@ -37,6 +37,7 @@ from zenwatcher.leader.term import LeaderWork
 from zenwatcher.metrics import Metrics
 from zenwatcher.metrics.findings import FindingsMode
 from zenwatcher.pipeline.assembly import Pipeline, make_intakes, make_pipeline
+from zenwatcher.scope import NamespaceScope
 from zenwatcher.settings import ConfigError, Settings
 from zenwatcher.tasks import create_guarded_task, stop_tasks
 
@@ -88,14 +89,16 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         )
         metrics.webhook_unauthenticated.set(1)
     try:
-        pipeline = make_pipeline(settings, client, metrics)
+        pipeline = make_pipeline(
+            settings, client, metrics, scope=NamespaceScope.from_settings(settings)
+        )
     except rules.FilterConfigError as error:
         log.error("filter_config_invalid", error=str(error))  # noqa: TRY400 - the message says it all
         await client.close()
         await lease_client.close()
         return 2
     admission = Admission(free_slots=pipeline.free_slots, capacity=pipeline.queue.maxsize)
-    readiness = Readiness()
+    readiness = Readiness(scope_synced=pipeline.scope.synced.is_set)
     probe_server = Server(
         make_probe_app(registry=registry, readiness=readiness), port=settings.metrics_port
     )
@@ -135,6 +138,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         webhook_port=settings.webhook.port,
         metrics_port=settings.metrics_port,
         watch_namespaces=list(settings.watch_namespaces) or "all",
+        watch_namespace_selector=settings.watch_namespace_selector or None,
     )
     await _wait_for_stop_or_crash(stop, tasks)
     # A root task that ended on its own is a failure: shut down in order, then exit non-zero.
@@ -196,6 +200,10 @@ def _start_tasks(
         name="flusher",
     )
     tasks["api-checker"] = create_guarded_task(api_checker(client, readiness), name="api-checker")
+    if pipeline.scope.dynamic:
+        tasks["namespace-scope"] = create_guarded_task(
+            pipeline.scope.run(client=client, metrics=metrics), name="namespace-scope"
+        )
     if pipeline.budget.enabled:
         tasks["budget"] = create_guarded_task(pipeline.budget.run(), name="budget")
     if not settings.filter_file:
@@ -232,6 +240,7 @@ def _start_leadership(
             accounting=pipeline.accounting,
             metrics=metrics,
             budget=pipeline.budget,
+            scope=pipeline.scope,
         )
     )
     elector = LeaderElector(

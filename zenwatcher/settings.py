@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from zenwatcher import selector
+
 T = TypeVar("T")
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -117,6 +119,8 @@ class Settings:
     pod_namespace: str = "zen-system"  # POD_NAMESPACE
     pod_name: str = "zen-watcher"  # POD_NAME: leader-election identity
     watch_namespaces: tuple[str, ...] = ()  # WATCH_NAMESPACE: comma-separated; empty = all
+    # WATCH_NAMESPACE_SELECTOR: a label selector over Namespaces instead of the list; "" = none
+    watch_namespace_selector: str = ""
     watch_cluster_reports: bool = True  # WATCH_CLUSTER_REPORTS: default true only when unsharded
     # WATCH_REPORTS: false = the leader runs GC only, no report informers (a webhook tier)
     watch_reports: bool = True
@@ -145,7 +149,7 @@ class Settings:
     def observation_namespaces(self) -> tuple[str, ...]:
         """Where this instance's Observations live, so where GC and reconciliation look: the
         watched namespaces plus our own (where findings without a namespace go); empty = the
-        whole cluster."""
+        whole cluster. With a selector the set changes at run time: `scope.NamespaceScope`."""
         if not self.watch_namespaces:
             return ()
         return tuple(dict.fromkeys((*self.watch_namespaces, self.pod_namespace)))
@@ -157,13 +161,21 @@ class Settings:
         pod_namespace = reader.get("POD_NAMESPACE", "zen-system", _dns_label)
         no_namespaces: tuple[str, ...] = ()
         watch_namespaces = reader.get("WATCH_NAMESPACE", no_namespaces, _namespace_list)
+        namespace_selector = reader.get("WATCH_NAMESPACE_SELECTOR", "", _label_selector)
+        if watch_namespaces and namespace_selector:
+            raise ConfigError(
+                "WATCH_NAMESPACE_SELECTOR",
+                namespace_selector,
+                "WATCH_NAMESPACE and WATCH_NAMESPACE_SELECTOR are both set; set only one "
+                "(a list of namespaces, or a label selector over Namespaces)",
+            )
+        sharded = bool(watch_namespaces or namespace_selector)
         settings = cls(
             pod_namespace=pod_namespace,
             pod_name=reader.get("POD_NAME", "zen-watcher", _any),
             watch_namespaces=watch_namespaces,
-            watch_cluster_reports=reader.get(
-                "WATCH_CLUSTER_REPORTS", not watch_namespaces, _boolean
-            ),
+            watch_namespace_selector=namespace_selector,
+            watch_cluster_reports=reader.get("WATCH_CLUSTER_REPORTS", not sharded, _boolean),
             watch_reports=reader.get("WATCH_REPORTS", True, _boolean),
             report_resolve_grace_seconds=reader.get(
                 "REPORT_RESOLVE_GRACE_SECONDS", 30.0, _non_negative_duration
@@ -209,6 +221,7 @@ ENV_VARIABLES = (
     "POD_NAMESPACE",
     "POD_NAME",
     "WATCH_NAMESPACE",
+    "WATCH_NAMESPACE_SELECTOR",
     "WATCH_CLUSTER_REPORTS",
     "WATCH_REPORTS",
     "REPORT_RESOLVE_GRACE_SECONDS",
@@ -480,6 +493,14 @@ def _namespace_list(raw: str) -> tuple[str, ...]:
         if not _DNS_LABEL.match(name):
             raise _Invalid(f"{name!r} is not a namespace name (comma-separated DNS-1123 labels)")
     return tuple(dict.fromkeys(names))
+
+
+def _label_selector(raw: str) -> str:
+    try:
+        selector.parse(raw)
+    except selector.SelectorError as error:
+        raise _Invalid(f"not a label selector: {error}") from None
+    return raw
 
 
 def _cidr_list(raw: str) -> tuple[IpNetwork, ...]:

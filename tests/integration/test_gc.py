@@ -234,6 +234,35 @@ class TestScope:
         listed = {path for method, path, _ in spy_client.calls if method == "GET"}
         assert {observations.collection_path(ns) for ns in (namespace, ns_b)} == listed
 
+    async def test_a_selector_scope_is_read_at_each_sweep(
+        self,
+        spy_client: HookedClient,
+        admin_client: KubeClient,
+        namespace: str,
+        other_namespaces: tuple[str, str],
+        metrics: Metrics,
+    ) -> None:
+        """WATCH_NAMESPACE_SELECTOR: each sweep covers the namespaces in scope at that moment;
+        a namespace that left is not swept (its Observations are left as they are)."""
+        ns_b, _ = other_namespaces
+        in_scope: tuple[str, ...] = (namespace, ns_b)
+        collector = gc.Collector(
+            client=spy_client,
+            namespaces=(),
+            default_ttl=DEFAULT_TTL,
+            page_size=500,
+            limiter=TokenBucket(rate=0, burst=1),
+            metrics=metrics,
+            now=_utcnow,
+            scope=lambda: in_scope,
+        )
+        await _expired(admin_client, ns_b, "first")
+        assert 1 == (await gc.sweep_once(collector)).deleted
+        in_scope = (namespace,)
+        await _expired(admin_client, ns_b, "second")
+        assert 0 == (await gc.sweep_once(collector)).deleted
+        assert 1 == len(await _names(admin_client, ns_b))
+
     async def test_cluster_wide_when_no_namespaces(
         self,
         spy_client: HookedClient,

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.harness import namespaces
 from tests.harness.controlplane import cluster
 from tests.harness.paths import REPO_ROOT
+from zenwatcher.settings import Settings
 
 KUSTOMIZATIONS = [
     "manifests",
@@ -82,6 +84,62 @@ class TestShards:
         assert "false" == env["WATCH_REPORTS"]
         assert "zen-watcher-webhooks" == env["LEADER_ELECTION_ID"]
         assert "WATCH_NAMESPACE" not in env
+        assert "WATCH_NAMESPACE_SELECTOR" not in env
+
+    def test_shards_select_namespaces_by_disjoint_labels(
+        self, control_plane: cluster.Cluster
+    ) -> None:
+        """Shard a selects zen.kube-zen.io/shard=a, shard b =b; only a takes cluster reports;
+        the selectors pass the daemon's own check."""
+        env = {
+            doc["metadata"]["name"]: {
+                item["name"]: item.get("value")
+                for item in doc["spec"]["template"]["spec"]["containers"][0]["env"]
+            }
+            for doc in built(control_plane, "manifests/examples/shards")
+            if doc["kind"] == "Deployment"
+        }
+        shard_a, shard_b = env["zen-watcher-shard-a"], env["zen-watcher-shard-b"]
+        assert "zen.kube-zen.io/shard=a" == shard_a["WATCH_NAMESPACE_SELECTOR"]
+        assert "zen.kube-zen.io/shard=b" == shard_b["WATCH_NAMESPACE_SELECTOR"]
+        assert ("true", "false") == (
+            shard_a["WATCH_CLUSTER_REPORTS"],
+            shard_b["WATCH_CLUSTER_REPORTS"],
+        )
+        for shard in (shard_a, shard_b):
+            assert "WATCH_NAMESPACE" not in shard
+            Settings.from_env({"WATCH_NAMESPACE_SELECTOR": shard["WATCH_NAMESPACE_SELECTOR"]})
+
+    def test_namespace_reader_is_separate_and_read_only(
+        self, control_plane: cluster.Cluster
+    ) -> None:
+        """The example adds one ClusterRole (list and watch namespaces, nothing else) bound to
+        the zen-watcher ServiceAccount; the base RBAC grants no namespace access at all."""
+        documents = built(control_plane, "manifests/examples/shards")
+        roles = {
+            doc["metadata"]["name"]: doc["rules"]
+            for doc in documents
+            if doc["kind"] == "ClusterRole"
+        }
+        assert [
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+        ] == roles["zen-watcher-namespaces"]
+        binding = next(
+            doc
+            for doc in documents
+            if doc["kind"] == "ClusterRoleBinding"
+            and doc["roleRef"]["name"] == "zen-watcher-namespaces"
+        )
+        assert [
+            {"kind": "ServiceAccount", "name": "zen-watcher", "namespace": "zen-system"}
+        ] == binding["subjects"]
+        base = built(control_plane, "manifests")
+        assert not any(
+            "namespaces" in rule.get("resources", [])
+            for doc in base
+            if doc["kind"] in ("ClusterRole", "Role")
+            for rule in doc["rules"]
+        )
 
 
 class TestWebhookAuthentication:
@@ -229,6 +287,8 @@ class TestLeastPrivilege:
             ("update", "observations.zen.kube-zen.io", "default"),
             ("deletecollection", "observations.zen.kube-zen.io", "default"),
             ("get", "policyreports.wgpolicyk8s.io", "default"),
+            # Namespaces only with the shards example's namespace-reader (a selector).
+            ("list", "namespaces", ""),
         ],
     )
     def test_refused(
@@ -236,6 +296,19 @@ class TestLeastPrivilege:
     ) -> None:
         """What it must not do is refused: Secrets, writes outside Observations and its Lease."""
         assert "no" == self._can(control_plane, verb, resource, namespace)
+
+    def test_namespace_reader_grants_list_and_watch_only(
+        self, control_plane: cluster.Cluster
+    ) -> None:
+        """Bound for real: Namespaces may be listed and watched, not read one by one or
+        changed, and nothing else is widened."""
+        with namespaces.namespace_reader(control_plane):
+            assert "yes" == self._can(control_plane, "list", "namespaces", "")
+            assert "yes" == self._can(control_plane, "watch", "namespaces", "")
+            for verb, resource in (("get", "namespaces"), ("patch", "namespaces")):
+                assert "no" == self._can(control_plane, verb, resource, "")
+            assert "no" == self._can(control_plane, "list", "secrets", "default")
+        assert "no" == self._can(control_plane, "list", "namespaces", "")
 
     def test_reading_a_secret_is_forbidden_for_real(self, control_plane: cluster.Cluster) -> None:
         """Not only can-i: an actual read of a Secret as the zen-watcher user gets 403."""

@@ -38,6 +38,22 @@ class TestDefaults:
         assert "sec" == Settings.from_env({"POD_NAMESPACE": "sec"}).filter_configmap_namespace
 
 
+class TestNamespaceSelector:
+    def test_selector_kept_as_given_and_cluster_reports_off(self) -> None:
+        """The selector goes to the API server as written; like a list, it turns cluster
+        reports off unless WATCH_CLUSTER_REPORTS says otherwise."""
+        settings = Settings.from_env({"WATCH_NAMESPACE_SELECTOR": " env in (a,b), !legacy "})
+        assert "env in (a,b), !legacy" == settings.watch_namespace_selector
+        assert settings.watch_cluster_reports is False
+        both = {"WATCH_NAMESPACE_SELECTOR": "env=a", "WATCH_CLUSTER_REPORTS": "true"}
+        assert Settings.from_env(both).watch_cluster_reports is True
+
+    def test_with_watch_namespace_is_refused_naming_both(self) -> None:
+        with pytest.raises(ConfigError) as raised:
+            Settings.from_env({"WATCH_NAMESPACE": "a", "WATCH_NAMESPACE_SELECTOR": "env=a"})
+        assert "WATCH_NAMESPACE and WATCH_NAMESPACE_SELECTOR" in str(raised.value)
+
+
 class TestParsing:
     def test_watch_namespace_list(self) -> None:
         """Comma-separated, blanks and repeats ignored, order kept."""
@@ -87,6 +103,7 @@ class TestErrors:
             ("LOG_FORMAT", "xml", "one of json, console"),
             ("WATCHER_PORT", "70000", "TCP port number"),
             ("WATCH_NAMESPACE", "a,B_c", "not a namespace name"),
+            ("WATCH_NAMESPACE_SELECTOR", "env in (prod", "not a label selector: unclosed"),
             ("WEBHOOK_ALLOWED_CIDRS", "10.0.0.0/33", "not an IP address or CIDR"),
             ("GC_INTERVAL", "1 hour", "duration"),
             ("API_QPS", "-1", "0 or greater"),

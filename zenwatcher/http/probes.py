@@ -1,9 +1,9 @@
 """/metrics, /healthz and /readyz on METRICS_PORT.
 
-Alive = the event loop answers. Ready = not draining, the API server answered recently, and on
-the leader, every informer has listed (a pod that has not yet tried for the Lease may be the
-leader, so it waits too). Readiness goes false first on SIGTERM so load balancers
-stop sending before the webhooks start answering 503.
+Alive = the event loop answers. Ready = not draining, the API server answered recently, the
+namespace selector (if any) has listed once, and on the leader, every informer has listed (a pod
+that has not yet tried for the Lease may be the leader, so it waits too). Readiness goes false
+first on SIGTERM so load balancers stop sending before the webhooks start answering 503.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class Readiness:
     api_reachable: bool = False
     draining: bool = False
     leader_synced: Callable[[], bool] = lambda: True
+    scope_synced: Callable[[], bool] = lambda: True  # WATCH_NAMESPACE_SELECTOR listed once
 
     def problems(self) -> list[str]:
         found = []
@@ -29,6 +30,8 @@ class Readiness:
             found.append("shutting down")
         if not self.api_reachable:
             found.append("API server not reachable")
+        if not self.scope_synced():
+            found.append("namespace selector not listed yet")
         if not self.leader_synced():
             found.append("leader informers not synced")
         return found

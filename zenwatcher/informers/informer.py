@@ -91,12 +91,14 @@ async def informer(
     synced: asyncio.Event | None = None,
     list_accept: str | None = None,
     watch_accept: str | None = None,
+    label_selector: str = "",
 ) -> NoReturn:
     """List and watch `path` forever; raises ResourceGone when it is no longer served.
 
     `resource` labels metrics and logs; `synced` is set after the first complete list.
     `list_accept` and `watch_accept` ask for another representation (metadata only: lists
-    and watches need different Accept headers).
+    and watches need different Accept headers); `label_selector` narrows the list and watch on
+    the server.
     Handler exceptions propagate (its API and transport errors as HandlerError).
     """
     watch_timeout(server_timeout_range)  # refuse a bad range now, not at the first watch
@@ -112,6 +114,7 @@ async def informer(
         backoff=backoff_factory(),
         synced=synced,
         accepts=(list_accept, watch_accept),
+        label_selector=label_selector,
     )
     await reflector.run()
 
@@ -133,6 +136,7 @@ class _Reflector:
         backoff: Backoff,
         synced: asyncio.Event | None,
         accepts: tuple[str | None, str | None] = (None, None),
+        label_selector: str = "",
     ) -> None:
         self._client = client
         self._path = path
@@ -146,6 +150,7 @@ class _Reflector:
         self._backed_off_at = float("-inf")
         self._synced = synced
         self._list_accept, self._watch_accept = accepts
+        self._label_selector = label_selector
         self._log = logger.bind(resource=resource, path=path)
         # "" means: list before watching; the reason labels the relist metric.
         self._resource_version = ""
@@ -174,7 +179,11 @@ class _Reflector:
         present: set[ObjectKey] = set()
         resource_version = ""
         pages = watching.list_pages(
-            self._client, path=self._path, page_size=self._page_size, accept=self._list_accept
+            self._client,
+            path=self._path,
+            page_size=self._page_size,
+            accept=self._list_accept,
+            label_selector=self._label_selector,
         )
         async with contextlib.aclosing(pages):
             async for page in pages:
@@ -214,6 +223,7 @@ class _Reflector:
             server_timeout=watch_timeout(self._server_timeout_range),
             inactivity_timeout=self._inactivity_timeout,
             accept=self._watch_accept,
+            label_selector=self._label_selector,
         )
         async with contextlib.aclosing(stream):
             async for event in stream:

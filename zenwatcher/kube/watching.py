@@ -86,6 +86,7 @@ async def list_pages(
     path: str,
     page_size: int = 500,
     accept: str | None = None,
+    label_selector: str = "",
 ) -> AsyncGenerator[ListPage, None]:
     """The pages of a consistent list of `path`, `page_size` objects at a time (in the
     representation `accept` asks for, e.g. PartialObjectMetadataList).
@@ -96,6 +97,8 @@ async def list_pages(
     token = ""
     while True:
         params: dict[str, str | int | bool] = {"limit": page_size}
+        if label_selector:
+            params["labelSelector"] = label_selector
         if token:
             params["continue"] = token
         answer = await client.request("GET", path, params=params, accept=accept)
@@ -117,6 +120,7 @@ async def watch_stream(
     server_timeout: int,
     inactivity_timeout: float,
     accept: str | None = None,
+    label_selector: str = "",
 ) -> AsyncGenerator[WatchEvent, None]:
     """Events of one watch of `path` from `resource_version`, until the server ends it.
 
@@ -127,6 +131,9 @@ async def watch_stream(
         "resourceVersion": resource_version,
         "allowWatchBookmarks": True,
     }
+    if label_selector:
+        # The server sends ADDED when an object starts matching and DELETED when it stops.
+        params["labelSelector"] = label_selector
     lines = client.stream_lines(
         path,
         params=params,

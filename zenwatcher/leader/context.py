@@ -11,6 +11,7 @@ from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.budget import Budget
 from zenwatcher.pipeline.jobs import WriteJob
+from zenwatcher.scope import NamespaceScope
 from zenwatcher.settings import Settings
 
 
@@ -26,3 +27,4 @@ class LeaderContext:
     accounting: Accounting
     metrics: Metrics
     budget: Budget | None = None
+    scope: NamespaceScope | None = None  # None: the static scope of the settings

@@ -74,6 +74,12 @@ class Collector:
     limiter: TokenBucket
     metrics: Metrics
     now: Callable[[], datetime]
+    # With WATCH_NAMESPACE_SELECTOR: the namespaces in scope at each sweep, instead of
+    # `namespaces` (a namespace that left is no longer swept by us).
+    scope: Callable[[], tuple[str, ...]] | None = None
+
+    def current_namespaces(self) -> tuple[str, ...]:
+        return self.scope() if self.scope is not None else self.namespaces
 
 
 class _SweepStopped(Exception):
@@ -117,13 +123,14 @@ async def sweep_once(collector: Collector) -> SweepResult:
     started = time.perf_counter()
     try:
         # One list per watched namespace, so a shard never touches another shard's namespaces.
-        for namespace in collector.namespaces or (None,):
+        namespaces = collector.current_namespaces()
+        for namespace in namespaces or (None,):
             await sweep.scope(namespace)
     except _SweepStopped:
         sweep.result.outcome = "error"
     _report(
         sweep.result,
-        namespaces=collector.namespaces,
+        namespaces=namespaces,
         duration=time.perf_counter() - started,
         metrics=collector.metrics,
     )

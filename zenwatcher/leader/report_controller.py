@@ -5,6 +5,11 @@ which report APIs are served, run one informer per kind and namespace, and turn 
 event into ledger verdicts; the writer creates or reopens, a resolver task resolves what no
 report wants once its grace has passed. After the first full sync, Observations whose report
 vanished while nobody was leading start their grace too. Reports themselves are never kept.
+
+With WATCH_NAMESPACE_SELECTOR the namespaces change during the term: a namespace entering the
+scope gets its Observations read and its informers started (and, once they listed, its orphans
+their grace); one leaving has its informers cancelled and is forgotten by the ledger, its
+Observations left exactly as they are (docs/design.md §7.3).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from zenwatcher.observation import (
 from zenwatcher.pacing import Backoff
 from zenwatcher.pipeline.jobs import OpenJob, ResolveJob, Term, WriteJob
 from zenwatcher.pipeline.reconciling import Ledger, Scope
+from zenwatcher.scope import NamespaceScope
 
 logger = structlog.get_logger()
 RESOLVE_INTERVAL = 1.0
@@ -71,7 +77,17 @@ class ReportController:
         self._metrics = context.metrics
         self._wall_clock = wall_clock
         self._ledger = Ledger(grace_seconds=context.settings.report_resolve_grace_seconds)
-        self._synced: list[asyncio.Event] = []
+        self._scope = context.scope or NamespaceScope.from_settings(context.settings)
+        # Informers by (kind, namespace) ("" = cluster-wide); the first sync's are also in
+        # _synced, which readiness waits for (a namespace entering later does not unready us).
+        self._informers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._synced: dict[tuple[str, str], asyncio.Event] = {}
+        self._listed: dict[tuple[str, str], asyncio.Event] = {}  # every informer's
+        self._available: dict[str, kinds.ReportKind] = {}  # namespaced kinds served, by kind
+        self._namespaces: set[str] = set()  # with a selector: the namespaces set up so far
+        self._entering: dict[str, asyncio.Task[None]] = {}
+        self._changes: list[tuple[str, bool]] = []  # scope changes before the group is up
+        self._group: asyncio.TaskGroup | None = None
         self._initial_sync_done = False
         self._discovery_failed: frozenset[str] = frozenset()
 
@@ -100,33 +116,109 @@ class ReportController:
 
     def synced(self) -> bool:
         """True once every informer started so far has completed its first list."""
-        return self._initial_sync_done and all(event.is_set() for event in self._synced)
+        return self._initial_sync_done and all(event.is_set() for event in self._synced.values())
 
     async def run(self) -> NoReturn:
         """The leadership term's report work; runs until cancelled."""
-        await self._load_existing()
-        async with asyncio.TaskGroup() as group:
-            finder = discovery.Discovery(
-                client=self._client,
-                wanted=self._wanted_kinds(),
-                on_available=lambda kind: self._start_informers(kind, group),
-            )
-            self._finder = finder
-            # Definite answers first: a kind taken as unserved because one call failed would
-            # get no informer, and the sync below would resolve all of its Open findings.
-            self._discovery_failed = await finder.check(definite=True)
-            group.create_task(finder.run(), name="report-discovery")
-            group.create_task(self._resolver(), name="report-resolver")
-            await self._wait_initial_sync()
+        unsubscribe = None
+        if self._scope.dynamic:
+            await self._scope.synced.wait()
+            # Changes from here on are queued until the informers' group exists.
+            unsubscribe = self._scope.subscribe(self)
+            self._namespaces = set(self._scope.watched())
+        try:
+            await self._load_existing(self._scope.observation_namespaces())
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                finder = discovery.Discovery(
+                    client=self._client,
+                    wanted=self._wanted_kinds(),
+                    on_available=self._kind_available,
+                )
+                self._finder = finder
+                # Definite answers first: a kind taken as unserved because one call failed
+                # would get no informer, and the sync below would resolve all of its Open
+                # findings.
+                self._discovery_failed = await finder.check(definite=True)
+                group.create_task(finder.run(), name="report-discovery")
+                group.create_task(self._resolver(), name="report-resolver")
+                changes, self._changes = self._changes, []
+                for namespace, entered in changes:
+                    self._scope_changed(namespace, entered=entered)
+                await self._wait_initial_sync()
+        finally:
+            self._group = None
+            if unsubscribe is not None:
+                unsubscribe()
         raise AssertionError("report controller tasks ended")  # pragma: no cover
+
+    def namespace_entered(self, namespace: str) -> None:
+        """The selector matches `namespace` now (a ScopeListener call)."""
+        self._scope_changed(namespace, entered=True)
+
+    def namespace_left(self, namespace: str) -> None:
+        """The selector no longer matches `namespace` (a ScopeListener call)."""
+        self._scope_changed(namespace, entered=False)
+
+    def _scope_changed(self, namespace: str, *, entered: bool) -> None:
+        if self._group is None:
+            self._changes.append((namespace, entered))
+        elif entered:
+            self._enter(namespace, self._group)
+        else:
+            self._leave(namespace)
+
+    def _enter(self, namespace: str, group: asyncio.TaskGroup) -> None:
+        if namespace in self._namespaces:
+            return
+        self._namespaces.add(namespace)
+        self._entering[namespace] = group.create_task(
+            self._set_up_namespace(namespace, group), name=f"namespace-{namespace}"
+        )
+
+    async def _set_up_namespace(self, namespace: str, group: asyncio.TaskGroup) -> None:
+        """A namespace entered the scope: its Observations, its informers, then its orphans."""
+        started = self._wall_clock()
+        await self._load_existing((namespace,))
+        events = [
+            self._start(kind, namespace, group, readiness=False)
+            for kind in list(self._available.values())
+        ]
+        await asyncio.gather(*(event.wait() for event in events))
+        if self._initial_sync_done and not self._discovery_failed:
+            self._ledger.orphans_after_sync(namespace)
+        elapsed = (self._wall_clock() - started).total_seconds()
+        logger.info("namespace_synced", namespace=namespace, seconds=round(elapsed, 3))
+        self._entering.pop(namespace, None)
+
+    def _leave(self, namespace: str) -> None:
+        """A namespace left the scope: stop watching it and forget it, resolving nothing."""
+        if namespace not in self._namespaces:
+            return
+        self._namespaces.discard(namespace)
+        entering = self._entering.pop(namespace, None)
+        if entering is not None:
+            entering.cancel()
+        for key in [key for key in self._informers if key[1] == namespace]:
+            self._informers.pop(key).cancel()
+            self._synced.pop(key, None)
+            # Set, so nothing (the first sync's wait) is left waiting on a cancelled informer.
+            self._listed.pop(key).set()
+        # Our own namespace stays in scope: cluster reports' findings live there.
+        origins = self._ledger.forget_namespace(
+            namespace, observations_too=namespace != self._settings.pod_namespace
+        )
+        for name in [n for n, job in self._deferred.items() if job.namespace == namespace]:
+            del self._deferred[name]
+        logger.info("namespace_forgotten", namespace=namespace, origins=origins)
 
     def _wanted_kinds(self) -> list[kinds.ReportKind]:
         if self._settings.watch_cluster_reports:
             return list(kinds.REPORT_KINDS)
         return [kind for kind in kinds.REPORT_KINDS if kind.namespaced]
 
-    async def _load_existing(self) -> None:
-        """Actual state: Observations carrying an origin label, within our scope.
+    async def _load_existing(self, namespaces: tuple[str, ...]) -> None:
+        """Actual state: Observations carrying an origin label in `namespaces` (() = all).
 
         A 429, 5xx or lost connection (a restarting API server) is retried with backoff here
         rather than ending the leadership term.
@@ -136,7 +228,7 @@ class ReportController:
             try:
                 # Into the ledger only once complete: a failed attempt's partial list may name
                 # Observations deleted before the next one.
-                known = await self._list_existing()
+                known = await self._list_existing(namespaces)
             except (errors.ApiError, errors.TransportError) as error:
                 if not errors.is_retriable(error):
                     raise
@@ -150,9 +242,9 @@ class ReportController:
                 logger.info("report_observations_loaded", count=len(self._ledger))
                 return
 
-    async def _list_existing(self) -> list[tuple[str, Existing]]:
-        # Our own namespace too: where cluster-report findings go.
-        scopes: tuple[str | None, ...] = self._settings.observation_namespaces or (None,)
+    async def _list_existing(self, namespaces: tuple[str, ...]) -> list[tuple[str, Existing]]:
+        # Our own namespace is among them: where cluster-report findings go.
+        scopes: tuple[str | None, ...] = namespaces or (None,)
         return [
             existing_from(item)
             for namespace in scopes
@@ -161,14 +253,45 @@ class ReportController:
             )
         ]
 
-    async def _start_informers(self, kind: kinds.ReportKind, group: asyncio.TaskGroup) -> None:
-        for path in discovery.kind_paths(kind, self._settings.watch_namespaces):
-            namespace = _namespace_of(path)
-            scope: Scope = (kind.kind, namespace)
-            synced = asyncio.Event()
-            self._synced.append(synced)
-            handler = _ReportHandler(controller=self, kind=kind, scope=scope)
-            group.create_task(self._informer(kind, path, handler, synced), name=f"informer-{path}")
+    async def _kind_available(self, kind: kinds.ReportKind) -> None:
+        group = self._group
+        if group is None:  # pragma: no cover - discovery runs inside the group
+            return
+        if not kind.namespaced:
+            self._start(kind, "", group)
+        elif self._scope.dynamic:
+            self._available[kind.kind] = kind
+            for namespace in sorted(self._namespaces):
+                self._start(kind, namespace, group)
+        else:
+            for path in discovery.kind_paths(kind, self._scope.watched()):
+                self._start(kind, _namespace_of(path), group)
+
+    def _start(
+        self,
+        kind: kinds.ReportKind,
+        namespace: str,
+        group: asyncio.TaskGroup,
+        *,
+        readiness: bool = True,
+    ) -> asyncio.Event:
+        """The informer of `kind` in `namespace` ("" = cluster-wide), unless it runs; answers
+        the event set once it has listed."""
+        key = (kind.kind, namespace)
+        running = self._informers.get(key)
+        if running is not None and not running.done():
+            return self._listed[key]
+        (path,) = discovery.kind_paths(kind, (namespace,) if namespace else ())
+        scope: Scope = key
+        synced = asyncio.Event()
+        self._listed[key] = synced
+        if readiness or not self._initial_sync_done:
+            self._synced[key] = synced
+        handler = _ReportHandler(controller=self, kind=kind, scope=scope)
+        self._informers[key] = group.create_task(
+            self._informer(kind, path, handler, synced), name=f"informer-{path}"
+        )
+        return synced
 
     async def _informer(
         self,
@@ -190,11 +313,16 @@ class ReportController:
         except informer.ResourceGone:
             logger.warning("report_kind_gone", kind=kind.kind, path=path)
             synced.set()  # nothing left to sync; readiness must not wait for it
+            self._available.pop(kind.kind, None)
             self._finder.forget(kind)
 
     async def _wait_initial_sync(self) -> None:
         """After the first sync of every informer: resolve what vanished while nobody led."""
-        await asyncio.gather(*(event.wait() for event in self._synced))
+        # Informers started meanwhile (a kind or namespace appearing) are waited for too.
+        while self._entering or not all(event.is_set() for event in self._synced.values()):
+            if self._entering:
+                await asyncio.wait(list(self._entering.values()))
+            await asyncio.gather(*(event.wait() for event in list(self._synced.values())))
         if self._discovery_failed:
             # Findings of the kinds nobody could list are not orphans: leave them Open until a
             # term that sees every report API (the next failover or restart).

@@ -66,9 +66,11 @@ class LeaderWork:
 
     async def _gc(self) -> None:
         settings = self._context.settings
+        scope = self._context.scope
         collector = Collector(
             client=self._context.client,
             namespaces=settings.observation_namespaces,
+            scope=scope.observation_namespaces if scope is not None and scope.dynamic else None,
             default_ttl=settings.ttl_seconds,
             page_size=settings.gc.page_size,
             limiter=TokenBucket(rate=settings.gc.delete_rate, burst=1),

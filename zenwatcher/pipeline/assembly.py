@@ -20,6 +20,7 @@ from zenwatcher.pipeline.flusher import Flusher
 from zenwatcher.pipeline.intake import EventIntake
 from zenwatcher.pipeline.jobs import WriteJob
 from zenwatcher.pipeline.writer import Writer
+from zenwatcher.scope import NamespaceScope
 from zenwatcher.settings import Settings
 from zenwatcher.sources import PUSH_SOURCES
 
@@ -35,15 +36,24 @@ class Pipeline:
     writer: Writer
     flusher: Flusher
     budget: Budget
+    scope: NamespaceScope
 
     def free_slots(self) -> int:
         """Room left in the write queue (what the webhooks may still accept)."""
         return self.queue.maxsize - self.queue.qsize()
 
 
-def make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> Pipeline:
-    """Build the parts; raises `rules.FilterConfigError` for a bad FILTER_FILE."""
+def make_pipeline(
+    settings: Settings,
+    client: KubeClient,
+    metrics: Metrics,
+    *,
+    scope: NamespaceScope | None = None,
+) -> Pipeline:
+    """Build the parts; raises `rules.FilterConfigError` for a bad FILTER_FILE. `scope`
+    defaults to the settings' static one."""
     config = settings.pipeline
+    scope = scope or NamespaceScope.from_settings(settings)
     filters = FilterState()
     if settings.filter_file:
         filters.config = rules.load_filter_file(settings.filter_file)
@@ -58,7 +68,7 @@ def make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> P
         total_limit=config.budget_total,
         namespace_limit=config.budget_per_namespace,
         count=lambda namespace: observations.count_observations(client, namespace=namespace),
-        scope=settings.observation_namespaces,
+        scope=scope.observation_namespaces if scope.dynamic else settings.observation_namespaces,
     )
     metrics.budget_limit.labels(scope=INSTANCE).set(config.budget_total)
     metrics.budget_limit.labels(scope=NAMESPACE).set(config.budget_per_namespace)
@@ -83,6 +93,7 @@ def make_pipeline(settings: Settings, client: KubeClient, metrics: Metrics) -> P
         writer=writer,
         flusher=flusher,
         budget=budget,
+        scope=scope,
     )
 
 
@@ -98,6 +109,7 @@ def make_intakes(settings: Settings, pipeline: Pipeline) -> dict[str, EventIntak
             enqueue=pipeline.queue.put_nowait,
             default_namespace=settings.pod_namespace,
             allowed_namespaces=frozenset(settings.watch_namespaces),
+            in_scope=pipeline.scope.admits if pipeline.scope.dynamic else None,
         )
         for source in PUSH_SOURCES
     }

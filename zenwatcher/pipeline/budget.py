@@ -73,13 +73,13 @@ class Budget:
         total_limit: int,
         namespace_limit: int,
         count: Counter,
-        scope: tuple[str, ...],
+        scope: tuple[str, ...] | Callable[[], tuple[str, ...]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total_limit = total_limit
         self.namespace_limit = namespace_limit
         self._count = count
-        self._scope = scope  # () = the whole cluster
+        self._scope = scope  # () = the whole cluster; a callable: the scope now (a selector)
         self._clock = clock
         self.total_used = 0
         self._namespace_used: dict[str, int] = {}
@@ -143,12 +143,15 @@ class Budget:
 
     async def refresh(self) -> None:
         """Count the scope, and the namespaces written since the last count."""
-        if self._scope:
+        scope = self._scope() if callable(self._scope) else self._scope
+        if scope:
             total = 0
-            for namespace in self._scope:
-                used = await self._count(namespace)
-                self._namespace_used[namespace] = used
-                total += used
+            counted: dict[str, int] = {}
+            for namespace in scope:
+                counted[namespace] = await self._count(namespace)
+                total += counted[namespace]
+            # Only the namespaces in scope now: one that left no longer fills our budget.
+            self._namespace_used = counted
         else:
             total = await self._count(None)
             # Only namespaces written since: no other can have grown by our hand.

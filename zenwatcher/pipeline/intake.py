@@ -73,6 +73,7 @@ class EventIntake:
         enqueue: Callable[[WriteJob], None],
         default_namespace: str,
         allowed_namespaces: frozenset[str] = frozenset(),
+        in_scope: Callable[[str], bool] | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.source = source
@@ -83,6 +84,7 @@ class EventIntake:
         self._enqueue = enqueue
         self._default_namespace = default_namespace
         self._allowed_namespaces = allowed_namespaces
+        self._in_scope = in_scope  # with a selector: the scope now, instead of the list
         self._wall_clock = wall_clock
 
     def process(self, events: list[Any]) -> Tally:
@@ -152,7 +154,10 @@ class EventIntake:
                 accounting.rejected(source, reason, count)
 
     def _out_of_scope(self, finding: Finding) -> str | None:
-        """With WATCH_NAMESPACE set, findings for other namespaces are not ours to write."""
+        """With WATCH_NAMESPACE or WATCH_NAMESPACE_SELECTOR set, findings for other namespaces
+        are not ours to write."""
+        if self._in_scope is not None and finding.namespace:
+            return None if self._in_scope(finding.namespace) else "out_of_scope"
         if not self._allowed_namespaces or not finding.namespace:
             return None
         return None if finding.namespace in self._allowed_namespaces else "out_of_scope"

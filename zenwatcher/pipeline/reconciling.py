@@ -120,9 +120,36 @@ class Ledger:
         for origin in self._origins.get(scope, set()) - present:
             self.report_deleted(scope=scope, origin=origin)
 
-    def orphans_after_sync(self) -> None:
-        """Once every informer has listed: Open Observations no report wants start their grace."""
+    def forget_namespace(self, namespace: str, *, observations_too: bool = True) -> int:
+        """The reports of `namespace` left this instance's scope: forget their origins and the
+        findings only they wanted, resolving nothing (whoever gains the namespace reconciles
+        them at its next list). With `observations_too`, forget every Observation known in the
+        namespace as well, orphans waiting out their grace included. Answers the origins
+        forgotten."""
+        forgotten = 0
+        for scope in [scope for scope in self._origins if scope[1] == namespace]:
+            for origin in self._origins.pop(scope):
+                forgotten += 1
+                for name in self._desired.pop(origin, {}):
+                    wanters = self._wanted_by.get(name, set())
+                    wanters.discard(origin)
+                    if not wanters:
+                        self._wanted_by.pop(name, None)
+                        self._existing.pop(name, None)
+                        self._pending.pop(name, None)
+        if observations_too:
+            for name in [n for n, e in self._existing.items() if e.namespace == namespace]:
+                if not self._wanted_by.get(name):
+                    del self._existing[name]
+                    self._pending.pop(name, None)
+        return forgotten
+
+    def orphans_after_sync(self, namespace: str | None = None) -> None:
+        """Once every informer has listed (of `namespace` only, when given): Open Observations
+        no report wants start their grace."""
         for name, existing in self._existing.items():
+            if namespace is not None and existing.namespace != namespace:
+                continue
             if existing.phase is Phase.OPEN and not self._wanted_by.get(name):
                 self._pending.setdefault(name, self._clock() + self._grace)
 

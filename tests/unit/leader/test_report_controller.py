@@ -62,7 +62,7 @@ async def test_a_failed_load_leaves_nothing_behind() -> None:
             metrics=metrics,
         )
     )
-    await controller._load_existing()
+    await controller._load_existing(())
     assert 3 == fake.calls
     assert 0 == len(controller._ledger)
 

@@ -81,6 +81,18 @@ class TestBudget:
         assert not budget.has_room(Severity.INFO)
         assert budget.has_room(Severity.CRITICAL)
 
+    async def test_a_selector_scope_is_read_at_each_count(self) -> None:
+        """With WATCH_NAMESPACE_SELECTOR the scope is asked anew at every count: a namespace
+        that left no longer counts, not even for the fullest-namespace ratio."""
+        counts = Counts({"a": 3, "b": 8})
+        scope: tuple[str, ...] = ("a", "b")
+        budget = Budget(total_limit=100, namespace_limit=10, count=counts, scope=lambda: scope)
+        await budget.refresh()
+        assert (11, 0.8) == (budget.total_used, budget.fullest_namespace_ratio())
+        scope = ("a",)
+        await budget.refresh()
+        assert (3, 0.3) == (budget.total_used, budget.fullest_namespace_ratio())
+
     async def test_ratios_for_the_metrics(self) -> None:
         budget = Budget(total_limit=100, namespace_limit=10, count=Counts({"a": 5}), scope=())
         budget.reserve("a", Severity.LOW)

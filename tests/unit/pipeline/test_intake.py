@@ -13,6 +13,7 @@ from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
 from zenwatcher.pipeline.intake import EventIntake
 from zenwatcher.pipeline.jobs import WriteJob
+from zenwatcher.scope import NamespaceScope
 
 
 def alert(pod: str) -> dict[str, Any]:
@@ -81,3 +82,35 @@ def test_a_time_that_overflows_in_utc_is_not_an_error() -> None:
     tally = intake.process([{**alert("a"), "time": "0001-01-01T00:00:00+01:00"}])
     assert (tally.accepted, tally.rejected) == (1, 0)
     assert 1 == len(queued)
+
+
+async def test_a_selector_scope_is_checked_as_it_is_now() -> None:
+    """With WATCH_NAMESPACE_SELECTOR, a finding's namespace is checked against the scope at
+    that moment: in while the namespace matches, out_of_scope once it no longer does."""
+    scope = NamespaceScope(pod_namespace="zen-system", selector="shard=a")
+    metrics = Metrics(CollectorRegistry())
+    queued: list[WriteJob] = []
+    intake = EventIntake(
+        source="falco",
+        map_event=falco.map_falco_alert,
+        filters=FilterState(),
+        dedup=DedupCache(window_seconds=60, max_size=100),
+        accounting=Accounting(metrics),
+        enqueue=queued.append,
+        default_namespace="zen-system",
+        in_scope=scope.admits,
+    )
+
+    def in_namespace(pod: str, namespace: str) -> dict[str, Any]:
+        event = alert(pod)
+        event["output_fields"]["k8s.ns.name"] = namespace
+        return event
+
+    await scope.on_object({"metadata": {"name": "apps"}})
+    assert 1 == intake.process([in_namespace("a", "apps")]).accepted
+    await scope.on_deleted({"metadata": {"name": "apps"}})
+    tally = intake.process([in_namespace("b", "apps"), alert("no-namespace")])
+    assert (1, 1) == (tally.filtered, tally.accepted)
+    assert 1 == counted(
+        metrics, "zen_watcher_events_total", bucket="filtered", reason="out_of_scope"
+    )

@@ -174,3 +174,46 @@ class TestMemory:
         assert [] == seen(ledger, "a")
         ledger.forget(finding("a").name)
         assert [finding("a").name] == seen(ledger, "a")
+
+
+class TestNamespaceLeavesScope:
+    def test_forgotten_without_resolving_even_after_grace(
+        self, ledger: Ledger, clock: FakeClock
+    ) -> None:
+        """A namespace leaves a selector's scope: its report origins and their findings are
+        forgotten; nothing is resolved, not even what was waiting out its grace."""
+        seen(ledger, "a", "b")
+        seen(ledger, "c", origin="origin-b")
+        ledger.report_deleted(scope=SCOPE, origin="origin-b")  # c starts its grace
+        assert 1 == ledger.pending_count()
+        assert 1 == ledger.forget_namespace("apps")
+        clock.now += 60
+        assert [] == ledger.due_resolutions()
+        assert 0 == len(ledger)
+        assert not ledger.is_wanted(finding("a").name)
+
+    def test_a_namespace_coming_back_is_opened_again(self, ledger: Ledger) -> None:
+        """Gained again: its findings are new to the ledger, so its first list opens them
+        (the writer turns an Open of an existing Observation into nothing or a reopen)."""
+        seen(ledger, "a")
+        ledger.forget_namespace("apps")
+        assert [finding("a").name] == seen(ledger, "a")
+
+    def test_orphans_of_one_namespace_only(self, ledger: Ledger, clock: FakeClock) -> None:
+        """After a namespace's own first list, only its orphans start their grace."""
+        ledger.know("in-apps", Existing(namespace="apps", phase=Phase.OPEN, source="kyverno"))
+        ledger.know("in-web", Existing(namespace="web", phase=Phase.OPEN, source="kyverno"))
+        ledger.orphans_after_sync("apps")
+        clock.now += 31
+        assert ["in-apps"] == [resolve.name for resolve in ledger.due_resolutions()]
+
+    def test_other_namespaces_and_our_own_kept(self, ledger: Ledger) -> None:
+        """Only the namespace that left is forgotten; `observations_too=False` (our own
+        namespace, where cluster reports' findings live) keeps its known Observations."""
+        ledger.know("mine", Existing(namespace="zen", phase=Phase.OPEN, source="trivy"))
+        ledger.know("other", Existing(namespace="web", phase=Phase.OPEN, source="kyverno"))
+        ledger.forget_namespace("zen", observations_too=False)
+        ledger.forget_namespace("apps")
+        assert 2 == len(ledger)
+        ledger.forget_namespace("web")
+        assert 1 == len(ledger)

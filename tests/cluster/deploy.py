@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -75,6 +76,33 @@ class Installed:
             text: str = response.read().decode()
             return text
 
+    def wait_reachable(self, timeout: float = 60.0) -> None:
+        """Until the webhook Service's ClusterIP accepts connections (kube-proxy has synced)."""
+        host, port = self.service_url().removeprefix("http://").split(":")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection((host, int(port)), timeout=2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def wait_idle(self, timeout: float = 120.0) -> None:
+        """Until every Ready pod's write queue is empty (earlier tests' work is written)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            depths = [
+                sample(self.metrics(pod["status"]["podIP"]), "zen_watcher_queue_depth")
+                for pod in self.ready_pods()
+            ]
+            if depths and not any(depths):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"write queues not empty after {timeout}s: {depths}")
+            time.sleep(0.5)
+
     def rollout(self, timeout: float = 240.0) -> None:
         self.node.kubectl(
             "rollout",
@@ -107,6 +135,7 @@ def install(node: Node) -> Installed:
     installed = Installed(node=node, secrets=made, apply_to_ready_seconds=0.0)
     installed.rollout()
     installed.apply_to_ready_seconds = time.monotonic() - started
+    installed.wait_reachable()
     return installed
 
 
@@ -133,6 +162,15 @@ def referenced_secrets(documents: list[dict[str, Any]]) -> list[tuple[str, str, 
             if "secret" in volume:
                 found.append((namespace, volume["secret"]["secretName"], "token"))
     return sorted(set(found))
+
+
+def sample(metrics: str, name: str) -> float:
+    """The sum of a metric's samples in a Prometheus text page (0 when absent)."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith((name + " ", name + "{")):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -90,6 +91,7 @@ def test_one_leader_and_the_service_reaches_both(
     two_replicas: deploy.Installed, load_namespace: str
 ) -> None:
     settled_leader(two_replicas)
+    two_replicas.wait_idle()
     with SteadyLoad(
         two_replicas.service_url() + "/falco/webhook",
         two_replicas.webhook_token,
@@ -103,7 +105,8 @@ def test_one_leader_and_the_service_reaches_both(
         served[pod["metadata"]["name"]] = sum(
             float(line.rsplit(" ", 1)[1])
             for line in metrics.splitlines()
-            if line.startswith("zen_watcher_webhook_requests_total{") and 'endpoint="falco"' in line
+            if line.startswith("zen_watcher_webhook_requests_total{")
+            and 'endpoint="/falco/webhook"' in line
         )
     assert all(count > 0 for count in served.values()), served
     assert_none_lost(two_replicas, load, load_namespace)
@@ -111,6 +114,7 @@ def test_one_leader_and_the_service_reaches_both(
 
 def test_leader_pod_deleted(two_replicas: deploy.Installed, load_namespace: str) -> None:
     times = []
+    two_replicas.wait_idle()
     url = two_replicas.service_url() + "/falco/webhook"
     with SteadyLoad(url, two_replicas.webhook_token, load_namespace) as load:
         for _ in range(ROUNDS):
@@ -126,16 +130,45 @@ def test_leader_pod_deleted(two_replicas: deploy.Installed, load_namespace: str)
     assert_none_lost(two_replicas, load, load_namespace)
 
 
+def live_leader_after(installed: deploy.Installed, killed_at: datetime, timeout: float) -> str:
+    """Wait until the Lease is renewed after `killed_at` (so a live process holds it); the
+    holder. The killed process cannot renew, so whoever did is alive."""
+
+    def renewed() -> str:
+        result = installed.node.kubectl(
+            "get", "lease", deploy.LEASE, "-n", deploy.NAMESPACE, "-o", "json", check=False
+        )
+        if result.returncode != 0:
+            return ""
+        spec = json.loads(result.stdout)["spec"]
+        renew = spec.get("renewTime")
+        if not renew or datetime.fromisoformat(renew) <= killed_at:
+            return ""
+        return str(spec.get("holderIdentity") or "")
+
+    holder: str = wait_for(renewed, timeout=timeout, interval=0.1)
+    return holder
+
+
 def test_leader_container_killed(two_replicas: deploy.Installed, load_namespace: str) -> None:
-    times = []
+    """SIGKILL of the leader's container: leadership is back on a live process within the
+    crash bound. The kubelet restarts the container at once, and its identity is the pod name,
+    so the restarted process may take its own Lease back before it expires: who led next is
+    reported."""
+    times, successors = [], []
+    two_replicas.wait_idle()
     url = two_replicas.service_url() + "/falco/webhook"
     with SteadyLoad(url, two_replicas.webhook_token, load_namespace) as load:
         for _ in range(ROUNDS):
             leader = settled_leader(two_replicas)
+            killed_at = datetime.now(UTC)
+            started = time.monotonic()
             two_replicas.node.kill_container(deploy.NAMESPACE, leader)
-            times.append(wait_new_leader(two_replicas, leader))
+            holder = live_leader_after(two_replicas, killed_at, timeout=60)
+            times.append(time.monotonic() - started)
+            successors.append("same pod, restarted" if holder == leader else "the other pod")
     REPORT["crash failover (SIGKILL of the container), median/max of 5"] = (
-        f"{statistics.median(times):.1f} s / {max(times):.1f} s"
+        f"{statistics.median(times):.1f} s / {max(times):.1f} s; next leader: {successors}"
     )
     assert max(times) <= CRASH_BOUND, times
     assert_none_lost(two_replicas, load, load_namespace)

@@ -27,6 +27,7 @@ def _load_namespace(installed: deploy.Installed) -> Iterator[str]:
 
 def test_rolling_restart_under_load(installed: deploy.Installed, load_namespace: str) -> None:
     url = installed.service_url() + "/falco/webhook"
+    installed.wait_idle()
     before = {pod["metadata"]["name"] for pod in installed.pods()}
     with SteadyLoad(url, installed.webhook_token, load_namespace, interval=0.05) as load:
         time.sleep(2)

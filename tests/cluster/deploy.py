@@ -117,12 +117,16 @@ class Installed:
 
 def install(node: Node) -> Installed:
     """`kubectl apply -k manifests/` as shipped, after the report CRDs (Kyverno's and
-    trivy-operator's, as a cluster running them has) and whatever Secret the Deployment reads,
-    each made with a random token. Waits for the rollout; measures apply to Ready."""
+    trivy-operator's, as a cluster running them has) and whatever Secret the Deployment reads
+    (found in the rendered manifests), each with a random token. Waits for the rollout and the
+    Service; measures apply to rollout complete."""
     node.kubectl("apply", "--server-side", "-f", str(SHARED_FIXTURES / "crds"))
     documents = rendered(node)
-    namespaces = [doc for doc in documents if doc["kind"] == "Namespace"]
-    node.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(namespaces))
+    # As README's install section: the namespace first, so the Secret can go in before the
+    # Deployment's first pod starts.
+    for doc in documents:
+        if doc["kind"] == "Namespace":
+            node.kubectl("create", "namespace", doc["metadata"]["name"])
     made = {}
     for namespace, name, key in referenced_secrets(documents):
         token = secrets.token_urlsafe(24)

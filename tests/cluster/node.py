@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -337,7 +338,7 @@ class Node:
     def stop(self) -> list[str]:
         """Undo `start()`; return what could not be undone (empty when all went)."""
         problems: list[str] = []
-        steps = [
+        steps: list[tuple[str, Callable[[], None]]] = [
             ("kubelet", lambda: self._stop_process("kubelet")),
             ("containers", self._kill_containers),
             ("kube-proxy", self._stop_kube_proxy),
@@ -363,7 +364,7 @@ class Node:
 
     def _kill_containers(self) -> None:
         """SIGKILL every container process and the runtime shims of this containerd."""
-        pids = set()
+        pids: set[int] = set()
         for hierarchy in Path("/sys/fs/cgroup").iterdir():
             kubepods = hierarchy / "kubepods"
             if kubepods.is_dir():
@@ -525,13 +526,17 @@ def _quiet(args: list[str]) -> int:
 
 
 def _wait_for(
-    ready: object, name: str, log: Path, process: subprocess.Popen[bytes], timeout: float = 60.0
+    ready: Callable[[], bool],
+    name: str,
+    log: Path,
+    process: subprocess.Popen[bytes],
+    timeout: float = 60.0,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise NodeError(f"{name} exited; {log}:\n{log.read_text(errors='replace')[-3000:]}")
-        if callable(ready) and ready():
+        if ready():
             return
         time.sleep(0.2)
     raise NodeError(f"{name} not ready in {timeout}s; see {log}")
@@ -549,7 +554,7 @@ def _kill_group(process: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> 
 
 
 def _pids_with_argument(argument: str) -> set[int]:
-    pids = set()
+    pids: set[int] = set()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             with contextlib.suppress(OSError):

@@ -8,6 +8,7 @@ import concurrent.futures
 import copy
 import uuid
 from pathlib import Path
+from typing import Any
 
 from tests.cluster import deploy
 from tests.cluster.conftest import REPORT
@@ -31,11 +32,10 @@ def large_batch(index: int) -> bytes:
     return event_list(events)
 
 
-def memory_cgroup(pod: dict[str, object]) -> Path:
+def memory_cgroup(pod: dict[str, Any]) -> Path:
+    """The container's memory cgroup on the node (cgroupfs driver, cgroups v1)."""
     metadata, status = pod["metadata"], pod["status"]
-    assert isinstance(metadata, dict)
-    assert isinstance(status, dict)
-    container = status["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+    container = str(status["containerStatuses"][0]["containerID"]).removeprefix("containerd://")
     qos = str(status["qosClass"]).lower()
     root = Path("/sys/fs/cgroup/memory/kubepods")
     pod_dir = f"pod{metadata['uid']}"

@@ -15,7 +15,7 @@ import pytest
 
 from tests.cluster import deploy
 from tests.cluster.conftest import REPORT
-from tests.cluster.load import SteadyLoad
+from tests.cluster.load import SteadyLoad, alert
 from tests.e2e.test_webhooks import wait_for
 
 ROUNDS = 5
@@ -110,6 +110,27 @@ def test_one_leader_and_the_service_reaches_both(
         )
     assert all(count > 0 for count in served.values()), served
     assert_none_lost(two_replicas, load, load_namespace)
+
+
+def test_repeats_through_both_pods_make_one_observation_with_their_count(
+    two_replicas: deploy.Installed, load_namespace: str
+) -> None:
+    """The same alert sent 20 times through the Service (both pods get some): one
+    Observation, and its count is 20 once both pods' dedup windows have flushed."""
+    url = two_replicas.service_url() + "/falco/webhook"
+    body = json.dumps(alert(load_namespace, 0)).encode()
+    for _ in range(20):
+        assert 200 == deploy.post(url, body, two_replicas.webhook_token)[0]
+
+    def count() -> int:
+        result = two_replicas.node.kubectl(
+            "get", "observations", "-n", load_namespace, "-o", "json"
+        )
+        items = json.loads(result.stdout)["items"]
+        assert len(items) <= 1, [item["metadata"]["name"] for item in items]
+        return int((items[0].get("status") or {}).get("count", 0)) if items else 0
+
+    wait_for(lambda: count() == 20, timeout=150, interval=1)
 
 
 def test_leader_pod_deleted(two_replicas: deploy.Installed, load_namespace: str) -> None:

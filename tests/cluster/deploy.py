@@ -113,6 +113,19 @@ class Installed:
             f"--timeout={int(timeout)}s",
             timeout=timeout + 10,
         )
+        # The rollout is complete when the new pods are Ready; the old ones may still answer
+        # 503 while they shut down. Tests start from pods that all serve.
+        deadline = time.monotonic() + 90
+        while self._terminating() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def _terminating(self) -> list[str]:
+        result = self.node.kubectl("get", "pods", "-n", NAMESPACE, "-l", SELECTOR, "-o", "json")
+        return [
+            pod["metadata"]["name"]
+            for pod in json.loads(result.stdout)["items"]
+            if pod["metadata"].get("deletionTimestamp")
+        ]
 
 
 def install(node: Node) -> Installed:

@@ -12,8 +12,9 @@ driver, runc rather than crun, and `restrict_oom_score_adj` because the VM withh
 CAP_SYS_RESOURCE. The pause image is made locally (see images.py).
 
 `stop()` undoes everything `start()` did, in reverse, and keeps going when a step fails:
-processes (each in its own process group) and containers, kube-proxy's iptables rules, mounts
-under the working folder, pod network namespaces, the two network interfaces, sysctls.
+processes (each in its own process group) and containers, kube-proxy's and the kubelet's
+iptables chains, mounts under the working folder (pod volumes, rootfs, network namespaces),
+the bridge and the node address, sysctls, and the state folders (the logs stay).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -128,6 +130,8 @@ class Node:
     def _network_up(self) -> None:
         for key in ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables"):
             path = Path("/proc/sys") / key
+            if not path.exists():  # Services between pods on the bridge need br_netfilter
+                raise NodeError(f"{path} is missing: modprobe br_netfilter")
             self._sysctls_before[key] = path.read_text().strip()
             path.write_text("1")
         # Not a dummy interface: these kernels have no such driver. Pods reach an address on
@@ -349,6 +353,7 @@ class Node:
             ("mounts", self._unmount_all),
             ("netns", self._remove_netns),
             ("network", self._network_down),
+            ("state", self._remove_state),
         ]
         for what, step in steps:
             try:
@@ -412,6 +417,14 @@ class Node:
         left = [m for m in _mount_points() if m.startswith(prefix + "/")]
         if left:
             raise NodeError(f"still mounted: {left}")
+
+    def _remove_state(self) -> None:
+        """The runtime's, kubelet's and etcd's data (images unpacked, pod volumes): gone. The
+        logs stay for a failing test's reader; they are small."""
+        if any(m.startswith(str(self.workdir.resolve()) + "/") for m in _mount_points()):
+            raise NodeError("mounts left under the working folder; its data is kept")
+        for name in ("containerd", "kubelet", "cni", "controlplane/etcd-data"):
+            shutil.rmtree(self.workdir / name, ignore_errors=True)
 
     def _remove_netns(self) -> None:
         for name in _netns() - self._netns_before:

@@ -42,6 +42,9 @@ def curl_falco(installed: deploy.Installed, alert: dict[str, object]) -> str:
         [
             "curl",
             "-sS",
+            # A pod shutting down answers 503 with Retry-After: retry, as a client should.
+            "--retry",
+            "5",
             "-o",
             "/dev/null",
             "-w",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import time
 import tomllib
@@ -82,7 +83,7 @@ class ImageBuilder:
         return ["--root", str(root / "storage"), "--runroot", str(root / "run")]
 
     def all(self) -> list[BuiltImage]:
-        """The pause image, the base stand-in and our image, built or found in the cache."""
+        """The images the node imports: pause and ours (built on the base stand-in)."""
         return [self.pause(), self.ours()]
 
     def pause(self) -> BuiltImage:
@@ -124,6 +125,7 @@ class ImageBuilder:
         )
         self._from_files(PAUSE_IMAGE, work / "pause", "/pause", ["--entrypoint", '["/pause"]'])
         self._push(PAUSE_IMAGE, archive)
+        shutil.rmtree(work)
 
     def _build_base(self, archive: Path) -> None:
         rootfs = cache_root() / "base-rootfs.tar"

@@ -39,6 +39,7 @@ NODE_NAME = "zen-node"
 NODE_IP = "10.250.0.1"  # on the loopback interface: the API server, kubelet and node address
 POD_CIDR = "10.244.0.0/24"
 BRIDGE = "zen-cni0"
+GUARD_CHAIN = "ZEN-APISERVER"
 SERVICE_CIDR = "10.96.0.0/24"  # as the control plane sets it; 10.96.0.1 is in its certificate
 NETNS_DIR = Path("/var/run/netns")
 READY_TIMEOUT = 180.0
@@ -75,6 +76,7 @@ class Node:
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _netns_before: set[str] = field(default_factory=set)
     _sysctls_before: dict[str, str] = field(default_factory=dict)
+    _guard: list[str] = field(default_factory=list)  # the INPUT rule guarding the API server
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -118,6 +120,7 @@ class Node:
                 *self.extra_apiserver_args,
             ),
         )
+        self._guard_apiserver_port(self.control.port)
         self.control.start()
         self._start_controllers()
         self._start_containerd()
@@ -137,6 +140,16 @@ class Node:
         # Not a dummy interface: these kernels have no such driver. Pods reach an address on
         # `lo` like any other local address of the node.
         _run(["ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo"])
+
+    def _guard_apiserver_port(self, port: int) -> None:
+        """The API server listens on every address (pods reach it at the node address); only
+        loopback and the pod bridge may connect."""
+        _run(["iptables", "-N", GUARD_CHAIN])
+        _run(["iptables", "-A", GUARD_CHAIN, "-i", "lo", "-j", "RETURN"])
+        _run(["iptables", "-A", GUARD_CHAIN, "-i", BRIDGE, "-j", "RETURN"])
+        _run(["iptables", "-A", GUARD_CHAIN, "-j", "DROP"])
+        self._guard = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", GUARD_CHAIN]
+        _run(["iptables", "-I", *self._guard])
 
     def _start_controllers(self) -> None:
         assert self.control is not None
@@ -440,6 +453,10 @@ class Node:
                     pass
             _quiet([tool, "-F", "KUBE-FIREWALL"])
             _quiet([tool, "-X", "KUBE-FIREWALL"])
+        if self._guard:
+            _quiet(["iptables", "-D", *self._guard])
+        _quiet(["iptables", "-F", GUARD_CHAIN])
+        _quiet(["iptables", "-X", GUARD_CHAIN])
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
         subprocess.run(
             ["ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo"], capture_output=True, check=False

@@ -77,6 +77,7 @@ class Node:
     _netns_before: set[str] = field(default_factory=set)
     _sysctls_before: dict[str, str] = field(default_factory=dict)
     _guard: list[str] = field(default_factory=list)  # the INPUT rule guarding the API server
+    _owner: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -101,6 +102,7 @@ class Node:
         """Start every part and wait for the node to be Ready."""
         started = time.monotonic()
         _preflight()
+        self._owner = True  # from here on, the machine's cluster state is this node's to undo
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self._netns_before = _netns()
         self._network_up()
@@ -354,6 +356,8 @@ class Node:
 
     def stop(self) -> list[str]:
         """Undo `start()`; return what could not be undone (empty when all went)."""
+        if not self._owner:  # the preflight refused: what is there belongs to someone else
+            return []
         problems: list[str] = []
         steps: list[tuple[str, Callable[[], None]]] = [
             ("kubelet", lambda: self._stop_process("kubelet")),
@@ -482,7 +486,10 @@ def _preflight() -> None:
         ["ip", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True, check=False
     ).stdout
     if f" {NODE_IP}/" in addresses:
-        raise NodeError(f"{NODE_IP} is on lo: another cluster test runs, or one was killed")
+        raise NodeError(
+            f"{NODE_IP} is on lo: another cluster test runs, or one was killed; after stopping"
+            f" its kubelet, kube-proxy and containerd: ip addr del {NODE_IP}/32 dev lo"
+        )
 
 
 def _containerd_config(base: Path, cni_conf: Path) -> str:

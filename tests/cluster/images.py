@@ -161,6 +161,11 @@ class ImageBuilder:
             "image-build",
         )
         self._push(name, archive)
+        # One build of ours is kept: the sources change often, and each image is ~270 MiB.
+        for older in archive.parent.glob("zen-watcher-py-*.tar"):
+            if older != archive:
+                older.unlink()
+        self._buildah("rmi", "--prune", check=False)
 
     def _from_files(self, name: str, source: Path, dest: str, config: list[str]) -> None:
         container = self._buildah("from", "scratch").stdout.strip()

@@ -7,9 +7,8 @@ containerd and runc, pod network from Debian's CNI bridge plugin, and kube-proxy
 for Services: pods reach the API server through the `kubernetes` Service as in any cluster, and
 the tests reach the webhook Service's ClusterIP from the host.
 
-The settings below are what this machine's kind needs: cgroups v1 (hybrid) with the cgroupfs
-driver, runc rather than crun, and `restrict_oom_score_adj` because the VM withholds
-CAP_SYS_RESOURCE. The pause image is made locally (see images.py).
+The parts' configuration is in configs.py, the machine-side helpers in host.py; the pause
+image is made locally (see images.py).
 
 `stop()` undoes everything `start()` did, in reverse, and keeps going when a step fails:
 processes (each in its own process group) and containers, kube-proxy's and the kubelet's
@@ -32,22 +31,13 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster.images import PAUSE_IMAGE, BuiltImage
+from tests.cluster import configs, host
+from tests.cluster.configs import BRIDGE, GUARD_CHAIN, NODE_IP, NODE_NAME, SERVICE_CIDR
+from tests.cluster.host import NodeError
+from tests.cluster.images import BuiltImage
 from tests.controlplane import controlplane
 
-NODE_NAME = "zen-node"
-NODE_IP = "10.250.0.1"  # on the loopback interface: the API server, kubelet and node address
-POD_CIDR = "10.244.0.0/24"
-BRIDGE = "zen-cni0"
-GUARD_CHAIN = "ZEN-APISERVER"
-SERVICE_CIDR = "10.96.0.0/24"  # as the control plane sets it; 10.96.0.1 is in its certificate
-NETNS_DIR = Path("/var/run/netns")
 READY_TIMEOUT = 180.0
-STOP_GRACE = 10.0
-
-
-class NodeError(RuntimeError):
-    """The node could not be started; the message names the log to read."""
 
 
 def build_node_binaries() -> Path:
@@ -104,7 +94,7 @@ class Node:
         _preflight()
         self._owner = True  # from here on, the machine's cluster state is this node's to undo
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
-        self._netns_before = _netns()
+        self._netns_before = host.netns_names()
         self._network_up()
         self.control = controlplane.ControlPlane(
             self.workdir / "controlplane",
@@ -141,17 +131,17 @@ class Node:
             path.write_text("1")
         # Not a dummy interface: these kernels have no such driver. Pods reach an address on
         # `lo` like any other local address of the node.
-        _run(["ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo"])
+        host.run(["ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo"])
 
     def _guard_apiserver_port(self, port: int) -> None:
         """The API server listens on every address (pods reach it at the node address); only
         loopback and the pod bridge may connect."""
-        _run(["iptables", "-N", GUARD_CHAIN])
-        _run(["iptables", "-A", GUARD_CHAIN, "-i", "lo", "-j", "RETURN"])
-        _run(["iptables", "-A", GUARD_CHAIN, "-i", BRIDGE, "-j", "RETURN"])
-        _run(["iptables", "-A", GUARD_CHAIN, "-j", "DROP"])
+        host.run(["iptables", "-N", GUARD_CHAIN])
+        host.run(["iptables", "-A", GUARD_CHAIN, "-i", "lo", "-j", "RETURN"])
+        host.run(["iptables", "-A", GUARD_CHAIN, "-i", BRIDGE, "-j", "RETURN"])
+        host.run(["iptables", "-A", GUARD_CHAIN, "-j", "DROP"])
         self._guard = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", GUARD_CHAIN]
-        _run(["iptables", "-I", *self._guard])
+        host.run(["iptables", "-I", *self._guard])
 
     def _start_controllers(self) -> None:
         assert self.control is not None
@@ -192,12 +182,12 @@ class Node:
         base = self.workdir / "containerd"
         cni = self.workdir / "cni"
         (cni / "net.d").mkdir(parents=True, exist_ok=True)
-        (cni / "net.d" / "10-zen.conflist").write_text(json.dumps(_cni_config(cni / "ipam")))
+        (cni / "net.d" / "10-zen.conflist").write_text(json.dumps(configs.cni_config(cni / "ipam")))
         config = base / "config.toml"
         base.mkdir(parents=True, exist_ok=True)
-        config.write_text(_containerd_config(base, cni / "net.d"))
+        config.write_text(configs.containerd_config(base, cni / "net.d"))
         self._spawn("containerd", ["containerd", f"--config={config}"])
-        _wait_for(
+        host.wait_for_process(
             lambda: self._ctr("version", check=False).returncode == 0,
             "containerd",
             self.log_file("containerd"),
@@ -214,7 +204,13 @@ class Node:
         root = self.workdir / "kubelet"
         root.mkdir(parents=True, exist_ok=True)
         config = root / "config.yaml"
-        config.write_text(yaml.safe_dump(self._kubelet_config()))
+        config.write_text(
+            yaml.safe_dump(
+                configs.kubelet_config(
+                    socket=self.containerd_socket, pod_logs=self.workdir / "pod-logs"
+                )
+            )
+        )
         self._spawn(
             "kubelet",
             [
@@ -229,53 +225,10 @@ class Node:
             ],
         )
 
-    def _kubelet_config(self) -> dict[str, object]:
-        return {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1",
-            "kind": "KubeletConfiguration",
-            # cgroups v1 in a hybrid layout on these machines.
-            "failCgroupV1": False,
-            "cgroupDriver": "cgroupfs",
-            "containerRuntimeEndpoint": f"unix://{self.containerd_socket}",
-            "address": NODE_IP,
-            "readOnlyPort": 0,
-            "healthzBindAddress": "127.0.0.1",
-            "healthzPort": controlplane.free_port(),
-            # `kubectl logs/exec` come from the API server without a client certificate.
-            "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
-            "authorization": {"mode": "AlwaysAllow"},
-            "failSwapOn": False,
-            "podCIDR": POD_CIDR,
-            "podLogsDir": str(self.workdir / "pod-logs"),
-            "resolvConf": "/etc/resolv.conf",
-            # The imported images cannot be pulled again: never collect them.
-            "imageGCHighThresholdPercent": 100,
-            "imageGCLowThresholdPercent": 99,
-            "evictionHard": {"memory.available": "100Mi"},
-            "serializeImagePulls": False,
-            "syncFrequency": "10s",
-            # kube-proxy makes the chains Services need; the kubelet's own would outlive it.
-            "makeIPTablesUtilChains": False,
-        }
-
     def _start_kube_proxy(self) -> None:
         config = self.workdir / "kube-proxy.yaml"
-        config.write_text(yaml.safe_dump(self._kube_proxy_config()))
+        config.write_text(yaml.safe_dump(configs.kube_proxy_config(kubeconfig=self.kubeconfig())))
         self._spawn("kube-proxy", [str(self.node_bin / "kube-proxy"), f"--config={config}"])
-
-    def _kube_proxy_config(self) -> dict[str, object]:
-        return {
-            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-            "kind": "KubeProxyConfiguration",
-            "clientConnection": {"kubeconfig": str(self.kubeconfig())},
-            "hostnameOverride": NODE_NAME,
-            "mode": "iptables",
-            "clusterCIDR": POD_CIDR,
-            # Leave the machine's conntrack table size alone.
-            "conntrack": {"maxPerCore": 0},
-            "metricsBindAddress": f"127.0.0.1:{controlplane.free_port()}",
-            "healthzBindAddress": f"127.0.0.1:{controlplane.free_port()}",
-        }
 
     def _wait_node_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -382,7 +335,7 @@ class Node:
     def _stop_process(self, name: str) -> None:
         process = self._processes.pop(name, None)
         if process is not None:
-            _kill_group(process)
+            host.kill_group(process)
 
     def _kill_containers(self) -> None:
         """SIGKILL every container process and the runtime shims of this containerd."""
@@ -393,7 +346,7 @@ class Node:
                 for procs in kubepods.rglob("cgroup.procs"):
                     with contextlib.suppress(OSError, ValueError):
                         pids.update(int(line) for line in procs.read_text().split())
-        pids.update(_pids_with_argument(str(self.containerd_socket)) - {os.getpid()})
+        pids.update(host.pids_with_argument(str(self.containerd_socket)) - {os.getpid()})
         if "containerd" in self._processes:
             pids.discard(self._processes["containerd"].pid)
         for pid in pids:
@@ -428,24 +381,24 @@ class Node:
 
     def _unmount_all(self) -> None:
         prefix = str(self.workdir.resolve())
-        for mount in sorted(_mount_points(), key=len, reverse=True):
+        for mount in sorted(host.mount_points(), key=len, reverse=True):
             if mount == prefix or mount.startswith(prefix + "/"):
                 subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
-        left = [m for m in _mount_points() if m.startswith(prefix + "/")]
+        left = [m for m in host.mount_points() if m.startswith(prefix + "/")]
         if left:
             raise NodeError(f"still mounted: {left}")
 
     def _remove_state(self) -> None:
         """The runtime's, kubelet's and etcd's data (images unpacked, pod volumes): gone. The
         logs stay for a failing test's reader; they are small."""
-        if any(m.startswith(str(self.workdir.resolve()) + "/") for m in _mount_points()):
+        if any(m.startswith(str(self.workdir.resolve()) + "/") for m in host.mount_points()):
             raise NodeError("mounts left under the working folder; its data is kept")
         for name in ("containerd", "kubelet", "cni", "controlplane/etcd-data"):
             shutil.rmtree(self.workdir / name, ignore_errors=True)
 
     def _remove_netns(self) -> None:
-        for name in _netns() - self._netns_before:
-            path = NETNS_DIR / name
+        for name in host.netns_names() - self._netns_before:
+            path = host.NETNS_DIR / name
             subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
             path.unlink(missing_ok=True)
 
@@ -453,14 +406,14 @@ class Node:
         # The kubelet's KUBE-FIREWALL chain (the `--cleanup` of kube-proxy leaves it).
         for tool in ("iptables", "ip6tables"):
             for parent in ("INPUT", "OUTPUT"):
-                while _quiet([tool, "-D", parent, "-j", "KUBE-FIREWALL"]) == 0:
+                while host.quiet([tool, "-D", parent, "-j", "KUBE-FIREWALL"]) == 0:
                     pass
-            _quiet([tool, "-F", "KUBE-FIREWALL"])
-            _quiet([tool, "-X", "KUBE-FIREWALL"])
+            host.quiet([tool, "-F", "KUBE-FIREWALL"])
+            host.quiet([tool, "-X", "KUBE-FIREWALL"])
         if self._guard:
-            _quiet(["iptables", "-D", *self._guard])
-        _quiet(["iptables", "-F", GUARD_CHAIN])
-        _quiet(["iptables", "-X", GUARD_CHAIN])
+            host.quiet(["iptables", "-D", *self._guard])
+        host.quiet(["iptables", "-F", GUARD_CHAIN])
+        host.quiet(["iptables", "-X", GUARD_CHAIN])
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
         subprocess.run(
             ["ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo"], capture_output=True, check=False
@@ -490,123 +443,3 @@ def _preflight() -> None:
             f"{NODE_IP} is on lo: another cluster test runs, or one was killed; after stopping"
             f" its kubelet, kube-proxy and containerd: ip addr del {NODE_IP}/32 dev lo"
         )
-
-
-def _containerd_config(base: Path, cni_conf: Path) -> str:
-    cri = 'plugins."io.containerd.grpc.v1.cri"'
-    return f"""version = 2
-root = "{base / "root"}"
-state = "{base / "state"}"
-[grpc]
-  address = "{base / "containerd.sock"}"
-[ttrpc]
-  address = "{base / "containerd.sock.ttrpc"}"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{base / "opt"}"
-[{cri}]
-  sandbox_image = "{PAUSE_IMAGE}"
-  # These VMs withhold CAP_SYS_RESOURCE: never ask to lower a process's oom_score_adj.
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  enable_selinux = false
-[{cri}.containerd]
-  snapshotter = "overlayfs"
-  default_runtime_name = "runc"
-[{cri}.containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[{cri}.containerd.runtimes.runc.options]
-  BinaryName = "runc"
-  SystemdCgroup = false
-[{cri}.cni]
-  bin_dir = "/usr/lib/cni"
-  conf_dir = "{cni_conf}"
-  max_conf_num = 1
-"""
-
-
-def _cni_config(ipam_dir: Path) -> dict[str, object]:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "zen",
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": BRIDGE,
-                "isGateway": True,
-                # No masquerade: pods only talk to the node and each other, and no iptables
-                # rules of the plugin's own are left behind.
-                "ipMasq": False,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": POD_CIDR}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": str(ipam_dir),
-                },
-            }
-        ],
-    }
-
-
-def _run(args: list[str]) -> None:
-    result = subprocess.run(args, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise NodeError(f"{' '.join(args)} failed: {result.stderr.strip()}")
-
-
-def _quiet(args: list[str]) -> int:
-    return subprocess.run(args, capture_output=True, check=False).returncode
-
-
-def _wait_for(
-    ready: Callable[[], bool],
-    name: str,
-    log: Path,
-    process: subprocess.Popen[bytes],
-    timeout: float = 60.0,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise NodeError(f"{name} exited; {log}:\n{log.read_text(errors='replace')[-3000:]}")
-        if ready():
-            return
-        time.sleep(0.2)
-    raise NodeError(f"{name} not ready in {timeout}s; see {log}")
-
-
-def _kill_group(process: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
-    """SIGTERM the process group, SIGKILL it after `grace` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def _pids_with_argument(argument: str) -> set[int]:
-    pids: set[int] = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                if argument.encode() in (proc / "cmdline").read_bytes():
-                    pids.add(int(proc.name))
-    return pids
-
-
-def _mount_points() -> list[str]:
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        # Field 5 is the mount point, with spaces escaped as \040.
-        points.append(line.split()[4].replace("\\040", " "))
-    return points
-
-
-def _netns() -> set[str]:
-    return {p.name for p in NETNS_DIR.iterdir()} if NETNS_DIR.is_dir() else set()

@@ -88,7 +88,7 @@ class ControlPlane:
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
     port: int = field(default_factory=free_port)
-    extra_apiserver_args: tuple[str, ...] = ()
+    extra_apiserver_args: tuple[str, ...] = ()  # a flag named here replaces the default's
     _etcd: subprocess.Popen[bytes] | None = None
     _apiserver: subprocess.Popen[bytes] | None = None
     ca: trustme.CA | None = None  # issues the serving and client certificates
@@ -152,8 +152,10 @@ class ControlPlane:
             # No controller-manager runs here, so nothing would create service-account tokens.
             "--disable-admission-plugins=ServiceAccount",
             f"--cert-dir={pki}",
-            *self.extra_apiserver_args,
         ]
+        replaced = {arg.split("=", 1)[0] for arg in self.extra_apiserver_args}
+        args = [arg for arg in args if arg.split("=", 1)[0] not in replaced]
+        args += self.extra_apiserver_args
         with self.log_file("kube-apiserver").open("ab") as log:
             self._apiserver = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready(self._apiserver, "kube-apiserver")

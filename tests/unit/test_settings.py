@@ -111,6 +111,8 @@ class TestErrors:
             ("FILTER_CONFIGMAP_NAME", "Not_A_Name!", "DNS-1123 subdomain"),
             ("REPORT_RESOLVE_GRACE_SECONDS", "soon", "0 or a duration"),
             ("METRICS_PORT", "8080", "must differ from WATCHER_PORT"),
+            ("FINDINGS_METRICS", "verbose", "one of off, simple, detailed"),
+            ("FINDINGS_METRICS_MAX_SERIES", "0", "whole number greater than 0"),
         ],
     )
     def test_bad_value_names_variable_value_and_allowed(

@@ -17,6 +17,7 @@ from zenwatcher.observation import (
     phase_label_of,
     to_observation,
 )
+from zenwatcher.settings import FINDINGS_MODES, Settings
 
 
 def finding(details: dict[str, object], *, event_type: str = "runtime_detection") -> Finding:
@@ -96,3 +97,10 @@ def test_report_finding_body_is_labelled_open() -> None:
     body = to_observation(found, namespace="d", now=datetime.now(UTC), ttl_seconds=60)
     assert "open" == body["metadata"]["labels"][LABEL_PHASE]
     assert "Open" == body["status"]["phase"]
+
+
+def test_settings_offer_exactly_the_modes() -> None:
+    """FINDINGS_METRICS accepts the modes Metrics knows, and defaults to simple."""
+    assert set(FINDINGS_MODES) == {mode.value for mode in FindingsMode}
+    assert FindingsMode.SIMPLE == Settings.from_env({}).findings_metrics
+    assert 2000 == Settings.from_env({}).findings_metrics_max_series

@@ -119,7 +119,10 @@ def prepare(running: Cluster) -> None:
     crds = [REPO_ROOT / "manifests/crds/observations.yaml", SHARED_FIXTURES / "crds"]
     for path in crds:
         running.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    running.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # A busy machine can take a while to establish a dozen CRDs: wait, and try again once.
+    established = ("wait", "--for=condition=Established", "crd", "--all", "--timeout=120s")
+    if running.kubectl(*established, check=False).returncode != 0:
+        running.kubectl(*established)
     running.kubectl(
         "apply", "--server-side", "-f", str(REPO_ROOT / "manifests/base/namespace.yaml")
     )

@@ -1,7 +1,8 @@
 """The shards example (manifests/examples/shards) with its webhook tier: each shard writes only
 in its namespaces, and webhooks reach only the tier, which writes for any namespace.
 
-Shard a watches team-a and team-c, shard b team-b and team-d; the write counters of each pod
+Shard a watches the namespaces labelled zen.kube-zen.io/shard=a (team-a and team-c), shard b
+those labelled =b (team-b and team-d); the write counters of each pod
 (creates answered OK) must match the findings of its namespaces exactly. The shipped one-replica
 install is put back afterwards."""
 
@@ -19,14 +20,15 @@ from tests.harness.polling import wait_for
 
 SHARDS = deploy.MANIFESTS / "examples" / "shards"
 DEPLOYMENTS = ("zen-watcher-shard-a", "zen-watcher-shard-b", "zen-watcher-webhooks")
-TEAMS = ("team-a", "team-b", "team-c", "team-d")
+TEAMS = {"team-a": "a", "team-b": "b", "team-c": "a", "team-d": "b"}  # namespace: its shard
 
 
 @pytest.fixture(name="sharded")
 def _sharded(installed: deploy.Installed) -> Iterator[deploy.Installed]:
     node = installed.node
-    for team in TEAMS:
+    for team, shard in TEAMS.items():
         node.kubectl("create", "namespace", team)
+        node.kubectl("label", "namespace", team, f"zen.kube-zen.io/shard={shard}")
     node.kubectl("delete", "deployment", deploy.DEPLOYMENT, "-n", deploy.NAMESPACE)
     try:
         node.kubectl("apply", "-k", str(SHARDS))

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,10 +70,14 @@ def machine_facts() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def control_plane() -> Iterator[cluster.Cluster]:
-    """The local control plane (built once, cached), prepared as for the tests."""
+    """The local control plane (built once, cached), prepared as for the tests; its working
+    folder (etcd's data, logs, certificates) is removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="zen-bench-"))
-    with cluster.session_cluster(workdir) as running:
-        yield running
+    try:
+        with cluster.session_cluster(workdir) as running:
+            yield running
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -130,6 +130,40 @@ class TestFollowsLabels:
         labels = {"source": "falco", "bucket": "filtered", "reason": "out_of_scope"}
         assert 1 == daemon.metric_sum("zen_watcher_events_total", **labels)
 
+    def test_findings_gauge_follows_the_scope(
+        self, start_daemon: StartDaemon, control_plane: cluster.Cluster, make_namespace: Any
+    ) -> None:
+        """Falco findings in two selected namespaces, then one is unlabelled: the leader's
+        zen_watcher_findings (scraped) has no series for it any more. The labels are swapped:
+        the gauge counts the namespace that entered and nothing of the one that left."""
+        value = shard_value()
+        kept, moved = (make_namespace(**{SHARD.replace("/", "__"): value}) for _ in range(2))
+        daemon = start_daemon(WATCH_NAMESPACE_SELECTOR=f"{SHARD}={value}")
+        for index, target in enumerate((kept, kept, moved, moved, moved)):
+            _, _, answer = daemon.post("/falco/webhook", orjson.dumps(unique_alert(index, target)))
+            assert 1 == answer["accepted"]
+
+        def gauge() -> dict[str, float]:
+            return findings_by_namespace(daemon, kept, moved)
+
+        wait_for(lambda: gauge() == {kept: 2.0, moved: 3.0})
+        ns.label(control_plane, moved, SHARD, None)
+        wait_for(lambda: gauge() == {kept: 2.0})
+        ns.label(control_plane, moved, SHARD, value)
+        ns.label(control_plane, kept, SHARD, None)
+        wait_for(lambda: gauge() == {moved: 3.0})
+
+
+def findings_by_namespace(daemon: DaemonProcess, *namespaces: str) -> dict[str, float]:
+    """zen_watcher_findings summed by namespace, for those of `namespaces` with a series."""
+    totals: dict[str, float] = {}
+    for key, value in daemon.metrics().items():
+        if key.startswith("zen_watcher_findings{"):
+            for name in namespaces:
+                if f'namespace="{name}"' in key:
+                    totals[name] = totals.get(name, 0.0) + value
+    return totals
+
 
 @pytest.mark.usefixtures("reader")
 class TestTwoShards:

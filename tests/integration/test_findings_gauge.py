@@ -2,19 +2,23 @@
 `zen-watcher` user: derived from a metadata-only watch of the Observations, they count what
 another process wrote, follow resolves, reopens and deletes, are empty when the term ends, and
 are right again in a new term (a restart or a failover); in a pair of daemons only the leader
-exports them."""
+exports them. Under a namespace selector they count the namespaces it selects (and our own) and
+follow its labels."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.harness import namespaces as ns
+from tests.harness.controlplane import cluster
 from tests.harness.daemons import StartDaemon
 from tests.harness.payloads import unique_alert
 from tests.harness.polling import wait_for
@@ -25,8 +29,10 @@ from zenwatcher.kube.client import KubeClient
 from zenwatcher.leader.findings import METADATA_LIST, METADATA_WATCH, findings_gauge
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.jobs import CreateJob, OpenJob, ResolveJob
+from zenwatcher.scope import NamespaceScope
 
 pytestmark = pytest.mark.apiserver
+SHARD = "zen.kube-zen.io/shard"
 
 Counts = dict[tuple[str, str, str], float]  # (source, severity, phase) -> value
 
@@ -41,6 +47,17 @@ def gauge(metrics: Metrics, namespace: str) -> Counts:
             if ours and sample.value:
                 counts[(labels["source"], labels["severity"], labels["phase"])] = sample.value
     return counts
+
+
+def by_namespace(metrics: Metrics) -> dict[str, float]:
+    """zen_watcher_findings summed by namespace, over every series it exports (zeros too)."""
+    totals: dict[str, float] = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "zen_watcher_findings":
+                name = sample.labels["namespace"]
+                totals[name] = totals.get(name, 0.0) + sample.value
+    return totals
 
 
 def exported(metrics: Metrics) -> int:
@@ -197,3 +214,61 @@ async def test_lists_and_watches_carry_metadata_only(
     assert "ADDED" == event.type
     assert "PartialObjectMetadata" == event.object["kind"]
     assert "spec" not in event.object
+
+
+@pytest.fixture(name="pair")
+def _pair(control_plane: cluster.Cluster) -> Iterator[tuple[str, str]]:
+    """Two namespaces of this test's own, unlabelled; removed afterwards."""
+    names = (f"t-{uuid.uuid4().hex[:10]}", f"t-{uuid.uuid4().hex[:10]}")
+    for name in names:
+        ns.create(control_plane, name)
+    yield names
+    for name in names:
+        ns.remove(control_plane, name)
+
+
+async def test_under_a_selector_counts_the_selected_namespaces_and_follows_labels(
+    watcher_client: KubeClient,
+    admin_client: KubeClient,
+    control_plane: cluster.Cluster,
+    namespace: str,
+    pair: tuple[str, str],
+) -> None:
+    """Observations in a selected namespace, an unselected one and our own (POD_NAMESPACE,
+    selected too): the gauge counts the selected one's and our own's. The labels are then
+    swapped and ours removed: the namespace that left has no series any more, the one that
+    entered is counted, ours stays (findings without a namespace are written there). The
+    scope is the daemon's, with its real Namespace informer."""
+    selected, unselected = pair
+    value = f"t{uuid.uuid4().hex[:10]}"
+    for name in (selected, namespace):
+        ns.label(control_plane, name, SHARD, value)
+    writer = make_writer(admin_client, Metrics(CollectorRegistry()), default_namespace=namespace)
+    now = datetime.now(UTC)
+    for target, count in ((selected, 2), (unselected, 3), (namespace, 1)):
+        for index in range(count):
+            found = falco_finding(target, index)
+            await writer.write(CreateJob(finding=found, namespace=target, seen_at=now))
+
+    metrics = Metrics(CollectorRegistry())
+    scope = NamespaceScope(pod_namespace=namespace, selector=f"{SHARD}={value}")
+    with ns.namespace_reader(control_plane):
+        async with contextlib.AsyncExitStack() as stack:
+            for work in (
+                scope.run(client=watcher_client, metrics=metrics),
+                findings_gauge(client=watcher_client, namespaces=(), metrics=metrics, scope=scope),
+            ):
+                task = asyncio.create_task(work)
+                stack.push_async_callback(_cancelled, task)
+            await until(lambda: by_namespace(metrics) == {selected: 2.0, namespace: 1.0})
+
+            ns.label(control_plane, unselected, SHARD, value)
+            for name in (selected, namespace):
+                ns.label(control_plane, name, SHARD, None)
+            await until(lambda: by_namespace(metrics) == {unselected: 3.0, namespace: 1.0})
+
+
+async def _cancelled(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -55,6 +55,7 @@ class LeaderWork:
                         client=self._context.client,
                         namespaces=self._context.settings.observation_namespaces,
                         metrics=self._context.metrics,
+                        scope=self._context.scope,
                     ),
                     name="findings-gauge",
                 )

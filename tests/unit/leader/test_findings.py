@@ -57,6 +57,20 @@ async def test_scopes_share_counts_but_not_objects() -> None:
     assert {OPEN: 2} == dict(tally.counts)
 
 
+async def test_dropping_a_namespace_removes_its_series_only() -> None:
+    """A namespace left the scope: its series go, at 0 or not; the others' stay."""
+    tally = Tally()
+    shop, other = tally.scope(), tally.scope()
+    await shop.on_object(metadata("a"))
+    await shop.on_object(metadata("b", phase="resolved"))
+    await shop.on_deleted(metadata("b", phase="resolved"))
+    elsewhere = metadata("c")
+    elsewhere["metadata"]["namespace"] = "bank"
+    await other.on_object(elsewhere)
+    tally.drop("shop")
+    assert {("kyverno", "high", "bank", "open"): 1} == dict(tally.counts)
+
+
 def test_key_without_phase_label_follows_the_design() -> None:
     """Written before the label: a report finding is not open, an event finding is."""
     assert RESOLVED == current_key(metadata("a", phase=None))

@@ -1,6 +1,8 @@
 """Baseline: a bare aiohttp + uvloop handler that only parses the Falco JSON and hashes two
 fields, pinned to the daemon's core, under the same open-loop load generator. What zen-watcher's
-pipeline costs is the distance between this and `bench.points.intake`. The same handler runs in a
+pipeline costs is the distance between this and `bench.points.intake`. The application also
+serves /audit/webhook: parse the EventList with orjson and read each event's verb and resource,
+what the audit intake is measured against (`bench.points.intake_ratio`). The same handler runs in a
 web.Application (router, as the daemon serves) and on aiohttp's low-level web.Server (no
 router, no application), to show what the application layer itself costs. A third server is no
 HTTP framework at all: an asyncio Protocol that finds Content-Length, does the same parse and
@@ -34,6 +36,15 @@ async def handle(request: web.BaseRequest) -> web.Response:
     alert = orjson.loads(await request.read())
     hashlib.sha256(orjson.dumps([alert.get("rule"), alert.get("priority")])).hexdigest()
     return web.Response(body=b'{"accepted":1}', content_type="application/json")
+
+
+async def handle_audit(request: web.BaseRequest) -> web.Response:
+    """The audit baseline: parse the EventList and read each event's verb and resource."""
+    events = orjson.loads(await request.read())["items"]
+    for event in events:
+        event.get("verb")
+        (event.get("objectRef") or {}).get("resource")
+    return web.Response(body=b'{"accepted":%d}' % len(events), content_type="application/json")
 
 
 _FIXED_ANSWER = (
@@ -90,6 +101,7 @@ def serve_low_level(port: int) -> None:
 def serve(port: int) -> None:
     app = web.Application()
     app.router.add_post("/falco/webhook", handle)
+    app.router.add_post("/audit/webhook", handle_audit)
     web.run_app(
         app, host="127.0.0.1", port=port, access_log=None, loop=uvloop.new_event_loop(), print=None
     )

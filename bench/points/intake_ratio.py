@@ -1,0 +1,227 @@
+"""The webhook intake's own cost, as ratios measured in one run.
+
+zen-watcher (shipped defaults; only the webhook token is set, as every deployment must) against
+a bare aiohttp + uvloop handler (`bench.points.baseline`'s application) on the same core (CPU 0),
+under the same open-loop generator (CPU 1), held to the same pass rule (p99 < 50 ms, < 0.1 %
+non-2xx, `bench.load.capacity`):
+
+- Falco repeats: one alert per request, the same alert every time; the bare handler parses it
+  and hashes two fields. falcosidekick joins when `bench.points.peer` finds it in its cache.
+- Audit, 1 event in 20 a finding: 400-event EventLists; the bare handler parses each list with
+  orjson and reads every event's verb and resource.
+
+The servers climb one ladder together, rate by rate (each rate about 10 % above the last), so
+each step is measured for every server within the same minute; a server leaves the ladder after
+two failing steps in a row, and its best is its highest passing rate. A server's CPU per request
+at a rate every server passes is printed beside it: the steadier of the two measures.
+
+    python -m bench.points.intake_ratio [--duration S] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.load.capacity import LoadTarget, load_point
+from bench.load.common import DAEMON_CPU, TOKEN, control_plane, daemon, machine_facts
+from bench.points import peer
+from bench.points.baseline import BareServer
+from tests.harness.controlplane.controlplane import free_port
+
+STEP = 1.1  # each rate of the ladder is this much above the last
+FAILURES_TO_LEAVE = 2  # failing steps in a row that take a server off the ladder
+FALCO_LADDER = (1000.0, 40000.0)  # requests/s, one alert each
+AUDIT_LADDER = (10.0, 1000.0)  # requests/s of 400-event EventLists
+FALCO_CPU_RATE = 2000.0  # every server passes this; CPU per request is compared here
+AUDIT_CPU_RATE = 20.0
+
+
+def ladder(low: float, high: float) -> list[float]:
+    rates: list[float] = []
+    rate = low
+    while rate <= high:
+        rates.append(round(rate))
+        rate *= STEP
+    return rates
+
+
+@contextlib.contextmanager
+def bare_server() -> Iterator[BareServer]:
+    """The baseline's aiohttp application, pinned to the daemon's core."""
+    port = free_port()
+    command = ["taskset", "-c", DAEMON_CPU, sys.executable, "-m", "bench.points.baseline"]
+    process = subprocess.Popen([*command, "--serve", str(port)])
+    try:
+        time.sleep(2)
+        yield BareServer(webhook_port=port, process=process)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def climb(
+    targets: dict[str, tuple[LoadTarget, str]], *, kind: str, rates: list[float], duration: float
+) -> dict[str, dict[str, Any]]:
+    """Every target up the same ladder, interleaved; per target its points and best."""
+    results: dict[str, dict[str, Any]] = {name: {"points": [], "best": None} for name in targets}
+    failures = dict.fromkeys(targets, 0)
+    for rate in rates:
+        climbing = [name for name in targets if failures[name] < FAILURES_TO_LEAVE]
+        if not climbing:
+            break
+        for name in climbing:
+            target, path = targets[name]
+            point = load_point(target, kind=kind, rate=rate, duration=duration, path=path)
+            results[name]["points"].append(point)
+            print(
+                f"  {kind:12} {name:14} {rate:>7.0f} req/s: events/s {point['events_per_second']:>9.0f} "
+                f"p99 {point['p99_ms']:7.1f} ms non-2xx {point['non2xx_fraction']:.4f} "
+                f"server {point['server_cpu_us_per_event']:7.1f} µs/event "
+                f"{'pass' if point['passed'] else 'FAIL'}"
+                f"{' (loadgen saturated)' if point['loadgen_saturated'] else ''}",
+                flush=True,
+            )
+            if point["passed"]:
+                failures[name] = 0
+                best = results[name]["best"]
+                if best is None or point["events_per_second"] > best["events_per_second"]:
+                    results[name]["best"] = point
+            else:
+                failures[name] += 1
+    return results
+
+
+def cpu_points(
+    targets: dict[str, tuple[LoadTarget, str]], *, kind: str, rate: float, duration: float
+) -> dict[str, float]:
+    """Server CPU µs per event at one rate, every target, three rounds alternating: medians."""
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(3):
+        for name, (target, path) in targets.items():
+            point = load_point(target, kind=kind, rate=rate, duration=duration, path=path)
+            samples[name].append(point["server_cpu_us_per_event"])
+    return {name: sorted(values)[1] for name, values in samples.items()}
+
+
+def best_rate(result: dict[str, Any]) -> float:
+    best = result["best"]
+    return float(best["events_per_second"]) if best else 0.0
+
+
+def measure(duration: float) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine_facts(), "duration_seconds": duration}
+    results["daemon_env"] = {"WEBHOOK_AUTH_TOKEN": "(set)"}
+    with contextlib.ExitStack() as stack:
+        running = stack.enter_context(control_plane())
+        zen = stack.enter_context(daemon(running, "bench-ratio", WEBHOOK_AUTH_TOKEN=TOKEN))
+        bare = stack.enter_context(bare_server())
+        falco_targets: dict[str, tuple[LoadTarget, str]] = {
+            "bare aiohttp": (bare, "/falco/webhook"),
+            "zen-watcher": (zen, "/falco/webhook"),
+        }
+        try:
+            binary = peer.build_falcosidekick()
+            falco_targets["falcosidekick"] = (stack.enter_context(peer.falcosidekick(binary)), "/")
+        except peer.PeerError as error:
+            print(f"falcosidekick left out: {error}", flush=True)
+        audit_targets: dict[str, tuple[LoadTarget, str]] = {
+            "bare aiohttp": (bare, "/audit/webhook"),
+            "zen-watcher": (zen, "/audit/webhook"),
+        }
+        results["falco_cpu_us"] = cpu_points(
+            falco_targets, kind="falco-repeat", rate=FALCO_CPU_RATE, duration=duration
+        )
+        results["audit_cpu_us"] = cpu_points(
+            audit_targets, kind="audit-mix", rate=AUDIT_CPU_RATE, duration=duration
+        )
+        results["falco"] = climb(
+            falco_targets, kind="falco-repeat", rates=ladder(*FALCO_LADDER), duration=duration
+        )
+        results["audit_mix"] = climb(
+            audit_targets, kind="audit-mix", rates=ladder(*AUDIT_LADDER), duration=duration
+        )
+    falco, audit = results["falco"], results["audit_mix"]
+    bare_falco, bare_audit = best_rate(falco["bare aiohttp"]), best_rate(audit["bare aiohttp"])
+    results["ratios"] = {
+        "falco_repeats_over_bare": round(best_rate(falco["zen-watcher"]) / bare_falco, 3)
+        if bare_falco
+        else None,
+        "audit_mix_over_bare_parse": round(best_rate(audit["zen-watcher"]) / bare_audit, 3)
+        if bare_audit
+        else None,
+    }
+    if "falcosidekick" in falco and best_rate(falco["falcosidekick"]):
+        results["ratios"]["falco_repeats_over_falcosidekick"] = round(
+            best_rate(falco["zen-watcher"]) / best_rate(falco["falcosidekick"]), 3
+        )
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| intake | server | best passing events/s | p99 there | CPU µs per event at the fixed rate |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for key, label, cpu_key, rate in (
+        ("falco", "Falco repeats", "falco_cpu_us", FALCO_CPU_RATE),
+        ("audit_mix", "Audit, 1 in 20 a finding", "audit_cpu_us", AUDIT_CPU_RATE * 400),
+    ):
+        for name, result in results[key].items():
+            best = result["best"]
+            passing = f"{best['events_per_second']:,.0f}" if best else "none"
+            p99 = f"{best['p99_ms']:.1f} ms" if best else "—"
+            cpu = results[cpu_key].get(name)
+            cpu_text = "—" if cpu is None else f"{cpu:.1f} (at {rate:,.0f} events/s)"
+            lines.append(f"| {label} | {name} | {passing} | {p99} | {cpu_text} |")
+    ratios = results["ratios"]
+    lines.append("")
+    lines.append(
+        f"Falco repeats, zen-watcher / bare aiohttp: {ratios['falco_repeats_over_bare']} "
+        "(target >= 0.8)"
+    )
+    if "falco_repeats_over_falcosidekick" in ratios:
+        lines.append(
+            f"Falco repeats, zen-watcher / falcosidekick: {ratios['falco_repeats_over_falcosidekick']}"
+        )
+    lines.append(
+        f"Audit 1-in-20, zen-watcher / bare parse: {ratios['audit_mix_over_bare_parse']} "
+        "(target >= 0.5)"
+    )
+    machine = results["machine"]
+    lines.append(
+        f"Machine: {machine['cores']} cores, {machine['cpu_model']}, Python {machine['python']}, "
+        f"commit {machine['commit']}, {machine['date']}; points of {results['duration_seconds']} s; "
+        "zen-watcher at the shipped defaults with WEBHOOK_AUTH_TOKEN set."
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.points.intake_ratio",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load point")
+    parser.add_argument("--json", help="also write the raw results to this file")
+    args = parser.parse_args()
+    results = measure(args.duration)
+    print(table(results))
+    if args.json:
+        output = Path(args.json)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

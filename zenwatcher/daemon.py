@@ -25,7 +25,7 @@ from zenwatcher import __version__, logs
 from zenwatcher.election.elector import LeaderElector
 from zenwatcher.filters import rules
 from zenwatcher.filters.reload import filter_watcher
-from zenwatcher.http.app import make_webhook_app
+from zenwatcher.http.app import make_webhook_handler
 from zenwatcher.http.probes import Readiness, make_probe_app
 from zenwatcher.http.serving import Server, tls_context
 from zenwatcher.http.webhooks import Admission
@@ -103,7 +103,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         make_probe_app(registry=registry, readiness=readiness), port=settings.metrics_port
     )
     webhook_server = Server(
-        make_webhook_app(
+        make_webhook_handler(
             settings=settings.webhook,
             metrics=metrics,
             intakes=make_intakes(settings, pipeline),
@@ -112,6 +112,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         port=settings.webhook.port,
         ssl_context=ssl_context,
         shutdown_timeout=settings.shutdown_grace_seconds / 2,
+        max_body_bytes=settings.webhook.max_body_bytes,
     )
     # Listening first: a port that cannot be bound is a configuration error, reported before
     # any work starts (nothing to unwind but the clients).

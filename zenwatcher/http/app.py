@@ -1,13 +1,10 @@
-"""The webhook application: one route per push source, limits, and the guard around each
-handler."""
+"""The webhook listener's one handler: a route per push source, each behind its guard."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aiohttp import web
-
-from zenwatcher.http.guard import Handler, add_guarded_routes
+from zenwatcher.http.guard import Handler, guarded_dispatch
 from zenwatcher.http.trust import PeerPolicy
 from zenwatcher.http.webhooks import Admission, make_handler
 from zenwatcher.metrics import Metrics
@@ -16,17 +13,17 @@ from zenwatcher.settings import WebhookSettings
 from zenwatcher.sources import PUSH_SOURCES
 
 
-def make_webhook_app(
+def make_webhook_handler(
     *,
     settings: WebhookSettings,
     metrics: Metrics,
     intakes: Mapping[str, EventIntake],
     admission: Admission,
-) -> web.Application:
+) -> Handler:
     """POST /falco/webhook and /audit/webhook (each push source's path); other methods 405,
-    other paths 404. `intakes` holds one intake per push source, by name."""
+    other paths 404. `intakes` holds one intake per push source, by name. Served by
+    `zenwatcher.http.serving.Server` with the body limit `settings.max_body_bytes`."""
     policy = PeerPolicy(allowed=settings.allowed_cidrs, trusted_proxies=settings.trusted_proxies)
-    app = web.Application(client_max_size=settings.max_body_bytes)
     routes: list[tuple[str, Handler]] = [
         (
             source.path,
@@ -34,5 +31,4 @@ def make_webhook_app(
         )
         for source in PUSH_SOURCES
     ]
-    add_guarded_routes(app, routes, metrics=metrics, policy=policy, token=settings.auth_token)
-    return app
+    return guarded_dispatch(routes, metrics=metrics, policy=policy, token=settings.auth_token)

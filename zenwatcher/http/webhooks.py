@@ -52,7 +52,7 @@ def make_handler(
 ) -> Handler:
     """The POST handler for one source."""
 
-    async def handler(request: web.Request) -> web.Response:
+    async def handler(request: web.BaseRequest) -> web.Response:
         if admission.draining:
             return _unavailable("shutting down")
         encoding = request.headers.get("Content-Encoding")
@@ -72,7 +72,7 @@ def make_handler(
                 return _unreadable(error)
             return await answer(request)
 
-    async def answer(request: web.Request) -> web.Response:
+    async def answer(request: web.BaseRequest) -> web.Response:
         try:
             body = await request.read()
         except (HttpProcessingError, RequestPayloadError) as error:

@@ -1,4 +1,5 @@
-"""Unit tests for zenwatcher.http.guard: a tiny app per test, served on a loopback socket.
+"""Unit tests for zenwatcher.http.guard: a tiny dispatch per test, served as the daemon serves
+its webhooks (zenwatcher.http.serving.Server, aiohttp's low-level server) on a loopback socket.
 
 The daemon's e2e tests post to the real webhooks; these pin the guard's order and answers
 (allow-list, token, method, then handler; JSON for every error; each answer counted).
@@ -12,10 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from zenwatcher.http.guard import UNMATCHED, add_guarded_routes
+from tests.harness.controlplane.controlplane import free_port
+from zenwatcher.http.guard import UNMATCHED, guarded_dispatch
+from zenwatcher.http.serving import Server
 from zenwatcher.http.trust import PeerPolicy
 from zenwatcher.metrics import Metrics
 
@@ -23,22 +25,22 @@ TOKEN = "s3cret"
 Serve = Callable[..., Awaitable[tuple[ClientSession, Metrics, int]]]
 
 
-async def echo(request: web.Request) -> web.StreamResponse:
+async def echo(request: web.BaseRequest) -> web.StreamResponse:
     """Reads the body (so the size limit applies) and answers its length."""
     return web.json_response({"length": len(await request.read())})
 
 
-async def broken(request: web.Request) -> web.StreamResponse:
+async def broken(request: web.BaseRequest) -> web.StreamResponse:
     raise RuntimeError("a bug")
 
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
-    servers: list[TestServer] = []
+    servers: list[Server] = []
     sessions: list[ClientSession] = []
 
     async def start(
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = echo,
+        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] = echo,
         *,
         token: str = TOKEN,
         allowed: str = "",
@@ -48,21 +50,21 @@ async def serve() -> AsyncIterator[Serve]:
         networks = (ipaddress.ip_network(allowed),) if allowed else ()
         trusted = (ipaddress.ip_network(proxies),) if proxies else ()
         policy = PeerPolicy(allowed=networks, trusted_proxies=trusted)
-        app = web.Application(client_max_size=64)
-        add_guarded_routes(app, [("/hook", handler)], metrics=metrics, policy=policy, token=token)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
+        dispatch = guarded_dispatch(
+            [("/hook", handler)], metrics=metrics, policy=policy, token=token
+        )
+        server = Server(dispatch, port=free_port(), host="127.0.0.1", max_body_bytes=64)
+        await server.start()
         servers.append(server)
-        session = ClientSession(str(server.make_url("/")))
+        session = ClientSession(f"http://127.0.0.1:{server.port}")
         sessions.append(session)
-        assert server.port is not None
         return session, metrics, server.port
 
     yield start
     for session in sessions:
         await session.close()
     for server in servers:
-        await server.close()
+        await server.stop()
 
 
 def counted(metrics: Metrics, endpoint: str, status: int) -> float:
@@ -197,3 +199,20 @@ async def test_every_forwarded_for_line_is_read(serve: Serve) -> None:
     inside = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "10.1.1.1")]
     async with session.post("/hook", data=b"x", headers=[*AUTH.items(), *inside]) as response:
         assert 200 == response.status
+
+
+async def test_an_unauthenticated_expect_100_continue_gets_401_not_continue(serve: Serve) -> None:
+    """The interim 100 is sent only once the guard passed: a client without the token is
+    refused before it uploads its body."""
+    _, metrics, port = await serve()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"POST /hook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 2\r\nConnection: close\r\n\r\n"
+        )
+        status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+    finally:
+        writer.close()
+    assert b" 401 " in status_line
+    assert 1 == counted(metrics, "/hook", 401)

@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
+from tests.harness.controlplane.controlplane import free_port
 from zenwatcher.filters.state import FilterState
 from zenwatcher.http import webhooks
-from zenwatcher.http.guard import add_guarded_routes
+from zenwatcher.http.guard import guarded_dispatch
+from zenwatcher.http.serving import Server
 from zenwatcher.http.trust import PeerPolicy
 from zenwatcher.mapping import falco
 from zenwatcher.metrics import Metrics
@@ -47,14 +47,12 @@ async def _port() -> AsyncIterator[int]:
     handler = webhooks.make_handler(
         intake=intake, split=falco.split_falco_body, admission=admission
     )
-    app = web.Application(client_max_size=2 * 1024 * 1024)
     policy = PeerPolicy(allowed=(), trusted_proxies=())
-    add_guarded_routes(app, [("/hook", handler)], metrics=metrics, policy=policy, token="")
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    assert server.port is not None
+    dispatch = guarded_dispatch([("/hook", handler)], metrics=metrics, policy=policy, token="")
+    server = Server(dispatch, port=free_port(), host="127.0.0.1", max_body_bytes=2 * 1024 * 1024)
+    await server.start()
     yield server.port
-    await server.close()
+    await server.stop()
 
 
 async def exchange(port: int, head: str, *body_parts: bytes, pause: float = 0.0) -> tuple[int, Any]:
@@ -116,3 +114,28 @@ async def test_more_events_than_the_queue_holds_is_413(port: int) -> None:
     status, answer = await exchange(port, head(f"Content-Length: {len(body)}"), body)
     assert 413 == status
     assert "the write queue holds 3" in answer["error"]
+
+
+async def test_expect_100_continue_is_answered_before_the_body(port: int) -> None:
+    """libcurl (Falco's http_output) sends `Expect: 100-continue` and waits for the interim
+    answer before a larger body; without it the client stalls for a second per request."""
+    body = orjson.dumps(ALERT)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        request_head = head("Expect: 100-continue", f"Content-Length: {len(body)}")
+        writer.write(request_head.encode() + b"\r\n")
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(body)
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+        assert final.startswith(b"HTTP/1.1 200")
+    finally:
+        writer.close()
+
+
+async def test_unknown_expectation_is_417(port: int) -> None:
+    status, answer = await exchange(
+        port, head("Expect: something-else", "Content-Length: 2"), b"{}"
+    )
+    assert 417 == status
+    assert "something-else" in answer["error"]

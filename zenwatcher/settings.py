@@ -90,10 +90,12 @@ class PipelineSettings:
     dedup_window_seconds: float = 60.0  # DEDUP_WINDOW_SECONDS
     dedup_max_size: int = 10000  # DEDUP_MAX_SIZE: entries in the TTL-LRU
     writer_workers: int = 8  # WRITER_WORKERS: concurrent API writes
-    # API_QPS: the writer's calls per second (create, get, patch; a new Observation is one);
-    # 0 = unlimited. 250 carries 200 new Observations/s with room for repeats.
-    api_qps: float = 250.0
-    # API_BURST: calls saved up above API_QPS; 1000 carries 300 new Observations/s for 10 s.
+    # API_QPS: a client-side limit on the writer's calls per second (create, get, patch; a new
+    # Observation is one); 0 = none. None by default: the API server's Priority and Fairness
+    # is the limit (its 429s are honoured), and WRITER_WORKERS bounds the calls in flight, as
+    # SIG API Machinery recommends and controller-runtime does (docs/design.md §3.2).
+    api_qps: float = 0.0
+    # API_BURST: calls saved up above API_QPS when it is set.
     api_burst: int = 1000
     api_timeout_seconds: float = 10.0  # API_TIMEOUT_SECONDS: bound on every API call
     # OBSERVATION_BUDGET: Observations this instance's scope may hold (about 4 KiB of etcd
@@ -342,7 +344,7 @@ def _pipeline(reader: _Reader) -> PipelineSettings:
         dedup_window_seconds=reader.get("DEDUP_WINDOW_SECONDS", 60.0, _positive_duration),
         dedup_max_size=reader.get("DEDUP_MAX_SIZE", 10000, _positive_int),
         writer_workers=reader.get("WRITER_WORKERS", 8, _positive_int),
-        api_qps=reader.get("API_QPS", 250.0, _non_negative_float),
+        api_qps=reader.get("API_QPS", 0.0, _non_negative_float),
         api_burst=reader.get("API_BURST", 1000, _positive_int),
         api_timeout_seconds=reader.get("API_TIMEOUT_SECONDS", 10.0, _positive_duration),
         budget_total=reader.get("OBSERVATION_BUDGET", 100_000, _non_negative_int),

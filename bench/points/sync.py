@@ -124,8 +124,7 @@ def sync_point(
     # A leader is not ready until its informers have listed, which with a big backlog waits on
     # the write queue: allow the whole sync.
     # The shipped defaults but one: every finding is in one namespace, more than the default
-    # per-namespace budget takes, so that budget is off (printed in the result). API_QPS (250
-    # calls/s, one per new Observation) bounds the sync where the API server would allow more.
+    # per-namespace budget takes, so that budget is off (printed in the result).
     with daemon(
         running,
         namespace,

@@ -63,8 +63,6 @@ def main() -> int:
     if spy is None:
         sys.exit("py-spy is not installed: pip install py-spy")
     path = "/falco/webhook" if args.kind.startswith("falco") else "/audit/webhook"
-    # Unique findings are written: lift the client-side rate limit, as the writes point does.
-    qps = "0" if args.kind == "falco-unique" else "100"
     raw = Path(tempfile.mkdtemp(prefix="zen-profile-")) / "stacks.txt"
     with (
         common.control_plane() as running,
@@ -73,7 +71,6 @@ def main() -> int:
             "bench-profile",
             WEBHOOK_AUTH_TOKEN=common.TOKEN,
             QUEUE_SIZE="100000",
-            API_QPS=qps,
         ) as target,
     ):
         assert target.process is not None

@@ -19,7 +19,7 @@ class TestDefaults:
         assert 9090 == settings.metrics_port
         assert 60.0 == settings.pipeline.dedup_window_seconds
         assert 10000 == settings.pipeline.dedup_max_size
-        assert (250.0, 1000) == (settings.pipeline.api_qps, settings.pipeline.api_burst)
+        assert (0.0, 1000) == (settings.pipeline.api_qps, settings.pipeline.api_burst)
         assert (100_000, 25_000) == (
             settings.pipeline.budget_total,
             settings.pipeline.budget_per_namespace,

@@ -8,10 +8,12 @@ tests that restart or compact the control plane need the local one and say so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import structlog
@@ -19,11 +21,13 @@ import structlog
 from tests.harness.controlplane import cluster
 from tests.harness.daemon_process import DaemonProcess
 from tests.harness.daemons import StartDaemon
+from tests.harness.hooked_client import HookedClient
 from tests.harness.paths import REPO_ROOT
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 
+Client = TypeVar("Client", bound=KubeClient)
 REPORT_RESOURCES = (
     ",".join(f"{kind.plural}.{kind.group}" for kind in REPORT_KINDS if kind.namespaced)
     + ",observations.zen.kube-zen.io"
@@ -53,13 +57,29 @@ def _namespace(control_plane: cluster.Cluster) -> Iterator[str]:
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+@contextlib.asynccontextmanager
+async def _client_as(
+    control_plane: cluster.Cluster, user: str, client_type: type[Client]
+) -> AsyncIterator[Client]:
+    """Our own client (or a subclass), authenticated as `user`, closed afterwards."""
+    connection = await kube_config.load_connection(str(control_plane.kubeconfig(user)))
+    client = client_type(connection=connection, timeout=10.0)
+    yield client
+    await client.close()
+
+
 @pytest.fixture(name="watcher_client")
 async def _watcher_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
     """Our own client, authenticated as the restricted `zen-watcher` user."""
-    connection = await kube_config.load_connection(str(control_plane.kubeconfig("zen-watcher")))
-    client = KubeClient(connection=connection, timeout=10.0)
-    yield client
-    await client.close()
+    async with _client_as(control_plane, "zen-watcher", KubeClient) as client:
+        yield client
+
+
+@pytest.fixture(name="spy_client")
+async def _spy_client(control_plane: cluster.Cluster) -> AsyncIterator[HookedClient]:
+    """The restricted `zen-watcher` user's client, with hooks for injected faults."""
+    async with _client_as(control_plane, "zen-watcher", HookedClient) as client:
+        yield client
 
 
 @pytest.fixture(name="start_daemon")
@@ -97,10 +117,8 @@ _FAILED = pytest.StashKey[bool]()
 @pytest.fixture(name="admin_client")
 async def _admin_client(control_plane: cluster.Cluster) -> AsyncIterator[KubeClient]:
     """Our own client as the admin user, for setting up what a test needs."""
-    connection = await kube_config.load_connection(str(control_plane.kubeconfig("admin")))
-    client = KubeClient(connection=connection, timeout=10.0)
-    yield client
-    await client.close()
+    async with _client_as(control_plane, "admin", KubeClient) as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster import deploy
-from tests.e2e.test_reports import POLICY, with_results
 from tests.harness import reports as fx
 from tests.harness.polling import wait_for
 
@@ -26,12 +25,12 @@ def test_policy_report_to_observations_and_resolved(
     installed: deploy.Installed, report_namespace: str
 ) -> None:
     kube = installed.kube
-    report = fx.placed(fx.load_fixture(POLICY), report_namespace)
+    report = fx.placed(fx.load_fixture(fx.POLICY), report_namespace)
     names = fx.finding_names(report)
     assert names
     fx.apply(kube, report)
     wait_for(lambda: fx.phases(kube, report_namespace) == dict.fromkeys(names, "Open"), timeout=60)
-    fx.apply(kube, with_results(report, "pass"))
+    fx.apply(kube, fx.with_results(report, "pass"))
     wait_for(
         lambda: fx.phases(kube, report_namespace) == dict.fromkeys(names, "Resolved"),
         timeout=120,

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster import deploy
-from tests.e2e.test_reports import POLICY
 from tests.harness import reports as fx
 from tests.harness.polling import wait_for
 
@@ -71,8 +70,8 @@ def creates_by_deployment(installed: deploy.Installed) -> dict[str, float]:
 
 def test_each_shard_writes_only_in_its_namespaces(sharded: deploy.Installed) -> None:
     kube = sharded.kube
-    in_a = fx.placed(fx.load_fixture(POLICY), "team-a")
-    in_b = fx.placed(fx.load_fixture(POLICY), "team-b")
+    in_a = fx.placed(fx.load_fixture(fx.POLICY), "team-a")
+    in_b = fx.placed(fx.load_fixture(fx.POLICY), "team-b")
     fx.apply(kube, in_a, in_b)
     for report in (in_a, in_b):
         open_ = dict.fromkeys(fx.finding_names(report), "Open")

@@ -20,7 +20,7 @@ import pytest
 
 from tests.cluster import deploy
 from tests.cluster.conftest import REPORT
-from tests.cluster.test_webhooks import curl_falco, falco_alert, observations
+from tests.cluster.webhooks import curl_falco, falco_alert, observations
 from tests.harness.polling import wait_for
 
 LIFETIME = 600  # the minimum a TokenRequest may ask for

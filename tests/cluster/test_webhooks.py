@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import deploy
+from tests.cluster import deploy, webhooks
 from tests.harness.polling import wait_for
 
 
@@ -20,58 +19,6 @@ def _app_namespace(installed: deploy.Installed) -> Iterator[str]:
     installed.node.kubectl("create", "namespace", name)
     yield name
     installed.node.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def falco_alert(namespace: str, pod: str) -> dict[str, object]:
-    return {
-        "rule": "Terminal shell in container",
-        "priority": "Critical",
-        "output": "A shell was spawned in a container",
-        "time": "2026-01-01T00:00:00Z",
-        "output_fields": {
-            "k8s.ns.name": namespace,
-            "k8s.pod.name": pod,
-            "container.id": "abc123",
-            "proc.name": "bash",
-        },
-    }
-
-
-def curl_falco(installed: deploy.Installed, alert: dict[str, object]) -> str:
-    """The README's curl line, sent to the webhook Service's ClusterIP; the HTTP status."""
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            # A pod shutting down answers 503 with Retry-After: retry, as a client should.
-            "--retry",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-            installed.service_url() + "/falco/webhook",
-            "-H",
-            f"Authorization: Bearer {installed.webhook_token}",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            json.dumps(alert),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return result.stdout
-
-
-def observations(installed: deploy.Installed, namespace: str) -> list[dict[str, object]]:
-    result = installed.node.kubectl("get", "observations", "-n", namespace, "-o", "json")
-    items: list[dict[str, object]] = json.loads(result.stdout)["items"]
-    return items
 
 
 def refusals(logs: str) -> list[str]:
@@ -93,8 +40,8 @@ def refusals(logs: str) -> list[str]:
 def test_alert_through_the_service_becomes_an_observation(
     installed: deploy.Installed, app_namespace: str
 ) -> None:
-    assert "200" == curl_falco(installed, falco_alert(app_namespace, "web-1"))
-    found = wait_for(lambda: observations(installed, app_namespace), timeout=30)
+    assert "200" == webhooks.curl_falco(installed, webhooks.falco_alert(app_namespace, "web-1"))
+    found = wait_for(lambda: webhooks.observations(installed, app_namespace), timeout=30)
     assert 1 == len(found)
     spec = found[0]["spec"]
     assert isinstance(spec, dict)
@@ -113,8 +60,8 @@ def test_the_service_refuses_a_wrong_token(installed: deploy.Installed) -> None:
 def test_probes_pass_and_rbac_suffices(installed: deploy.Installed, app_namespace: str) -> None:
     """After work through the webhook: the kubelet's probes never failed, nothing was
     forbidden (the logs say no 403; the write counter has no forbidden outcome)."""
-    assert "200" == curl_falco(installed, falco_alert(app_namespace, "web-2"))
-    wait_for(lambda: observations(installed, app_namespace), timeout=30)
+    assert "200" == webhooks.curl_falco(installed, webhooks.falco_alert(app_namespace, "web-2"))
+    wait_for(lambda: webhooks.observations(installed, app_namespace), timeout=30)
     pod = installed.ready_pods()[0]
     name = pod["metadata"]["name"]
     events = installed.node.kubectl(

@@ -11,7 +11,6 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_reports import POLICY
 from tests.harness import reports as fx
 from tests.harness.controlplane import cluster
 from tests.harness.daemon_process import DaemonProcess
@@ -37,7 +36,7 @@ def readyz(daemon: DaemonProcess) -> tuple[int, str]:
 
 def failing_report(namespace: str) -> dict[str, object]:
     """The policy report with FINDINGS failing results, each its own finding."""
-    report = fx.placed(fx.load_fixture(POLICY), namespace)
+    report = fx.placed(fx.load_fixture(fx.POLICY), namespace)
     failing = next(entry for entry in report["results"] if entry["result"] == "fail")
     report["results"] = [{**failing, "policy": f"policy-{index}"} for index in range(FINDINGS)]
     return report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import signal
 import time
 from typing import Any
@@ -14,17 +13,6 @@ from tests.harness.controlplane import cluster
 from tests.harness.daemons import StartDaemon
 from tests.harness.payloads import unique_alert
 from tests.harness.polling import wait_for
-
-POLICY = "kyverno/policyreport-pod-pass-fail.yaml"
-VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"
-
-
-def with_results(report: dict[str, Any], result: str) -> dict[str, Any]:
-    """The policy report with every result set to `result` (fix or break everything)."""
-    changed = copy.deepcopy(report)
-    for entry in changed["results"]:
-        entry["result"] = result
-    return changed
 
 
 def report_daemon(start_daemon: StartDaemon, namespace: str, **env: str) -> Any:
@@ -40,8 +28,8 @@ def freeze_while_reports_change(
     `extra_freeze` seconds more); it resumes (SIGCONT). Waits for, and answers, the end state:
     the vulnerabilities Resolved, the policy finding Open."""
     plane = control_plane.require_local()
-    vulns = fx.placed(fx.load_fixture(VULNS), namespace)
-    policy = fx.placed(fx.load_fixture(POLICY), namespace)
+    vulns = fx.placed(fx.load_fixture(fx.VULNS), namespace)
+    policy = fx.placed(fx.load_fixture(fx.POLICY), namespace)
     fx.apply(control_plane, vulns)
     wait_for(lambda: set(fx.phases(control_plane, namespace)) == fx.finding_names(vulns))
     daemon.signal(signal.SIGSTOP)
@@ -71,8 +59,8 @@ class TestLifecycle:
         policy one reopened with its count raised.
         """
         report_daemon(start_daemon, namespace)
-        policy = fx.placed(fx.load_fixture(POLICY), namespace)
-        vulns = fx.placed(fx.load_fixture(VULNS), namespace)
+        policy = fx.placed(fx.load_fixture(fx.POLICY), namespace)
+        vulns = fx.placed(fx.load_fixture(fx.VULNS), namespace)
         fx.apply(control_plane, policy, vulns)
         policy_names, vuln_names = fx.finding_names(policy), fx.finding_names(vulns)
         assert (1, 2) == (len(policy_names), len(vuln_names))
@@ -83,7 +71,7 @@ class TestLifecycle:
             )
         )
 
-        fx.apply(control_plane, with_results(policy, "pass"))
+        fx.apply(control_plane, fx.with_results(policy, "pass"))
         fx.delete(control_plane, vulns)
         resolved = dict.fromkeys(policy_names | vuln_names, "Resolved")
         wait_for(lambda: fx.phases(control_plane, namespace) == resolved)
@@ -102,7 +90,7 @@ class TestLifecycle:
     ) -> None:
         """trivy deletes and recreates a report: its Observations are never Resolved."""
         daemon = report_daemon(start_daemon, namespace, REPORT_RESOLVE_GRACE_SECONDS="5")
-        vulns = fx.placed(fx.load_fixture(VULNS), namespace)
+        vulns = fx.placed(fx.load_fixture(fx.VULNS), namespace)
         fx.apply(control_plane, vulns)
         names = fx.finding_names(vulns)
         wait_for(lambda: fx.phases(control_plane, namespace) == dict.fromkeys(names, "Open"))
@@ -139,8 +127,8 @@ class TestRestart:
         duplicates.
         """
         first = report_daemon(start_daemon, namespace)
-        policy = fx.placed(fx.load_fixture(POLICY), namespace)
-        vulns = fx.placed(fx.load_fixture(VULNS), namespace)
+        policy = fx.placed(fx.load_fixture(fx.POLICY), namespace)
+        vulns = fx.placed(fx.load_fixture(fx.VULNS), namespace)
         fx.apply(control_plane, policy, vulns)
         vuln_names, policy_names = fx.finding_names(vulns), fx.finding_names(policy)
         wait_for(
@@ -156,8 +144,8 @@ class TestRestart:
         first.signal(signal.SIGTERM)
         assert 0 == first.wait(timeout=30)
 
-        fx.apply(control_plane, with_results(policy, "pass"))
-        second_policy = fx.placed(fx.load_fixture(POLICY), namespace, name="second")
+        fx.apply(control_plane, fx.with_results(policy, "pass"))
+        second_policy = fx.placed(fx.load_fixture(fx.POLICY), namespace, name="second")
         second_policy["scope"]["name"] = "another-pod"
         fx.apply(control_plane, second_policy)
         new_names = fx.finding_names(second_policy)
@@ -230,7 +218,7 @@ class TestScope:
             control_plane.kubectl("create", "namespace", name)
         a, b, c = others
         start_daemon(WATCH_NAMESPACE=f"{a},{b}", REPORT_RESOLVE_GRACE_SECONDS="1")
-        documents = [fx.placed(fx.load_fixture(VULNS), ns) for ns in others]
+        documents = [fx.placed(fx.load_fixture(fx.VULNS), ns) for ns in others]
         fx.apply(control_plane, *documents)
         wait_for(
             lambda: (
@@ -343,7 +331,7 @@ class TestWebhooksDuringSync:
         5): reports fill only their share of the queue, so the leader's Falco webhook keeps
         answering 200 while the sync runs, and everything is written in the end."""
         daemon = report_daemon(start_daemon, namespace, QUEUE_SIZE="8", API_QPS="5", API_BURST="1")
-        report = fx.placed(fx.load_fixture(POLICY), namespace)
+        report = fx.placed(fx.load_fixture(fx.POLICY), namespace)
         failing = next(entry for entry in report["results"] if entry["result"] == "fail")
         report["results"] = [{**failing, "policy": f"policy-{index}"} for index in range(40)]
         fx.apply(control_plane, report)

@@ -1,29 +1,34 @@
 """Our real KubeClient with hooks around each call, for injected faults and delays.
 
-`before(method, path, params)` runs ahead of each call (it may wait or raise: a fault that keeps
-the request from the server); `after(method, path, answer)` runs once the server answered (it may
-raise: an answer lost after the server applied the request). Every call is recorded in `calls`.
+`before(method, path, params, body)` runs ahead of each request (it may wait or raise: a fault
+that keeps the request from the server); `after(method, path, answer)` runs once the server
+answered (it may raise: an answer lost after the server applied the request). Every request is
+recorded in `calls`. `before_watch(path, server_timeout, inactivity_timeout)` runs ahead of each
+watch stream and answers the two timeouts to use (it may raise: a watch that cannot connect).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from zenwatcher.kube.client import JSON_CONTENT, KubeClient, Params
 
-Before = Callable[[str, str, Params | None], Awaitable[None]]
+Before = Callable[[str, str, Params | None, Any], Awaitable[None]]
 After = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+BeforeWatch = Callable[[str, int, float], Awaitable[tuple[int, float]]]
 
 
 class HookedClient(KubeClient):
-    """A KubeClient whose calls pass through `before` and `after` when they are set."""
+    """A KubeClient whose calls pass through `before`, `after` and `before_watch` when set."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.before: Before | None = None
         self.after: After | None = None
+        self.before_watch: BeforeWatch | None = None
 
     async def request(
         self,
@@ -38,7 +43,7 @@ class HookedClient(KubeClient):
     ) -> dict[str, Any]:
         self.calls.append((method, path, dict(params or {})))
         if self.before is not None:
-            await self.before(method, path, params)
+            await self.before(method, path, params, body)
         answer = await super().request(
             method,
             path,
@@ -51,3 +56,27 @@ class HookedClient(KubeClient):
         if self.after is not None:
             await self.after(method, path, answer)
         return answer
+
+    async def stream_lines(
+        self,
+        path: str,
+        *,
+        params: Params | None = None,
+        server_timeout: int,
+        inactivity_timeout: float,
+        accept: str | None = None,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        if self.before_watch is not None:
+            server_timeout, inactivity_timeout = await self.before_watch(
+                path, server_timeout, inactivity_timeout
+            )
+        lines = super().stream_lines(
+            path,
+            params=params,
+            server_timeout=server_timeout,
+            inactivity_timeout=inactivity_timeout,
+            accept=accept,
+        )
+        async with contextlib.aclosing(lines):
+            async for line in lines:
+                yield line

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,87 +23,45 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from tests.harness.controlplane.controlplane import free_port
-from tests.harness.hooked_client import HookedClient
+from tests.harness.hooked_client import After, Before, BeforeWatch, HookedClient
 from zenwatcher import daemon
-from zenwatcher.kube.client import JSON_CONTENT, Params
+from zenwatcher.kube.client import Params
 from zenwatcher.metrics import Metrics
 from zenwatcher.settings import Settings
-
-# (method, path, params, body) before a call goes out; it may wait or raise.
-RequestFault = Callable[[str, str, Params | None, Any], Awaitable[None]]
-# (path, server timeout, inactivity timeout) of a watch -> the two timeouts to use; may raise.
-WatchFault = Callable[[str, int, float], Awaitable[tuple[int, float]]]
 
 
 class Faults:
     """What one daemon's clients do besides their real calls (nothing unless set)."""
 
     def __init__(self) -> None:
-        self.on_request: RequestFault | None = None
-        self.after: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
-        self.on_watch: WatchFault | None = None
+        self.on_request: Before | None = None
+        self.after: After | None = None
+        self.on_watch: BeforeWatch | None = None
         self.metrics: Metrics | None = None
 
 
 class FaultClient(HookedClient):
-    """A HookedClient whose request hook also sees the body, and whose watches pass through
-    `faults.on_watch`."""
+    """A HookedClient whose hooks are its daemon's `faults`, as they are set at the time."""
 
     def __init__(self, *, faults: Faults, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.faults = faults
-        self.after = self._after
+        self.before, self.after, self.before_watch = self._before, self._after, self._before_watch
+
+    async def _before(self, method: str, path: str, params: Params | None, body: Any) -> None:
+        if self.faults.on_request is not None:
+            await self.faults.on_request(method, path, params, body)
 
     async def _after(self, method: str, path: str, answer: dict[str, Any]) -> None:
         if self.faults.after is not None:
             await self.faults.after(method, path, answer)
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        body: Any = None,
-        content_type: str = JSON_CONTENT,
-        timeout: float | None = None,
-        accept: str | None = None,
-    ) -> dict[str, Any]:
-        if self.faults.on_request is not None:
-            await self.faults.on_request(method, path, params, body)
-        return await super().request(
-            method,
-            path,
-            params=params,
-            body=body,
-            content_type=content_type,
-            timeout=timeout,
-            accept=accept,
-        )
-
-    async def stream_lines(
-        self,
-        path: str,
-        *,
-        params: Params | None = None,
-        server_timeout: int,
-        inactivity_timeout: float,
-        accept: str | None = None,
-    ) -> AsyncGenerator[dict[str, Any], None]:
-        if self.faults.on_watch is not None:
-            server_timeout, inactivity_timeout = await self.faults.on_watch(
-                path, server_timeout, inactivity_timeout
-            )
-        lines = super().stream_lines(
-            path,
-            params=params,
-            server_timeout=server_timeout,
-            inactivity_timeout=inactivity_timeout,
-            accept=accept,
-        )
-        async with contextlib.aclosing(lines):
-            async for line in lines:
-                yield line
+    async def _before_watch(
+        self, path: str, server_timeout: int, inactivity_timeout: float
+    ) -> tuple[int, float]:
+        if self.faults.on_watch is None:
+            return server_timeout, inactivity_timeout
+        return await self.faults.on_watch(path, server_timeout, inactivity_timeout)
 
 
 class InProcessDaemon:

@@ -4,6 +4,7 @@ The dashboard and alert tests need both binaries. They are looked up on PATH (an
 `ZEN_PROMETHEUS_BIN`, a folder holding both, if set). When missing and running as root on a
 Debian-like system, `apt-get install -y --no-install-recommends prometheus` provides them;
 otherwise the caller gets one clear error naming what to install. Tests never skip for this.
+`promtool(...)` runs the latter.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def prometheus_tools() -> PrometheusTools:
             f"`{' '.join(APT_COMMAND)}` succeeded but prometheus/promtool are still not on PATH"
         )
     return found
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    """`promtool` run with `args`; its exit code is the caller's to check."""
+    return subprocess.run(
+        [str(prometheus_tools().promtool), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
 
 
 def _find() -> PrometheusTools | None:

@@ -1,8 +1,10 @@
-"""Report fixtures placed into a test's namespace, and reading Observations back."""
+"""Report fixtures: loaded (and mapped by our own mappers), placed into a test's namespace,
+and the Observations they become read back."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -10,8 +12,10 @@ import yaml
 
 from tests.harness.controlplane import cluster
 from tests.harness.paths import SHARED_FIXTURES
-from zenwatcher.mapping.reports import dispatch
+from zenwatcher.mapping.reports import common, dispatch
 
+POLICY = "kyverno/policyreport-pod-pass-fail.yaml"
+VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"
 SERVER_FIELDS = (
     "uid",
     "resourceVersion",
@@ -25,6 +29,29 @@ SERVER_FIELDS = (
 def load_fixture(relative: str) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load((SHARED_FIXTURES / relative).read_text())
     return document
+
+
+def load_reports(relative: str) -> list[Any]:
+    """Every report object in one shared fixture file (multi-document YAML, JSON, v1 Lists)."""
+    path = SHARED_FIXTURES / relative
+    if path.suffix == ".json":
+        docs = [orjson.loads(path.read_bytes())]
+    else:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    return [obj for doc in docs for obj in dispatch.split_documents(doc)]
+
+
+def map_fixture(
+    relative: str, mapper: Callable[[Mapping[str, Any]], common.ReportFindings]
+) -> common.ReportFindings:
+    """All outcomes `mapper` gives for all reports in one fixture file, in order."""
+    outcomes = [mapper(obj) for obj in load_reports(relative)]
+    return common.ReportFindings(
+        [finding for outcome in outcomes for finding in outcome.findings],
+        [verdict for outcome in outcomes for verdict in outcome.skipped],
+        [verdict for outcome in outcomes for verdict in outcome.rejected],
+        sum(outcome.duplicates for outcome in outcomes),
+    )
 
 
 def placed(report: dict[str, Any], namespace: str, *, name: str | None = None) -> dict[str, Any]:
@@ -44,6 +71,14 @@ def placed(report: dict[str, Any], namespace: str, *, name: str | None = None) -
     if "trivy-operator.resource.namespace" in labels:
         labels["trivy-operator.resource.namespace"] = namespace
     return report
+
+
+def with_results(report: dict[str, Any], result: str) -> dict[str, Any]:
+    """The policy report with every result set to `result` (fix or break everything)."""
+    changed = copy.deepcopy(report)
+    for entry in changed["results"]:
+        entry["result"] = result
+    return changed
 
 
 def apply(control_plane: cluster.Cluster, *documents: dict[str, Any]) -> None:

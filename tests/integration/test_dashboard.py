@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -19,16 +18,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
 import orjson
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry
 
-from tests.harness import payloads, reports
+from tests.harness import go_modules, payloads, reports
+from tests.harness.admission import REFUSE_FORBIDDEN, REFUSE_INVALID, refused_alert, refusing_policy
 from tests.harness.controlplane import cluster
 from tests.harness.controlplane.controlplane import free_port
 from tests.harness.daemon_process import DaemonProcess
@@ -36,13 +35,13 @@ from tests.harness.daemons import StartDaemon
 from tests.harness.paths import REPO_ROOT
 from tests.harness.payloads import unique_alert
 from tests.harness.polling import wait_for
-from tests.harness.prometheus_tools import prometheus_tools
+from tests.harness.prometheus_tools import prometheus_tools, promtool
+from tests.harness.promql import exposed_metric_names, metric_names
 from zenwatcher.informers import informer
 from zenwatcher.leader import gc
-from zenwatcher.mapping import falco
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 from zenwatcher.metrics import Metrics
-from zenwatcher.observation import REASON_CREATED, REASON_LAST_SEEN, REASON_RESOLVED, to_observation
+from zenwatcher.observation import REASON_CREATED, REASON_LAST_SEEN, REASON_RESOLVED
 
 DASHBOARD = REPO_ROOT / "manifests/grafana/zen-watcher-dashboard.json"
 FINDINGS_DASHBOARD = REPO_ROOT / "manifests/grafana/zen-watcher-findings.json"
@@ -69,15 +68,6 @@ ALERT_NAMES = {
 GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "1m", "__range": "1m", "job": ".+"}
 # The findings dashboard's variables at "All" (namespace's allValue matches the empty value).
 GRAFANA_VARIABLES |= {"source": ".+", "namespace": ".*", "severity": ".+"}
-PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset"}
-PROMQL_KEYWORDS |= {"bool", "and", "or", "unless"}
-SAMPLE_SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-}
-# Alerts with these message prefixes are refused by the admission policy below.
-REFUSE_INVALID = "zen-refuse-invalid"  # 422: a final failure at once
-REFUSE_FORBIDDEN = "zen-refuse-forbidden"  # 403: retried for a while (RBAC warm-up grace)
 DAEMON_ENV = {
     "LEADER_LEASE_DURATION": "3",
     "LEADER_RENEW_DEADLINE": "2",
@@ -131,31 +121,6 @@ def substituted(expr: str) -> str:
     return result
 
 
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (not functions, keywords or labels)."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
-    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)
-    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    names = set()
-    for match in re.finditer(r"(?<![\w.])[A-Za-z_:][\w:]*", text):
-        called = text[match.end() :].lstrip().startswith("(")
-        if match.group() not in PROMQL_KEYWORDS and not called:
-            names.add(match.group())
-    return names
-
-
-def exposed_metric_names() -> set[str]:
-    """Every sample name zen-watcher's registry can expose, plus Prometheus' own `up`."""
-    registry = CollectorRegistry()
-    Metrics(registry)
-    ProcessCollector(registry=registry)
-    names = {"up"}
-    for family in registry.collect():
-        names.update(family.name + suffix for suffix in SAMPLE_SUFFIXES.get(family.type, ("",)))
-        names.update(sample.name for sample in family.samples)
-    return names
-
-
 def preinitialised_labels(sample_name: str, label: str) -> set[str]:
     registry = CollectorRegistry()
     Metrics(registry)
@@ -165,16 +130,6 @@ def preinitialised_labels(sample_name: str, label: str) -> set[str]:
         for sample in family.samples
         if sample.name == sample_name
     }
-
-
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(prometheus_tools().promtool), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
 
 
 def load_yaml(path: Path) -> Any:
@@ -329,18 +284,7 @@ class TestDashboardJson:
 
 def operator_crds(workdir: Path) -> list[Path]:
     """The ServiceMonitor and PrometheusRule CRD files of the pinned prometheus-operator module."""
-    go = shutil.which("go")
-    assert go is not None, "Go is needed (as for the control plane build) to fetch the CRDs"
-    result = subprocess.run(
-        [go, "mod", "download", "-json", OPERATOR_MODULE],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert 0 == result.returncode, result.stdout + result.stderr
-    folder = Path(orjson.loads(result.stdout)["Dir"]) / "example/prometheus-operator-crd"
+    folder = go_modules.module_dir(OPERATOR_MODULE, workdir) / "example/prometheus-operator-crd"
     return [folder / f"monitoring.coreos.com_{name}.yaml" for name in OPERATOR_CRDS]
 
 
@@ -448,82 +392,6 @@ def running_prometheus(workdir: Path, target: str) -> Iterator[PrometheusServer]
         yield server
     finally:
         server.stop()
-
-
-@contextlib.contextmanager
-def refusing_policy(control_plane: cluster.Cluster, namespace: str) -> Iterator[None]:
-    """A ValidatingAdmissionPolicy that refuses Observations in `namespace` whose message
-    starts with a marker: 422 for REFUSE_INVALID, 403 for REFUSE_FORBIDDEN."""
-    name = f"zen-dashboard-{namespace}"
-    documents = refusing_policy_documents(name, namespace)
-    control_plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
-    try:
-        wait_for(lambda: policy_refuses(control_plane, namespace), timeout=30)
-        yield
-    finally:
-        for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
-            control_plane.kubectl("delete", kind, name, "--wait=false", check=False)
-
-
-def refusing_policy_documents(name: str, namespace: str) -> list[dict[str, Any]]:
-    def refuse(marker: str, reason: str) -> dict[str, str]:
-        return {
-            "expression": f"!has(object.spec.message) || !object.spec.message.startsWith('{marker}')",
-            "reason": reason,
-            "message": f"refused by the dashboard test ({marker})",
-        }
-
-    rules = [
-        {
-            "apiGroups": ["zen.kube-zen.io"],
-            "apiVersions": ["*"],
-            "operations": ["CREATE"],
-            "resources": ["observations"],
-        }
-    ]
-    api_version = "admissionregistration.k8s.io/v1"
-    policy = {
-        "apiVersion": api_version,
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": rules},
-            "validations": [
-                refuse(REFUSE_INVALID, "Invalid"),
-                refuse(REFUSE_FORBIDDEN, "Forbidden"),
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": api_version,
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-            },
-        },
-    }
-    return [policy, binding]
-
-
-def refused_alert(index: int, namespace: str, marker: str) -> dict[str, Any]:
-    alert = unique_alert(index, namespace)
-    alert["output"] = f"{marker}: shell in pod-{index}"
-    return alert
-
-
-def policy_refuses(control_plane: cluster.Cluster, namespace: str) -> bool:
-    """True once a server-side dry-run create of a marked Observation is denied."""
-    finding = falco.map_falco_alert(refused_alert(0, namespace, REFUSE_INVALID))
-    body = to_observation(finding, namespace=namespace, now=datetime.now(UTC), ttl_seconds=3600)
-    result = control_plane.kubectl(
-        "create", "--dry-run=server", "-f", "-", stdin=orjson.dumps(body).decode(), check=False
-    )
-    return 0 != result.returncode and REFUSE_INVALID in result.stderr
 
 
 def drive_traffic(daemon: DaemonProcess, namespace: str) -> None:

@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry
 from tests.harness import namespaces as ns
 from tests.harness.controlplane import cluster
 from tests.harness.daemons import StartDaemon
+from tests.harness.findings import falco_finding, report_finding
 from tests.harness.payloads import unique_alert
 from tests.harness.polling import wait_for
 from tests.harness.writers import make_writer
-from tests.integration.test_findings_written import falco_finding, report_finding
 from zenwatcher.kube import observations, watching
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.leader.findings import METADATA_LIST, METADATA_WATCH, findings_gauge

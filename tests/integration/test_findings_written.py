@@ -13,9 +13,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.harness.controlplane import cluster
+from tests.harness.findings import falco_finding, report_finding
 from tests.harness.paths import REPO_ROOT
 from tests.harness.writers import make_writer
-from zenwatcher.finding import Category, Finding, Origin, ResourceRef, Severity
+from zenwatcher.finding import Severity
 from zenwatcher.kube import observations
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
@@ -24,35 +25,6 @@ from zenwatcher.observation import LABEL_PHASE
 from zenwatcher.pipeline.jobs import CreateJob, OpenJob, ResolveJob
 
 pytestmark = pytest.mark.apiserver
-
-
-def report_finding(namespace: str, *, policy: str = "require-labels") -> Finding:
-    detected = datetime(2026, 1, 1, tzinfo=UTC)
-    return Finding(
-        source="kyverno",
-        category=Category.COMPLIANCE,
-        severity=Severity.HIGH,
-        event_type="policy_violation",
-        identity=("policy_violation", "Pod", namespace, "web", policy, "check-team"),
-        resource=ResourceRef(api_version="v1", kind="Pod", name="web", namespace=namespace),
-        title=f"{policy}/check-team",
-        details={"policy": policy, "rule": "check-team", "result": "fail"},
-        detected_at=detected,
-        origin=Origin(uid="u-1", key="0123456789abcdef"),
-    )
-
-
-def falco_finding(namespace: str, index: int, *, rule: str = "Terminal shell") -> Finding:
-    return Finding(
-        source="falco",
-        category=Category.SECURITY,
-        severity=Severity.CRITICAL,
-        event_type="runtime_detection",
-        identity=(rule, namespace, f"web-{index}"),
-        resource=ResourceRef(kind="Pod", name=f"web-{index}", namespace=namespace),
-        title=rule,
-        details={"rule": rule},
-    )
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:

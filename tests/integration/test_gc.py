@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry
 from tests.harness.controlplane import cluster
 from tests.harness.hooked_client import HookedClient
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
-from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations
 from zenwatcher.kube.client import MERGE_PATCH, KubeClient, Params
 from zenwatcher.leader import gc
@@ -37,17 +36,6 @@ from zenwatcher.pacing import TokenBucket
 
 TTL = 3600
 DEFAULT_TTL = 7 * 86400
-
-Hook = Callable[[str, str, Params | None], Awaitable[None]]
-
-
-@pytest.fixture(name="spy_client")
-async def _spy_client(control_plane: cluster.Cluster) -> AsyncIterator[HookedClient]:
-    """The restricted `zen-watcher` user's client, with a hook for injected faults."""
-    connection = await kube_config.load_connection(str(control_plane.kubeconfig("zen-watcher")))
-    client = HookedClient(connection=connection, timeout=10.0)
-    yield client
-    await client.close()
 
 
 @pytest.fixture(name="other_namespaces")
@@ -329,7 +317,7 @@ class TestPreconditions:
         """
         name = await _expired(admin_client, namespace, "old")
 
-        async def racing_update(method: str, path: str, params: Params | None) -> None:
+        async def racing_update(method: str, path: str, params: Params | None, body: Any) -> None:
             if method == "DELETE":
                 status = {"lastSeen": rfc3339(_utcnow())}
                 await observations.patch_status(admin_client, namespace, name, status=status)
@@ -367,7 +355,7 @@ class TestPagination:
         for index in range(4):
             await _expired(admin_client, namespace, f"old-{index}")
 
-        async def unavailable(method: str, path: str, params: Params | None) -> None:
+        async def unavailable(method: str, path: str, params: Params | None, body: Any) -> None:
             if method == "GET" and params and "continue" in params:
                 raise errors.error_for(503, {"reason": "ServiceUnavailable"})
 

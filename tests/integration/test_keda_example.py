@@ -4,18 +4,17 @@ and its Prometheus query is valid PromQL over metrics zen-watcher exposes."""
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
+from tests.harness import go_modules
 from tests.harness.controlplane import cluster
 from tests.harness.paths import REPO_ROOT
-from tests.integration.test_dashboard import exposed_metric_names, metric_names, promtool
+from tests.harness.prometheus_tools import promtool
+from tests.harness.promql import exposed_metric_names, metric_names
 
 KEDA = REPO_ROOT / "manifests/examples/keda"
 # KEDA's CRDs, from the Go module proxy as the monitoring example's are (cached in the Go module
@@ -25,18 +24,8 @@ KEDA_MODULE = "github.com/kedacore/keda/v2@v2.17.2"
 
 def keda_crd(workdir: Path) -> Path:
     """The ScaledObject CRD file of the pinned KEDA module."""
-    go = shutil.which("go")
-    assert go is not None, "Go is needed (as for the control plane build) to fetch the CRDs"
-    result = subprocess.run(
-        [go, "mod", "download", "-json", KEDA_MODULE],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert 0 == result.returncode, result.stdout + result.stderr
-    return Path(orjson.loads(result.stdout)["Dir"]) / "config/crd/bases/keda.sh_scaledobjects.yaml"
+    crds = go_modules.module_dir(KEDA_MODULE, workdir) / "config/crd/bases"
+    return crds / "keda.sh_scaledobjects.yaml"
 
 
 def scaled_object() -> dict[str, Any]:

@@ -196,7 +196,9 @@ class RacingClient(HookedClient):
         self._held = False
         self.before = self._hold_first_write
 
-    async def _hold_first_write(self, method: str, path: str, params: Params | None) -> None:
+    async def _hold_first_write(
+        self, method: str, path: str, params: Params | None, body: Any
+    ) -> None:
         if method in {"POST", "PUT"} and not self._held:
             self._held = True
             await self._barrier.wait()

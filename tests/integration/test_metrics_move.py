@@ -30,12 +30,12 @@ import orjson
 import pytest
 
 from tests.harness import metric_movement, reports
+from tests.harness.admission import REFUSE_INVALID, refused_alert, refusing_policy
 from tests.harness.controlplane import cluster
 from tests.harness.daemon_process import TOKEN
 from tests.harness.in_process import InProcessDaemon, fault_clients
 from tests.harness.payloads import audit_events, falco_alerts, unique_alert
 from tests.harness.polling import wait_for
-from tests.integration.test_dashboard import REFUSE_INVALID, refused_alert, refusing_policy
 from zenwatcher.finding import Finding
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import errors, observations

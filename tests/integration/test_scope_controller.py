@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,7 +19,6 @@ from tests.harness import reports as fx
 from tests.harness.controlplane import cluster
 from tests.harness.hooked_client import HookedClient
 from zenwatcher.filters.state import FilterState
-from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import Params
 from zenwatcher.leader.context import LeaderContext
 from zenwatcher.leader.report_controller import ReportController
@@ -29,15 +29,6 @@ from zenwatcher.scope import NamespaceScope
 from zenwatcher.settings import Settings
 
 pytestmark = pytest.mark.apiserver
-VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"
-
-
-@pytest.fixture(name="spy_client")
-async def _spy_client(control_plane: cluster.Cluster) -> AsyncIterator[HookedClient]:
-    connection = await kube_config.load_connection(str(control_plane.kubeconfig("zen-watcher")))
-    client = HookedClient(connection=connection, timeout=10.0)
-    yield client
-    await client.close()
 
 
 @pytest.fixture(name="pair")
@@ -86,7 +77,7 @@ async def test_namespaces_entering_and_leaving_during_a_term(
     scope.synced.set()
     held = asyncio.Event()
 
-    async def hold_b_reports(method: str, path: str, params: Params | None) -> None:
+    async def hold_b_reports(method: str, path: str, params: Params | None, body: Any) -> None:
         if f"/namespaces/{b}/" in path and "observations" not in path:
             await held.wait()
 
@@ -117,7 +108,7 @@ async def test_namespaces_entering_and_leaving_during_a_term(
         await scope.on_deleted({"metadata": {"name": b}})
         await until(controller.synced)
 
-        reports = {name: fx.placed(fx.load_fixture(VULNS), name) for name in (a, b)}
+        reports = {name: fx.placed(fx.load_fixture(fx.VULNS), name) for name in (a, b)}
         fx.apply(control_plane, *reports.values())
         opens = Opens(queue)
         await until(lambda: opens.in_(a) == fx.finding_names(reports[a]))

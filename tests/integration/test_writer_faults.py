@@ -40,7 +40,7 @@ class LosesAnswers(HookedClient):
         self._failing = False
         self.before, self.after = self._drop_before, self._drop_after
 
-    async def _drop_before(self, method: str, path: str, params: Params | None) -> None:
+    async def _drop_before(self, method: str, path: str, params: Params | None, body: Any) -> None:
         self._failing = method == "PATCH" and self.fail_next_patch
         if self._failing:
             self.fail_next_patch = False

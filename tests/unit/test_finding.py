@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.harness.findings import sample_finding
 from zenwatcher.finding import (
-    Category,
-    Finding,
-    ResourceRef,
     Severity,
     fingerprint_of,
     name_for,
@@ -23,43 +20,31 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 NOW = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 
 
-def _finding(**changes: object) -> Finding:
-    base = Finding(
-        source="falco",
-        category=Category.SECURITY,
-        severity=Severity.HIGH,
-        event_type="runtime_detection",
-        identity=("Terminal shell in container", "default", "web-1", "abc123"),
-        resource=ResourceRef(kind="Pod", name="web-1", namespace="default"),
-        title="t",
-        message="m",
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
 class TestName:
     def test_deterministic(self) -> None:
         """The same identity always gives the same name."""
-        assert _finding().name == _finding().name
+        assert sample_finding().name == sample_finding().name
 
     def test_shape(self) -> None:
         """`<source>-<16 hex>`."""
-        assert re.fullmatch(r"falco-[0-9a-f]{16}", _finding().name)
+        assert re.fullmatch(r"falco-[0-9a-f]{16}", sample_finding().name)
 
     def test_volatile_fields_do_not_change_it(self) -> None:
         """Times, text, severity and details are not identity."""
-        volatile = _finding(
+        volatile = sample_finding(
             title="other",
             message="other",
             details={"pid": 7},
             detected_at=NOW,
             severity=Severity.LOW,
         )
-        assert _finding().name == volatile.name
+        assert sample_finding().name == volatile.name
 
     def test_identity_encoding_is_unambiguous(self) -> None:
         """("a b", "c") and ("a", "b c") are different findings."""
-        assert _finding(identity=("a b", "c")).name != _finding(identity=("a", "b c")).name
+        assert (
+            sample_finding(identity=("a b", "c")).name != sample_finding(identity=("a", "b c")).name
+        )
 
     @given(st.text(max_size=80), st.lists(st.text(max_size=30), max_size=6))
     def test_always_a_valid_dns_name(self, source: str, identity: list[str]) -> None:

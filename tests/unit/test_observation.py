@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
-from zenwatcher.finding import (
-    Category,
-    Finding,
-    ResourceRef,
-    Severity,
-)
+from tests.harness.findings import sample_finding
 from zenwatcher.observation import (
     DETAILS_TRUNCATED,
     MAX_DETAIL_LIST_ITEMS,
@@ -24,24 +18,10 @@ from zenwatcher.observation import (
 NOW = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 
 
-def _finding(**changes: object) -> Finding:
-    base = Finding(
-        source="falco",
-        category=Category.SECURITY,
-        severity=Severity.HIGH,
-        event_type="runtime_detection",
-        identity=("Terminal shell in container", "default", "web-1", "abc123"),
-        resource=ResourceRef(kind="Pod", name="web-1", namespace="default"),
-        title="t",
-        message="m",
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
 class TestObservationBody:
     def test_body(self) -> None:
         """The create body carries spec, labels and a first status."""
-        body = to_observation(_finding(), namespace="default", now=NOW, ttl_seconds=3600)
+        body = to_observation(sample_finding(), namespace="default", now=NOW, ttl_seconds=3600)
         assert "zen.kube-zen.io/v1alpha1" == body["apiVersion"]
         assert {
             "zen.kube-zen.io/source": "falco",
@@ -62,13 +42,13 @@ class TestObservationBody:
         """detectedAt is the tool's own time when it gave one."""
         tool_time = datetime(2020, 1, 1, tzinfo=UTC)
         body = to_observation(
-            _finding(detected_at=tool_time), namespace="d", now=NOW, ttl_seconds=60
+            sample_finding(detected_at=tool_time), namespace="d", now=NOW, ttl_seconds=60
         )
         assert "2020-01-01T00:00:00Z" == body["spec"]["detectedAt"]
 
     def test_namespace_falls_back_to_watcher_namespace(self) -> None:
         """Findings without a namespace go to the watcher's own."""
-        finding = _finding(resource=None)
+        finding = sample_finding(resource=None)
         assert "zen-system" == observation_namespace(finding, default_namespace="zen-system")
 
 

@@ -8,12 +8,12 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from tests.unit.filters.test_rules import DROP_CASES, DropCase, finding, parse
+from tests.harness.filter_cases import DROP_CASES, DropCase, finding, parse
 from zenwatcher.filters import explain, rules
 from zenwatcher.filters.droplog import DropLog
 from zenwatcher.finding import Severity
 
-# The value each reason's explanation must name, for the cases of test_rules.DROP_CASES.
+# The value each reason's explanation must name, for the cases of filter_cases.DROP_CASES.
 EXPECTED = {
     "expression_filtered": "clause spec.severity >= 'critical' with spec.severity = \"high\"",
     "source_disabled": "source falco disabled",

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.harness import filter_cases
 from zenwatcher.filters import rules
 from zenwatcher.filters.expression import (
     MAX_DEPTH,
@@ -18,19 +19,13 @@ from zenwatcher.filters.expression import (
     ExpressionError,
     parse_expression,
 )
-from zenwatcher.finding import Category, DeferredDetails, Finding, ResourceRef, Severity
+from zenwatcher.finding import Category, DeferredDetails, Finding, Severity
 from zenwatcher.observation import to_observation
 
 
 def finding(**overrides: Any) -> Finding:
     """A high Falco finding on Pod production/web with a few details; fields overridable."""
     fields: dict[str, Any] = {
-        "source": "falco",
-        "category": Category.SECURITY,
-        "severity": Severity.HIGH,
-        "event_type": "runtime_detection",
-        "identity": ("Terminal shell in container", "production", "web"),
-        "resource": ResourceRef(kind="Pod", name="web", namespace="production"),
         "title": "Terminal shell in container",
         "details": {
             "rule": "Terminal shell in container",
@@ -42,8 +37,7 @@ def finding(**overrides: Any) -> Finding:
             "nothing": None,
         },
     }
-    fields.update(overrides)
-    return Finding(**fields)
+    return filter_cases.finding(**{**fields, **overrides})
 
 
 def matches(text: str, target: Finding | None = None) -> bool:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.harness.filter_cases import DROP_CASES, DropCase, finding, parse, source_rules
 from zenwatcher.filters import rules
-from zenwatcher.finding import Category, Finding, ResourceRef, Severity
+from zenwatcher.finding import Finding, ResourceRef, Severity
 
 # The shape documented by the original (kube-zen/zen-watcher docs/FILTERING.md), plus the
 # global filter and the fields its examples leave out.
@@ -39,25 +39,6 @@ ORIGINAL_SAMPLE = {
         "excludedNamespaces": ["kube-public"],
     },
 }
-
-
-def parse(document: Any) -> rules.FilterConfig:
-    return rules.parse_filter_config(json.dumps(document))
-
-
-def finding(**overrides: Any) -> Finding:
-    """A Falco-like finding in namespace `production` on a Pod; fields overridable."""
-    fields: dict[str, Any] = {
-        "source": "falco",
-        "category": Category.SECURITY,
-        "severity": Severity.HIGH,
-        "event_type": "runtime_detection",
-        "identity": ("Terminal shell in container", "production", "web"),
-        "resource": ResourceRef(kind="Pod", name="web", namespace="production"),
-        "details": {"rule": "Terminal shell in container"},
-    }
-    fields.update(overrides)
-    return Finding(**fields)
 
 
 def cluster_scoped(**overrides: Any) -> Finding:
@@ -264,47 +245,6 @@ class TestLoadFilterFile:
         with pytest.raises(rules.FilterConfigError) as caught:
             rules.load_filter_file(str(path))
         assert f"{path}: sources.falco.minSeverity: unknown severity 'loud'" in str(caught.value)
-
-
-@dataclasses.dataclass(frozen=True)
-class DropCase:
-    reason: str
-    config: dict[str, Any]
-    finding: Finding
-
-
-def source_rules(**source: Any) -> dict[str, Any]:
-    """A config with `source` as the rules of the `falco` source."""
-    return {"sources": {"falco": source}}
-
-
-DROP_CASES = [
-    DropCase("source_disabled", source_rules(enabled=False), finding()),
-    DropCase(
-        "global_exclude_namespace",
-        {"globalNamespaceFilter": {"enabled": True, "excludedNamespaces": ["Production"]}},
-        finding(),
-    ),
-    DropCase(
-        "global_include_namespace",
-        {"globalNamespaceFilter": {"enabled": True, "includedNamespaces": ["staging"]}},
-        finding(),
-    ),
-    DropCase("include_severity", source_rules(includeSeverity=["critical"]), finding()),
-    DropCase("min_severity", source_rules(minSeverity="CRITICAL"), finding()),
-    DropCase(
-        "exclude_event_type", source_rules(excludeEventTypes=["runtime-detection"]), finding()
-    ),
-    DropCase("include_event_type", source_rules(includeEventTypes=["pod_exec"]), finding()),
-    DropCase("exclude_namespace", source_rules(excludeNamespaces=["production"]), finding()),
-    DropCase("include_namespace", source_rules(includeNamespaces=["staging"]), finding()),
-    DropCase("exclude_kind", source_rules(excludeKinds=["pod"]), finding()),
-    DropCase("include_kind", source_rules(includeKinds=["Deployment"]), finding()),
-    DropCase("exclude_category", source_rules(excludeCategories=["Security"]), finding()),
-    DropCase("include_category", source_rules(includeCategories=["compliance"]), finding()),
-    DropCase("exclude_rule", source_rules(excludeRules=["terminal shell in container"]), finding()),
-    DropCase("expression_filtered", {"expression": "spec.severity >= 'critical'"}, finding()),
-]
 
 
 class TestEvaluate:

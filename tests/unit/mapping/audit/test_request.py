@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.harness import payloads
-from tests.unit.mapping.audit.test_events import event, outcome, pod
+from tests.harness.audit_events import event, outcome, pod
 from zenwatcher.mapping import audit, rejection
 from zenwatcher.mapping.audit import request as audit_request
 from zenwatcher.mapping.audit import rules as audit_rules

@@ -8,35 +8,17 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
-import yaml
 
-from tests.harness.paths import SHARED_FIXTURES
+from tests.harness.reports import map_fixture
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.mapping.rejection import Rejected
-from zenwatcher.mapping.reports import common, dispatch, policy
-
-
-def load_reports(relative: str) -> list[Any]:
-    """Every report object in one shared fixture file (multi-document YAML, JSON, v1 Lists)."""
-    path = SHARED_FIXTURES / relative
-    if path.suffix == ".json":
-        docs = [orjson.loads(path.read_bytes())]
-    else:
-        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    return [obj for doc in docs for obj in dispatch.split_documents(doc)]
+from zenwatcher.mapping.reports import common, policy
 
 
 def map_file(relative: str) -> common.ReportFindings:
     """All outcomes of all reports in one fixture file, in order."""
-    outcomes = [policy.map_policy_report(obj) for obj in load_reports(relative)]
-    return common.ReportFindings(
-        [finding for outcome in outcomes for finding in outcome.findings],
-        [verdict for outcome in outcomes for verdict in outcome.skipped],
-        [verdict for outcome in outcomes for verdict in outcome.rejected],
-        sum(outcome.duplicates for outcome in outcomes),
-    )
+    return map_fixture(relative, policy.map_policy_report)
 
 
 def only_finding(report: dict[str, Any]) -> Finding:

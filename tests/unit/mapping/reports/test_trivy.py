@@ -10,33 +10,16 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 
-from tests.harness.paths import SHARED_FIXTURES
+from tests.harness.reports import load_reports, map_fixture
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
 from zenwatcher.mapping.rejection import Ignored, Rejected
-from zenwatcher.mapping.reports import common, dispatch, trivy
-
-
-def load_reports(relative: str) -> list[Any]:
-    """Every report object in one shared fixture file (multi-document YAML, JSON, v1 Lists)."""
-    path = SHARED_FIXTURES / relative
-    if path.suffix == ".json":
-        docs = [orjson.loads(path.read_bytes())]
-    else:
-        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    return [obj for doc in docs for obj in dispatch.split_documents(doc)]
+from zenwatcher.mapping.reports import common, trivy
 
 
 def map_file(relative: str) -> common.ReportFindings:
     """All outcomes of all reports in one fixture file, in order."""
-    outcomes = [trivy.map_trivy_report(obj) for obj in load_reports(relative)]
-    return common.ReportFindings(
-        [finding for outcome in outcomes for finding in outcome.findings],
-        [verdict for outcome in outcomes for verdict in outcome.skipped],
-        [verdict for outcome in outcomes for verdict in outcome.rejected],
-        sum(outcome.duplicates for outcome in outcomes),
-    )
+    return map_fixture(relative, trivy.map_trivy_report)
 
 
 def vuln_report(**entry: Any) -> dict[str, Any]:

@@ -234,6 +234,16 @@ def dedup_and_sync_rows(rows: Rows, dedup: dict[str, Any], sync: dict[str, Any])
             None,
         )
         rows.add(f"Sync {name} findings/s", s["findings_per_second"], "/s", "—", None)
+        if "ratio_vs_raw_create" in s:
+            rows.add(
+                f"Sync {name}: raw create of as many Observations (before/after, mean)",
+                s["raw_create_per_second"],
+                "/s",
+                "—",
+                None,
+            )
+            ratio = s["ratio_vs_raw_create"]
+            rows.add(f"Sync {name} / raw create", ratio, "", ">= 0.9", ratio >= 0.9)
         if "daemon_cpu_fraction" in s:
             share = s["daemon_cpu_fraction"]
             rows.add(

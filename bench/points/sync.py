@@ -2,7 +2,10 @@
 
 PolicyReports of 50 failing results each and VulnerabilityReports of 300 vulnerabilities each
 are created first; then a daemon starts and is timed until every finding is created. The
-API server's own create+status rate (bench.points.writes) is the ceiling to compare with.
+ceiling to compare with is the API server's raw create rate of as many Observations at the
+writer's concurrency (bench.points.writes' raw client, pinned to the daemon's core), measured
+right before and right after the sync, on the same store: the sync's findings/s over the mean
+of the two is the point's `ratio_vs_raw_create`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from typing import Any
 
 from bench.load.common import daemon, process_cpu_seconds, rss
+from bench.points import writes
 from tests.harness.controlplane import cluster
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
@@ -19,6 +23,7 @@ from zenwatcher.kube.client import KubeClient
 # One namespace holds every finding of a point (up to 60,000), more than the default
 # OBSERVATION_BUDGET_PER_NAMESPACE (25,000) admits.
 SYNC_OVERRIDES = {"OBSERVATION_BUDGET_PER_NAMESPACE": "0"}
+RAW_NAMESPACE = "bench-sync-raw"
 
 
 def policy_report(namespace: str, index: int, results: int) -> dict[str, Any]:
@@ -115,11 +120,27 @@ async def create_all(running: cluster.Cluster, documents: list[dict[str, Any]]) 
     await client.close()
 
 
+def raw_create_rate(running: cluster.Cluster, count: int, *, tag: str) -> float:
+    """Observations/s created straight through our client at the writer's concurrency, on the
+    daemon's core; they are deleted afterwards, so the store is left as it was."""
+    running.kubectl("create", "namespace", RAW_NAMESPACE, check=False)
+    with writes.on_daemon_cpu():
+        rate = asyncio.run(writes.raw_rate(running, RAW_NAMESPACE, count, tag=tag))
+    asyncio.run(writes.delete_all(running, (RAW_NAMESPACE,)))
+    return rate
+
+
 def sync_point(
-    running: cluster.Cluster, namespace: str, documents: list[dict[str, Any]], findings: int
+    running: cluster.Cluster,
+    namespace: str,
+    documents: list[dict[str, Any]],
+    findings: int,
+    *,
+    against_raw: bool = True,
 ) -> dict[str, Any]:
     running.kubectl("create", "namespace", namespace, check=False)
     asyncio.run(create_all(running, documents))
+    raw_before = raw_create_rate(running, findings, tag=f"{namespace}-b") if against_raw else 0.0
     started = time.perf_counter()
     # A leader is not ready until its informers have listed, which with a big backlog waits on
     # the write queue: allow the whole sync.
@@ -152,6 +173,12 @@ def sync_point(
         "peak_rss_mib": round(peak / 1024 / 1024, 1),
         "daemon_cpu_fraction": round(cpu / elapsed, 3),
     }
+    if against_raw:
+        raw_after = raw_create_rate(running, findings, tag=f"{namespace}-a")
+        raw = (raw_before + raw_after) / 2
+        result["raw_create_rounds"] = [round(raw_before, 1), round(raw_after, 1)]
+        result["raw_create_per_second"] = round(raw, 1)
+        result["ratio_vs_raw_create"] = round(findings / elapsed / raw, 3)
     print(f"  sync {namespace}: {result}", flush=True)
     return result
 

@@ -215,7 +215,7 @@ def latency_rows(rows: Rows, latency: dict[str, Any] | None, soaked: dict[str, A
 
 def dedup_and_sync_rows(rows: Rows, dedup: dict[str, Any], sync: dict[str, Any]) -> None:
     for keys, d in dedup.items():
-        per_key = d["bytes_per_key_name"]
+        per_key = d.get("bytes_per_key_identity", d["bytes_per_key_name"])
         rows.add(
             f"Dedup bytes per key at {int(keys):,} keys", per_key, "B", "<= 200 B", per_key <= 200
         )

@@ -21,7 +21,7 @@ import structlog
 import uvloop
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from zenwatcher import __version__, logs
+from zenwatcher import __version__, heap, logs
 from zenwatcher.election.elector import LeaderElector
 from zenwatcher.filters import rules
 from zenwatcher.filters.reload import filter_watcher
@@ -133,6 +133,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         readiness=readiness,
         tasks=tasks,
     )
+    heap.settle_after_start()
     log.info(
         "zen_watcher_started",
         version=__version__,

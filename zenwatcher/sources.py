@@ -27,6 +27,9 @@ class PushSource:
     # A fresh mapper of one event: the audit mapper remembers which requests it judged, so each
     # intake (and each `convert` run) has its own.
     new_mapper: Callable[[], Callable[[Any], Finding]]
+    # An event's identity read without mapping it, so the intake counts a repeat cheaply (None
+    # when the source has no such reading; `falco.falco_repeat_key` documents the contract).
+    repeat_key: Callable[[Any], tuple[str, ...] | None] | None = None
 
 
 PUSH_SOURCES: tuple[PushSource, ...] = (
@@ -35,6 +38,7 @@ PUSH_SOURCES: tuple[PushSource, ...] = (
         path="/falco/webhook",
         split=falco.split_falco_body,
         new_mapper=lambda: falco.map_falco_alert,
+        repeat_key=falco.falco_repeat_key,
     ),
     PushSource(
         name="audit",

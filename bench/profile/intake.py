@@ -28,6 +28,7 @@ from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
 from zenwatcher.pipeline.intake import EventIntake
+from zenwatcher.sources import push_source
 
 # Both true for the benchmark's alert, so every clause runs (an AND stops at its first false one).
 SIMPLE_EXPRESSION = "spec.severity >= 'medium'"
@@ -52,6 +53,7 @@ def intake(source: str, map_event: Callable[[Any], Any], expression: str = "") -
         accounting=Accounting(Metrics(CollectorRegistry())),
         enqueue=jobs.append,
         default_namespace="zen-system",
+        repeat_key=push_source(source).repeat_key,  # as the daemon wires it
     )
 
 

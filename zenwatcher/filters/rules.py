@@ -115,6 +115,17 @@ class FilterConfig:
         return cls()
 
 
+def passes_everything(config: FilterConfig, source: str) -> bool:
+    """Whether `evaluate` answers None for every finding of `source` under `config` (no
+    expression, no rules for the source, no global namespace rules): then the intake may count
+    a repeat without building its finding (`pipeline.intake`)."""
+    return (
+        config.expression is None
+        and source.lower() not in config.sources
+        and not config.global_namespaces.enabled
+    )
+
+
 def evaluate(config: FilterConfig, finding: Finding) -> str | None:
     """None when the finding passes, else the drop reason (one of `DROP_REASONS`).
 

@@ -76,6 +76,31 @@ def map_falco_alert(alert: Any) -> Finding:
     )
 
 
+def falco_repeat_key(alert: Any) -> tuple[str, ...] | None:
+    """The identity `map_falco_alert` would give this alert, read without building its finding,
+    or None when only the full mapping may judge it (not an object, an internal event, a rule
+    missing, a field of the wrong type): then the caller maps it, and it is rejected or ignored
+    there, with its reason. The checks are `map_falco_alert`'s: an alert gets an identity here
+    exactly when it maps to a finding."""
+    if type(alert) is not dict:
+        return None
+    source, raw = alert.get("source"), alert.get("rule")
+    fields, tags = alert.get("output_fields", {}), alert.get("tags")
+    if (
+        (source is not None and type(source) is not str)
+        or type(raw) is not str
+        or (fields is not None and type(fields) is not dict)
+        or (tags is not None and type(tags) is not list)
+    ):
+        return None
+    falco_source = source.strip() if source else ""
+    rule = raw.strip()
+    if not rule or falco_source == INTERNAL_SOURCE or raw.startswith(INTERNAL_RULE_PREFIX):
+        return None
+    # Absent (None) output fields read as "" in the identity, as _output_fields drops them.
+    return _identity(alert, rule=rule, fields=fields or {}, falco_source=falco_source)
+
+
 def _rule(alert: Mapping[str, Any], *, falco_source: str) -> str:
     raw = alert.get("rule")
     if falco_source == INTERNAL_SOURCE or (

@@ -110,6 +110,7 @@ def make_intakes(settings: Settings, pipeline: Pipeline) -> dict[str, EventIntak
             default_namespace=settings.pod_namespace,
             allowed_namespaces=frozenset(settings.watch_namespaces),
             in_scope=pipeline.scope.admits if pipeline.scope.dynamic else None,
+            repeat_key=source.repeat_key,
         )
         for source in PUSH_SOURCES
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +31,10 @@ _CLEAR_PER_EVICTION = 32
 
 _ABSENT = object()
 
+# What a finding is known by here: the intake uses (source, identity), which names exactly one
+# Observation (its name is a hash of the same), without hashing it for every repeat.
+Key = Hashable
+
 
 class Decision(enum.Enum):
     """What the caller must do with an observed finding."""
@@ -43,7 +47,7 @@ class Decision(enum.Enum):
 class Flush:
     """Repeats absorbed for one key since its last write: add `count_delta` to its count."""
 
-    key: str
+    key: Key
     count_delta: int
     last_seen: datetime
     payload: object
@@ -67,7 +71,7 @@ class _Slice:
 
     def __init__(self, start: float) -> None:
         self.start = start
-        self.keys: list[str] = []
+        self.keys: list[Key] = []
 
 
 class DedupCache:
@@ -97,15 +101,15 @@ class DedupCache:
         self._max_size = max_size
         self._clock = clock
         # key -> payload, or _Repeats while some are pending; least recently observed first
-        self._values: OrderedDict[str, object] = OrderedDict()
+        self._values: OrderedDict[Key, object] = OrderedDict()
         # by last write; a cached key's newest entry is its own, older ones are evicted leftovers
         self._slices: deque[_Slice] = deque()
         # key -> how many of its oldest entries in the slices evictions left behind; `_clearing`
         # holds those a pass is clearing from the slices in `_to_clear`, all older than
         # `_evicted`'s. In `_to_clear[0]`, entries before `_read` are done: the kept ones were
         # moved down to before `_write`.
-        self._evicted: dict[str, int] = {}
-        self._clearing: dict[str, int] = {}
+        self._evicted: dict[Key, int] = {}
+        self._clearing: dict[Key, int] = {}
         self._to_clear: deque[_Slice] = deque()
         self._read = self._write = 0
         self._leftovers = 0  # entries counted in _evicted and _clearing
@@ -120,18 +124,29 @@ class DedupCache:
         """Repeats absorbed whose count has not been handed out in a Flush yet."""
         return self._pending
 
-    def observe(self, key: str, *, now_wall: datetime, payload: object = None) -> Decision:
+    def observe(self, key: Key, *, now_wall: datetime, payload: object = None) -> Decision:
         """FIRST when `key` is not cached (then `payload` is kept for its flushes), else REPEAT."""
         now = self._clock()
         self._settle_due(now)
+        if self._count_repeat(key, now_wall):
+            return Decision.REPEAT
+        if len(self._values) >= self._max_size:
+            self._evict_least_recent()
+        self._values[key] = payload
+        self._place(key, now)
+        return Decision.FIRST
+
+    def repeat(self, key: Key, *, now_wall: datetime) -> bool:
+        """`observe` for a caller that has not built the payload: a cached key is counted as a
+        REPEAT (True); an uncached one is left alone (False), to be observed with its payload."""
+        self._settle_due(self._clock())
+        return self._count_repeat(key, now_wall)
+
+    def _count_repeat(self, key: Key, now_wall: datetime) -> bool:
         values = self._values
         value = values.get(key, _ABSENT)
         if value is _ABSENT:
-            if len(values) >= self._max_size:
-                self._evict_least_recent()
-            values[key] = payload
-            self._place(key, now)
-            return Decision.FIRST
+            return False
         values.move_to_end(key)
         if isinstance(value, _Repeats):
             value.count += 1
@@ -139,7 +154,7 @@ class DedupCache:
         else:
             values[key] = _Repeats(payload=value, last_seen=now_wall)
         self._pending += 1
-        return Decision.REPEAT
+        return True
 
     def due_flushes(self) -> list[Flush]:
         """Pending counts whose key was last written at least a window ago, plus evicted ones.
@@ -185,7 +200,7 @@ class DedupCache:
                 else:
                     del self._values[key]
 
-    def _is_leftover(self, key: str) -> bool:
+    def _is_leftover(self, key: Key) -> bool:
         """Whether this entry of `key` was left by an eviction (then it is dropped, here).
 
         Entries are met oldest first and a cached key's own entry is its newest, so while
@@ -193,7 +208,7 @@ class DedupCache:
         """
         return self._take(self._clearing, key) or self._take(self._evicted, key)
 
-    def _take(self, counts: dict[str, int], key: str) -> bool:
+    def _take(self, counts: dict[Key, int], key: Key) -> bool:
         left = counts.get(key, 0)
         if not left:
             return False
@@ -239,12 +254,12 @@ class DedupCache:
             self._to_clear.popleft()
             self._read = self._write = 0
 
-    def _flush(self, key: str, repeats: _Repeats) -> Flush:
+    def _flush(self, key: Key, repeats: _Repeats) -> Flush:
         """The flush for a key's pending count; the key goes back to holding just its payload."""
         self._values[key] = repeats.payload
         return Flush(key, repeats.count, repeats.last_seen, repeats.payload)
 
-    def _place(self, key: str, now: float) -> None:
+    def _place(self, key: Key, now: float) -> None:
         """Record `key` as written at `now`, in the newest slice or a new one."""
         if not self._slices or now >= self._slices[-1].start + self._slice_seconds:
             self._slices.append(_Slice(now))

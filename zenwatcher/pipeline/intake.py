@@ -7,7 +7,7 @@ answer's counts are exactly what happened to the request's events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +75,7 @@ class EventIntake:
         allowed_namespaces: frozenset[str] = frozenset(),
         in_scope: Callable[[str], bool] | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        repeat_key: Callable[[Any], Hashable | None] | None = None,
     ) -> None:
         self.source = source
         self._map_event = map_event
@@ -86,6 +87,9 @@ class EventIntake:
         self._allowed_namespaces = allowed_namespaces
         self._in_scope = in_scope  # with a selector: the scope now, instead of the list
         self._wall_clock = wall_clock
+        # The source's identity of an event read without mapping it (None: map it); what the
+        # finding's dedup key would be, so a repeat is counted without building its finding.
+        self._repeat_key = repeat_key
 
     def process(self, events: list[Any]) -> Tally:
         """Account for every event; queue a write for each finding new to this window."""
@@ -93,9 +97,21 @@ class EventIntake:
         now = self._wall_clock()
         # Counted per request, not per event: one metric call per reason, not per event.
         drops: Drops = {}  # a plain dict: building a collections.Counter costs more
+        # Repeats skip the mapping only where nothing but the mapping could drop them: no
+        # filter applies to this source and no namespace scope is set.
+        repeat_key = (
+            self._repeat_key
+            if self._in_scope is None
+            and not self._allowed_namespaces
+            and rules.passes_everything(self._filters.config, self.source)
+            else None
+        )
         try:
             for index, event in enumerate(events):
                 try:
+                    if repeat_key is not None and self._counted_as_repeat(repeat_key, event, now):
+                        tally.deduplicated += 1
+                        continue
                     self._process_one(event, index, now, tally, drops)
                 except Exception:
                     # A bug met by one event (a mapper raising what it should have rejected)
@@ -135,12 +151,20 @@ class EventIntake:
             tally.filtered += 1
             return
         namespace = observation_namespace(finding, default_namespace=self._default_namespace)
-        key = f"{namespace}/{finding.name}"
+        # (source, identity) names one Observation: its name is a hash of the same, and its
+        # namespace is read from fields the identity holds.
+        key = (finding.source, finding.identity)
         if self._dedup.observe(key, now_wall=now, payload=finding) is Decision.REPEAT:
             tally.deduplicated += 1
             return
         self._enqueue(CreateJob(finding=finding, namespace=namespace, seen_at=now))
         tally.accepted += 1
+
+    def _counted_as_repeat(
+        self, repeat_key: Callable[[Any], Hashable | None], event: Any, now: datetime
+    ) -> bool:
+        identity = repeat_key(event)
+        return identity is not None and self._dedup.repeat((self.source, identity), now_wall=now)
 
     def _account(self, received: int, tally: Tally, drops: Drops) -> None:
         accounting, source = self._accounting, self.source

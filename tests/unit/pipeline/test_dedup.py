@@ -50,7 +50,9 @@ def cache(clock: FakeClock) -> dedup.DedupCache:
     return dedup.DedupCache(window_seconds=WINDOW, max_size=100, clock=clock)
 
 
-def see(cache: dedup.DedupCache, clock: FakeClock, key: str, payload: object = None) -> object:
+def see(
+    cache: dedup.DedupCache, clock: FakeClock, key: dedup.Key, payload: object = None
+) -> object:
     return cache.observe(key, now_wall=clock.wall, payload=payload)
 
 
@@ -368,10 +370,10 @@ class TestBookkeeping:
     leave behind made frequent and slow (small constants), so that it overlaps expiry."""
 
     @staticmethod
-    def entries(cache: dedup.DedupCache) -> dict[str, int]:
+    def entries(cache: dedup.DedupCache) -> dict[dedup.Key, int]:
         """How many entries each key has in the write-time slices (a clearing pass's moved-out
         region excluded)."""
-        counts: dict[str, int] = {}
+        counts: dict[dedup.Key, int] = {}
         for piece in cache._slices:
             keys = piece.keys
             if cache._to_clear and cache._to_clear[0] is piece:
@@ -412,3 +414,31 @@ class TestBookkeeping:
                 assert sum(left.values()) == cache._leftovers
             drained = sum(flush.count_delta for flush in cache.drain())
             assert len(steps) == firsts + flushed + drained
+
+
+class TestRepeatWithoutPayload:
+    def test_an_uncached_key_is_left_for_observe(
+        self, cache: dedup.DedupCache, clock: FakeClock
+    ) -> None:
+        assert not cache.repeat(("falco", ("a",)), now_wall=clock.wall)
+        assert 0 == len(cache)
+        assert FIRST == see(cache, clock, ("falco", ("a",)), payload="finding")
+
+    def test_a_cached_key_counts_as_observe_would(
+        self, cache: dedup.DedupCache, clock: FakeClock
+    ) -> None:
+        key = ("falco", ("a",))
+        see(cache, clock, key, payload="finding")
+        assert cache.repeat(key, now_wall=clock.wall)
+        assert REPEAT == see(cache, clock, key)
+        assert 2 == cache.pending_repeats
+        clock.advance(LATEST_DUE)
+        [flush] = cache.due_flushes()
+        assert (key, 2, "finding") == (flush.key, flush.count_delta, flush.payload)
+
+    def test_an_expired_key_is_not_a_repeat(
+        self, cache: dedup.DedupCache, clock: FakeClock
+    ) -> None:
+        see(cache, clock, "falco-1")
+        clock.advance(LATEST_DUE)
+        assert not cache.repeat("falco-1", now_wall=clock.wall)

@@ -6,13 +6,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from zenwatcher.filters import rules
 from zenwatcher.filters.state import FilterState
 from zenwatcher.mapping import falco
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
 from zenwatcher.pipeline.intake import EventIntake
-from zenwatcher.pipeline.jobs import WriteJob
+from zenwatcher.pipeline.jobs import WriteJob, job_name
 from zenwatcher.scope import NamespaceScope
 
 
@@ -20,17 +21,20 @@ def alert(pod: str) -> dict[str, Any]:
     return {"rule": "Terminal shell", "priority": "Warning", "output_fields": {"k8s.pod.name": pod}}
 
 
-def make_intake(map_event: Any) -> tuple[EventIntake, Metrics, list[WriteJob]]:
+def make_intake(
+    map_event: Any, *, repeat_key: Any = None, filters: FilterState | None = None
+) -> tuple[EventIntake, Metrics, list[WriteJob]]:
     metrics = Metrics(CollectorRegistry())
     queued: list[WriteJob] = []
     intake = EventIntake(
         source="falco",
         map_event=map_event,
-        filters=FilterState(),
+        filters=filters or FilterState(),
         dedup=DedupCache(window_seconds=60, max_size=100),
         accounting=Accounting(metrics),
         enqueue=queued.append,
         default_namespace="zen-system",
+        repeat_key=repeat_key,
     )
     return intake, metrics, queued
 
@@ -113,4 +117,47 @@ async def test_a_selector_scope_is_checked_as_it_is_now() -> None:
     assert (1, 1) == (tally.filtered, tally.accepted)
     assert 1 == counted(
         metrics, "zen_watcher_events_total", bucket="filtered", reason="out_of_scope"
+    )
+
+
+class CountingMapper:
+    """map_falco_alert, counting its calls: what the repeat path saves is a mapping."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, event: Any) -> Any:
+        self.calls += 1
+        return falco.map_falco_alert(event)
+
+
+def test_repeats_are_counted_without_mapping_and_tally_as_the_full_path() -> None:
+    events = [alert("a"), alert("a"), alert("b"), {"rule": ""}, "text", alert("a"), alert("b")]
+    with_key = CountingMapper()
+    fast, fast_metrics, fast_queued = make_intake(with_key, repeat_key=falco.falco_repeat_key)
+    full, full_metrics, full_queued = make_intake(falco.map_falco_alert)
+    fast_tally, full_tally = fast.process(events), full.process(events)
+    assert fast_tally.as_dict() == full_tally.as_dict()
+    assert (2, 3, 2) == (fast_tally.accepted, fast_tally.deduplicated, fast_tally.rejected)
+    assert [job_name(job) for job in fast_queued] == [job_name(job) for job in full_queued]
+    assert 4 == with_key.calls  # the two firsts and the two malformed events
+    for bucket in ("deduplicated", "rejected"):
+        assert counted(fast_metrics, "zen_watcher_events_total", bucket=bucket) == counted(
+            full_metrics, "zen_watcher_events_total", bucket=bucket
+        )
+
+
+def test_with_a_filter_for_the_source_every_event_is_mapped_and_judged() -> None:
+    """A repeat of a finding a filter now drops is filtered, not deduplicated: with any filter
+    for the source the repeat path is off."""
+    state = FilterState()
+    mapper = CountingMapper()
+    intake, metrics, _ = make_intake(mapper, repeat_key=falco.falco_repeat_key, filters=state)
+    assert 1 == intake.process([alert("a")]).accepted
+    state.config = rules.parse_filter_config(b'{"sources": {"falco": {"minSeverity": "HIGH"}}}')
+    tally = intake.process([alert("a")])
+    assert (0, 1) == (tally.deduplicated, tally.filtered)
+    assert 2 == mapper.calls
+    assert 1 == counted(
+        metrics, "zen_watcher_events_total", bucket="filtered", reason="min_severity"
     )

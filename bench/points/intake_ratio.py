@@ -39,8 +39,8 @@ from tests.harness.controlplane.controlplane import free_port
 
 STEP = 1.1  # each rate of the ladder is this much above the last
 FAILURES_TO_LEAVE = 2  # failing steps in a row that take a server off the ladder
-FALCO_LADDER = (1000.0, 40000.0)  # requests/s, one alert each
-AUDIT_LADDER = (10.0, 1000.0)  # requests/s of 400-event EventLists
+FALCO_LADDER = (2000.0, 40000.0)  # requests/s, one alert each
+AUDIT_LADDER = (20.0, 1000.0)  # requests/s of 400-event EventLists
 FALCO_CPU_RATE = 2000.0  # every server passes this; CPU per request is compared here
 AUDIT_CPU_RATE = 20.0
 

@@ -11,8 +11,10 @@ non-2xx, `bench.load.capacity`):
   orjson and reads every event's verb and resource.
 
 The servers climb one ladder together, rate by rate (each rate about 10 % above the last), so
-each step is measured for every server within the same minute; a server leaves the ladder after
-two failing steps in a row, and its best is its highest passing rate. A server's CPU per request
+each step is measured for every server within the same minute. A failing point is tried once
+more (a shared host's neighbours can fail any 5 s point), a step fails when both tries do, a
+server leaves the ladder after two failing steps in a row, and its best is its highest passing
+rate. A server's CPU per request
 at a rate every server passes is printed beside it: the steadier of the two measures.
 
     python -m bench.points.intake_ratio [--duration S] [--json FILE]
@@ -81,6 +83,10 @@ def climb(
         for name in climbing:
             target, path = targets[name]
             point = load_point(target, kind=kind, rate=rate, duration=duration, path=path)
+            if not point["passed"]:
+                # One more try: on a shared host a 5 s point can fail to a neighbour's burst.
+                results[name]["points"].append(point)
+                point = load_point(target, kind=kind, rate=rate, duration=duration, path=path)
             results[name]["points"].append(point)
             print(
                 f"  {kind:12} {name:14} {rate:>7.0f} req/s: events/s {point['events_per_second']:>9.0f} "

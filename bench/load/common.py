@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,9 +82,15 @@ def control_plane() -> Iterator[cluster.Cluster]:
 
 @contextlib.contextmanager
 def daemon(
-    running: cluster.Cluster, namespace: str, *, ready_timeout: float = 60.0, **env: str
+    running: cluster.Cluster,
+    namespace: str,
+    *,
+    ready_timeout: float = 60.0,
+    on_spawn: Callable[[DaemonProcess], None] | None = None,
+    **env: str,
 ) -> Iterator[DaemonProcess]:
-    """zen-watcher as the restricted user, pinned to DAEMON_CPU, stopped afterwards."""
+    """zen-watcher as the restricted user, pinned to DAEMON_CPU, stopped afterwards;
+    `on_spawn` is called as soon as the process exists, before it is ready."""
     running.kubectl("create", "namespace", namespace, check=False)
     running.grant_watcher_role(namespace)
     process = DaemonProcess(
@@ -99,6 +105,8 @@ def daemon(
             process_args, env=process.env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
+        if on_spawn is not None:
+            on_spawn(process)
         process.wait_ready(timeout=ready_timeout)
         yield process
     finally:

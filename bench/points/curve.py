@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,8 @@ def main() -> None:
     parser.add_argument("--svg", default="docs/scaling-curve.svg")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the control plane and daemons are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     results: dict[str, Any] = {
         "ledger": [ledger.measure(count) for count in args.ledger],
         "dedup": dedup_curve(args.keys),

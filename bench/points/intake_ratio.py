@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -220,6 +221,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load point")
     parser.add_argument("--json", help="also write the raw results to this file")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the control plane and daemons are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     results = measure(args.duration)
     print(table(results))
     if args.json:

@@ -10,7 +10,14 @@ falcosidekick is built from its Go module, pinned below, once into a cache outsi
 Its release tags carry no "v" (and it is past v1 without a /v2 module path), so Go modules know
 it only by pseudo-versions: the pin is the release's commit, which the go command resolves. Its
 go.mod has a `replace` directive, which `go install module@version` refuses, so it is built from
-a scratch module that requires it and repeats that replacement.
+a scratch module that requires it and repeats that replacement. Where the module proxy refuses
+the module (some proxies answer 403 for it), build it from a checkout of its repository at the
+pinned commit instead, into the same cache folder, and this point finds it there:
+
+    git clone https://github.com/falcosecurity/falcosidekick && cd falcosidekick
+    git checkout b1f4acff5582673bb8a22df14e6f34914c48f8c8
+    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' \
+        -o ~/.cache/zen-watcher/bench/falcosidekick-2.33.0/falcosidekick .
 
     python -m bench.points.peer [--quick] [--json FILE]
 """

@@ -93,15 +93,20 @@ class Installed:
         """Until every Ready pod's write queue is empty (earlier tests' work is written)."""
         deadline = time.monotonic() + timeout
         while True:
-            depths = [
-                sample(self.metrics(pod["status"]["podIP"]), "zen_watcher_queue_depth")
-                for pod in self.ready_pods()
-            ]
-            if depths and not any(depths):
+            depths = [self._queue_depth(pod["status"]["podIP"]) for pod in self.ready_pods()]
+            if depths and not any(depth is None or depth > 0 for depth in depths):
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"write queues not empty after {timeout}s: {depths}")
             time.sleep(0.5)
+
+    def _queue_depth(self, pod_ip: str) -> float | None:
+        """The pod's write queue depth; None while it does not answer (a container restarting
+        can be listed Ready for a moment)."""
+        try:
+            return sample(self.metrics(pod_ip), "zen_watcher_queue_depth")
+        except OSError:
+            return None
 
     def rollout(self, timeout: float = 240.0) -> None:
         self.node.kubectl(

@@ -46,10 +46,16 @@ def _load_namespace(installed: deploy.Installed) -> Iterator[str]:
 
 
 def leaders(installed: deploy.Installed) -> dict[str, float]:
-    """zen_watcher_leader of every Ready pod, read from its metrics."""
+    """zen_watcher_leader of every Ready pod that answers, read from its metrics. A pod whose
+    container was just killed may still be listed Ready until the kubelet notices; it is left
+    out (the caller waits for both pods to answer)."""
     values = {}
     for pod in installed.ready_pods():
-        for line in installed.metrics(pod["status"]["podIP"]).splitlines():
+        try:
+            metrics = installed.metrics(pod["status"]["podIP"])
+        except OSError:
+            continue
+        for line in metrics.splitlines():
             if line.startswith("zen_watcher_leader "):
                 values[pod["metadata"]["name"]] = float(line.split()[1])
     return values

@@ -25,7 +25,7 @@ from tests.harness.controlplane import cluster
 from tests.harness.hooked_client import HookedClient
 from zenwatcher.election import elector
 from zenwatcher.kube import config as kube_config
-from zenwatcher.kube import leases
+from zenwatcher.kube import errors, leases
 from zenwatcher.kube.client import MERGE_PATCH, KubeClient, Params
 from zenwatcher.kube.config import Connection
 from zenwatcher.metrics import Metrics
@@ -213,10 +213,18 @@ class Field:
         self.namespace = namespace
         self.tracker = LeadTracker()
         self.candidates: list[Candidate] = []
-        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.closers: list[Callable[[], Awaitable[None]]] = []
 
-    def candidate(self, identity: str, *, client: KubeClient | None = None) -> Candidate:
+    def candidate(
+        self,
+        identity: str,
+        *,
+        client: KubeClient | None = None,
+        timings: tuple[float, float, float] = (LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD),
+    ) -> Candidate:
+        """A candidate; `timings` are its lease duration, renew deadline and retry period."""
         registry = CollectorRegistry()
+        lease_duration, renew_deadline, retry_period = timings
         made = Candidate(
             identity=identity,
             election=elector.LeaderElector(
@@ -224,9 +232,9 @@ class Field:
                 namespace=self.namespace,
                 name=LEASE_NAME,
                 identity=identity,
-                lease_duration=LEASE_DURATION,
-                renew_deadline=RENEW_DEADLINE,
-                retry_period=RETRY_PERIOD,
+                lease_duration=lease_duration,
+                renew_deadline=renew_deadline,
+                retry_period=retry_period,
                 metrics=Metrics(registry),
             ),
             registry=registry,
@@ -245,14 +253,14 @@ class Field:
             self.connection, base_url=f"{url.scheme}://{url.hostname}:{port}"
         )
         client = KubeClient(connection=proxied, timeout=5)
-        self._closers += [proxy.close, client.close]
+        self.closers += [proxy.close, client.close]
         return client, proxy
 
     def racing_clients(self, count: int) -> list[KubeClient]:
         """Admin clients whose first writes wait for each other (see `RacingClient`)."""
         barrier = asyncio.Barrier(count)
         clients = [RacingClient(connection=self.connection, barrier=barrier) for _ in range(count)]
-        self._closers += [client.close for client in clients]
+        self.closers += [client.close for client in clients]
         return list(clients)
 
     async def lease(self) -> dict[str, Any]:
@@ -261,7 +269,7 @@ class Field:
     async def close(self) -> None:
         for candidate in self.candidates:
             await candidate.stop()
-        for closer in reversed(self._closers):
+        for closer in reversed(self.closers):
             await closer()
 
 
@@ -376,6 +384,63 @@ class TestGracefulHandover:
         assert 1 == len(events(logs, "lease_released", "pod-a"))
         spec = (await field.lease())["spec"]
         assert ("pod-b", 1) == (spec["holderIdentity"], spec["leaseTransitions"])
+
+    async def test_release_is_taken_at_once_not_at_the_next_retry(self, field: Field) -> None:
+        """The follower watches the Lease: a release wakes it, whatever its retry period.
+
+        1. a and b with a 5 s retry period (lease 10 s); a leads, b has made its first attempt
+           and waits for its next one, about 5 s away.
+        2. a stops and releases.
+        Result: b leads within 1 s of the release (polling alone would take 4 s or more),
+        and it logged that it saw the release.
+        """
+        slow = (10.0, 8.0, 5.0)
+        a = field.candidate("pod-a", timings=slow)
+        b = field.candidate("pod-b", timings=slow)
+        a.start(field.tracker.lead_for("pod-a"))
+        await first_leader(a)
+        with capture_logs() as logs:
+            b.start(field.tracker.lead_for("pod-b"))
+            # Its first attempt (one GET on loopback) is over and its watch open; its next
+            # poll is about 4 s away.
+            await asyncio.sleep(1.0)
+            assert (True, False) == (b.election.has_tried, b.election.is_leader)
+            await a.stop()
+            await a.election.release()
+            released_at = time.monotonic()
+            await first_leader(b, timeout=10)
+            handover = time.monotonic() - released_at
+
+        assert handover < 1.0, handover
+        assert ["MODIFIED"] == [e["type"] for e in events(logs, "lease_release_seen")]
+
+    async def test_without_the_watch_the_follower_still_polls(self, field: Field) -> None:
+        """RBAC without `watch` on leases (an injected 403 on b's watch): b says so once and
+        takes over the released Lease at its next retry, as client-go's candidates do.
+        """
+        refusing = HookedClient(connection=field.connection, timeout=5)
+        field.closers.append(refusing.close)
+
+        async def refuse(path: str, server_timeout: int, inactivity: float) -> tuple[int, float]:
+            raise errors.Forbidden(403, {"reason": "Forbidden", "message": "watch refused"})
+
+        refusing.before_watch = refuse
+        a = field.candidate("pod-a")
+        b = field.candidate("pod-b", client=refusing)
+        a.start(field.tracker.lead_for("pod-a"))
+        await first_leader(a)
+        with capture_logs() as logs:
+            b.start(field.tracker.lead_for("pod-b"))
+            await asyncio.sleep(3 * RETRY_PERIOD)
+            await a.stop()
+            await a.election.release()
+            released_at = time.monotonic()
+            await first_leader(b)
+            handover = time.monotonic() - released_at
+
+        assert handover <= MAX_JITTERED_RETRY + MARGIN
+        assert 1 == len(events(logs, "lease_watch_refused"))
+        assert not events(logs, "lease_release_seen")
 
 
 class TestLostRenewals:

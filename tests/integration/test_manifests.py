@@ -262,6 +262,7 @@ class TestLeastPrivilege:
             ("watch", "policyreports.wgpolicyk8s.io", "default"),
             ("list", "clustervulnerabilityreports.aquasecurity.github.io", ""),
             ("update", "leases.coordination.k8s.io", "zen-system"),
+            ("watch", "leases.coordination.k8s.io", "zen-system"),
             ("watch", "configmaps/zen-watcher-filter", "zen-system"),
         ],
     )
@@ -280,6 +281,8 @@ class TestLeastPrivilege:
             ("create", "configmaps", "zen-system"),
             ("update", "leases.coordination.k8s.io", "default"),
             ("delete", "leases.coordination.k8s.io", "zen-system"),
+            ("list", "leases.coordination.k8s.io", "zen-system"),
+            ("watch", "leases.coordination.k8s.io", "default"),
             ("update", "policyreports.wgpolicyk8s.io", "default"),
             ("create", "pods", "default"),
             ("create", "clusterrolebindings.rbac.authorization.k8s.io", ""),

@@ -1,9 +1,10 @@
 """The leader elector: acquire a Lease, run the leader's work while renewing it, stop on loss.
 
 Semantics follow client-go's tools/leaderelection on a coordination.k8s.io Lease (see
-`leader.record`). A term ends when a renewal misses its deadline, another holder shows up, or
+`election.record`). A term ends when a renewal misses its deadline, another holder shows up, or
 the work itself ends; the work is cancelled and awaited before anything else happens. Graceful
-shutdown cancels `run()`, then calls `release()` so a follower takes over.
+shutdown cancels `run()`, then calls `release()`; a waiting candidate also watches the Lease
+(`election.release_watch`), so a follower takes over as soon as it sees the release.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from zenwatcher.election import record
+from zenwatcher.election import record, release_watch
 from zenwatcher.kube import errors, leases
 from zenwatcher.kube.client import KubeClient
 from zenwatcher.metrics import Metrics
@@ -84,6 +85,7 @@ class LeaderElector:
         self._lease: dict[str, Any] | None = None  # last Lease read or written (resourceVersion)
         self._renewed_at = 0.0  # monotonic start of the last successful write by this identity
         self._leading = asyncio.Event()
+        self._released = asyncio.Event()  # set by the release watch while acquiring
         self._tried = False  # whether an attempt at the Lease has ended yet
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
         self._log = logger.bind(lease=f"{namespace}/{name}", identity=identity)
@@ -134,13 +136,31 @@ class LeaderElector:
             await asyncio.shield(self._release())
 
     async def _acquire(self) -> None:
-        """Try at once, then every jittered retry period, until the Lease is ours."""
-        while True:
-            acquired = await self._try_acquire()
-            self._tried = True  # in the same step as _leading.set(): no moment between
-            if acquired:
-                break
-            await self._sleep_until_next_attempt()
+        """Try at once, then every jittered retry period (or as soon as the Lease is seen
+        released), until the Lease is ours."""
+        self._released.clear()
+        acquired = await self._try_acquire()
+        self._tried = True  # in the same step as _leading.set(): no moment between
+        if not acquired:
+            # Watched from the version just read: only a release after this read wakes us.
+            watcher = asyncio.create_task(
+                release_watch.watch_releases(
+                    client=self._client,
+                    namespace=self._namespace,
+                    name=self._name,
+                    resource_version=self._read_version,
+                    wake=self._released.set,
+                    retry_period=self._retry_period,
+                ),
+                name=f"lease-watch:{self._name}",
+            )
+            try:
+                while not acquired:
+                    await self._sleep_until_next_attempt()
+                    self._released.clear()  # a release seen from here on means try again
+                    acquired = await self._try_acquire()
+            finally:
+                await _cancel_and_wait(watcher)
         self._leading.set()
         self._metrics.leader.set(1)
         self._metrics.leader_transitions.labels(direction="acquired").inc()
@@ -339,13 +359,21 @@ class LeaderElector:
             self._log.error("leader_work_failed", exc_info=error)
 
     async def _sleep_until_next_attempt(self) -> None:
-        """A jittered retry period, cut short to try right when the observed lease expires."""
+        """A jittered retry period, cut short to try right when the observed lease expires or
+        the release watch sees the Lease released."""
         delay = self._retry_period * (1.0 + self._random.random() * JITTER_FACTOR)
         current, changed_at = self._observed.record, self._observed.changed_at
         if current is not None and current.holder and changed_at is not None:
             until_expiry = changed_at + current.lease_duration_seconds - self._clock()
             delay = min(delay, max(EXPIRY_MARGIN, until_expiry + EXPIRY_MARGIN))
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._released.wait()
+
+    def _read_version(self) -> str:
+        """The resourceVersion of the Lease last read or written ("" before the first)."""
+        metadata = (self._lease or {}).get("metadata") or {}
+        return str(metadata.get("resourceVersion") or "")
 
     async def _sleep_jittered(self) -> None:
         """client-go wait.Jitter: retry_period stretched by up to JITTER_FACTOR."""

@@ -1,0 +1,100 @@
+"""Wakes a waiting candidate as soon as the Lease it waits for is released or deleted.
+
+client-go's candidates only poll, once a retry period; after a graceful release a follower
+therefore leads up to a whole (jittered) retry period later. Here a candidate also watches its
+one Lease (a field selector on its name) from the resourceVersion it last read, and tries again
+at once when the holder is cleared or the Lease is gone. The watch decides nothing: the
+candidate still reads the Lease and writes it under its resourceVersion as before, only sooner.
+Where the watch cannot run (RBAC without `watch` on leases, a proxy that breaks streams) the
+candidate simply polls as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from urllib.parse import quote
+
+import structlog
+
+from zenwatcher.kube import errors, leases, watching
+from zenwatcher.kube.client import KubeClient
+
+logger = structlog.get_logger()
+
+# A follower can wait for hours; the server ends each watch after this many seconds (spread so
+# that the replicas' watches do not end in step) and the next one starts from a fresh read.
+SERVER_TIMEOUT_RANGE = (240, 360)
+INACTIVITY_TIMEOUT = 120.0  # two bookmark periods: the API server sends one a minute
+# A watch that ends sooner than this with nothing seen is a broken stream, not a server timeout.
+SHORT_WATCH_SECONDS = 1.0
+_RANDOM = random.Random()  # noqa: S311 - spreads watch timeouts; not a secret
+
+
+def named_lease_path(namespace: str, name: str) -> str:
+    """The Leases of `namespace` narrowed to `name`: a watch of one object."""
+    selector = quote(f"metadata.name={name}", safe="")
+    return f"{leases.collection_path(namespace)}?fieldSelector={selector}"
+
+
+def is_release(event: watching.WatchEvent) -> bool:
+    """Did this event leave the Lease free to take: deleted, or no holder named?"""
+    if event.type == "DELETED":
+        return True
+    if event.type == "BOOKMARK":
+        return False
+    spec = event.object.get("spec") or {}
+    return not spec.get("holderIdentity")
+
+
+async def watch_releases(
+    *,
+    client: KubeClient,
+    namespace: str,
+    name: str,
+    resource_version: Callable[[], str],
+    wake: Callable[[], None],
+    retry_period: float,
+) -> None:
+    """Call `wake()` on every release of the Lease, until cancelled (or refused by RBAC).
+
+    Each watch starts from `resource_version()`: the version the candidate last read, so only
+    what happened after that read can wake it.
+    """
+    log = logger.bind(lease=f"{namespace}/{name}")
+    path = named_lease_path(namespace, name)
+    resume_from = ""  # after a normal end: the last version this watch saw
+    while True:
+        version = resume_from or resource_version()
+        resume_from = ""
+        started, seen = time.monotonic(), 0
+        if version:
+            try:
+                stream = watching.watch_stream(
+                    client,
+                    path=path,
+                    resource_version=version,
+                    server_timeout=_RANDOM.randint(*SERVER_TIMEOUT_RANGE),
+                    inactivity_timeout=INACTIVITY_TIMEOUT,
+                )
+                async with contextlib.aclosing(stream):
+                    async for event in stream:
+                        seen += 1
+                        version = event.resource_version or version
+                        if is_release(event):
+                            log.info("lease_release_seen", type=event.type)
+                            wake()
+            except errors.Forbidden as error:
+                log.warning("lease_watch_refused", error=str(error))
+                return
+            except (errors.ApiError, errors.TransportError) as error:
+                # 410 included: the next watch starts from the candidate's newer read.
+                log.debug("lease_watch_restarted", error=str(error))
+            else:
+                if seen or time.monotonic() - started >= SHORT_WATCH_SECONDS:
+                    resume_from = version  # the server's timeout: watch on at once
+                    continue
+        await asyncio.sleep(retry_period * (1.0 + _RANDOM.random()))

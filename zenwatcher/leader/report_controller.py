@@ -171,10 +171,17 @@ class ReportController:
     def _enter(self, namespace: str, group: asyncio.TaskGroup) -> None:
         if namespace in self._namespaces:
             return
+        set_up = self._set_up_namespace(namespace, group)
+        try:
+            task = group.create_task(set_up, name=f"namespace-{namespace}")
+        except RuntimeError:
+            # The term is ending and its group takes no new task; the next term reads the
+            # scope afresh, this namespace included.
+            set_up.close()
+            logger.info("namespace_left_to_next_term", namespace=namespace)
+            return
         self._namespaces.add(namespace)
-        self._entering[namespace] = group.create_task(
-            self._set_up_namespace(namespace, group), name=f"namespace-{namespace}"
-        )
+        self._entering[namespace] = task
 
     async def _set_up_namespace(self, namespace: str, group: asyncio.TaskGroup) -> None:
         """A namespace entered the scope: its Observations, its informers, then its orphans."""

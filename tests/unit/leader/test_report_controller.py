@@ -102,3 +102,42 @@ def test_only_a_written_open_phase_counts_as_open() -> None:
     del bare["status"]
     assert Phase.OPEN == existing_from(observation("open"))[1].phase
     assert Phase.OPEN != existing_from(bare)[1].phase
+
+
+async def test_a_namespace_entering_as_the_term_ends_is_left_to_the_next_term() -> None:
+    """The scope can change while the term's task group shuts down (the Namespace informer runs
+    outside the term): the change is not started in the dying group, and the scope watcher that
+    delivered it gets no error. (A failing task stands in for the term's end.)"""
+    metrics = Metrics(CollectorRegistry())
+    controller = ReportController(
+        context=LeaderContext(
+            client=cast("KubeClient", ListFailingHalfWay()),
+            settings=Settings.from_env({}),
+            queue=asyncio.Queue(),
+            filters=FilterState(),
+            accounting=Accounting(metrics),
+            metrics=metrics,
+        )
+    )
+
+    async def term_ends() -> None:
+        raise ValueError("the term ends")
+
+    async def scope_change_while_stopping() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            controller.namespace_entered("late")
+
+    async def term() -> None:
+        async with asyncio.TaskGroup() as group:
+            controller._group = group
+            group.create_task(scope_change_while_stopping())
+            group.create_task(term_ends())
+            await asyncio.Event().wait()
+
+    with pytest.raises(ExceptionGroup) as raised:
+        await term()
+    assert [ValueError] == [type(error) for error in raised.value.exceptions]
+    assert "late" not in controller._namespaces
+    assert {} == controller._entering

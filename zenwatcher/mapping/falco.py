@@ -50,14 +50,9 @@ def map_falco_alert(alert: Any) -> Finding:
     Raises `Rejected` for a non-object, a missing rule or a wrongly typed field, and
     `Ignored("internal")` for Falco's own events (metrics snapshots, drop notices).
     """
-    if not isinstance(alert, dict):
-        raise rejection.Rejected(
-            "not_an_object", f"a Falco alert must be a JSON object, got {type(alert).__name__}"
-        )
-    falco_source = _optional_str(alert, "source")
-    rule = _rule(alert, falco_source=falco_source)
-    fields = _output_fields(alert)
-    tags = _tags(alert)  # checked now: a bad field rejects the alert, not its later write
+    falco_source, rule, raw_fields = _checked(alert)
+    fields = {str(key): item for key, item in raw_fields.items() if item is not None}
+    tags = [tag for tag in alert.get("tags") or () if isinstance(tag, str)]
     priority = alert.get("priority")
     return Finding(
         source=SOURCE,
@@ -77,28 +72,41 @@ def map_falco_alert(alert: Any) -> Finding:
 
 
 def falco_repeat_key(alert: Any) -> tuple[str, ...] | None:
-    """The identity `map_falco_alert` would give this alert, read without building its finding,
-    or None when only the full mapping may judge it (not an object, an internal event, a rule
-    missing, a field of the wrong type): then the caller maps it, and it is rejected or ignored
-    there, with its reason. The checks are `map_falco_alert`'s: an alert gets an identity here
-    exactly when it maps to a finding."""
+    """The identity `map_falco_alert` gives this alert, read without building its finding, or
+    None when the mapping would refuse it (rejected or ignored): the caller then maps it, and
+    it is counted there with its reason. Both read the alert through `_checked`."""
+    try:
+        falco_source, rule, fields = _checked(alert)
+    except (rejection.Rejected, rejection.Ignored):
+        return None
+    # Output fields that are null read as "" in the identity, as if absent.
+    return _identity(alert, rule=rule, fields=fields, falco_source=falco_source)
+
+
+def _checked(alert: Any) -> tuple[str, str, dict[str, Any]]:
+    """Falco's source, the rule and the output fields as sent, once every field the mapping
+    reads has its type (tags included: a bad field rejects the alert, not its later write).
+
+    Raises `Rejected` or `Ignored`, with the reason the alert is counted under.
+    """
     if type(alert) is not dict:
-        return None
-    source, raw = alert.get("source"), alert.get("rule")
-    fields, tags = alert.get("output_fields", {}), alert.get("tags")
-    if (
-        (source is not None and type(source) is not str)
-        or type(raw) is not str
-        or (fields is not None and type(fields) is not dict)
-        or (tags is not None and type(tags) is not list)
-    ):
-        return None
-    falco_source = source.strip() if source else ""
-    rule = raw.strip()
-    if not rule or falco_source == INTERNAL_SOURCE or raw.startswith(INTERNAL_RULE_PREFIX):
-        return None
-    # Absent (None) output fields read as "" in the identity, as _output_fields drops them.
-    return _identity(alert, rule=rule, fields=fields or {}, falco_source=falco_source)
+        raise rejection.Rejected(
+            "not_an_object", f"a Falco alert must be a JSON object, got {type(alert).__name__}"
+        )
+    falco_source = _optional_str(alert, "source")
+    rule = _rule(alert, falco_source=falco_source)
+    fields = alert.get("output_fields")
+    if fields is not None and type(fields) is not dict:
+        raise rejection.Rejected(
+            "invalid_field",
+            f"Falco alert field output_fields must be an object, got {type(fields).__name__}",
+        )
+    tags = alert.get("tags")
+    if tags is not None and type(tags) is not list:
+        raise rejection.Rejected(
+            "invalid_field", f"Falco alert field tags must be an array, got {type(tags).__name__}"
+        )
+    return falco_source, rule, fields or {}
 
 
 def _rule(alert: Mapping[str, Any], *, falco_source: str) -> str:
@@ -125,29 +133,6 @@ def _optional_str(alert: Mapping[str, Any], key: str) -> str:
             "invalid_field", f"Falco alert field {key} must be a string, got {type(value).__name__}"
         )
     return value.strip()
-
-
-def _output_fields(alert: Mapping[str, Any]) -> dict[str, Any]:
-    value = alert.get("output_fields")
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise rejection.Rejected(
-            "invalid_field",
-            f"Falco alert field output_fields must be an object, got {type(value).__name__}",
-        )
-    return {str(key): item for key, item in value.items() if item is not None}
-
-
-def _tags(alert: Mapping[str, Any]) -> list[str]:
-    value = alert.get("tags")
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise rejection.Rejected(
-            "invalid_field", f"Falco alert field tags must be an array, got {type(value).__name__}"
-        )
-    return [tag for tag in value if isinstance(tag, str)]
 
 
 def _text(value: object) -> str:

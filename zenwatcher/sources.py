@@ -14,6 +14,7 @@ from typing import Any
 from zenwatcher.finding import Finding
 from zenwatcher.mapping import audit, falco
 from zenwatcher.mapping.audit.once import AuditJudgedOnce
+from zenwatcher.mapping.rejection import Skip
 from zenwatcher.mapping.reports.kinds import REPORT_TOOLS
 
 
@@ -25,8 +26,9 @@ class PushSource:
     path: str  # the webhook route
     split: Callable[[Any], list[Any]]  # a decoded body -> its events (Rejected when malformed)
     # A fresh mapper of one event: the audit mapper remembers which requests it judged, so each
-    # intake (and each `convert` run) has its own.
-    new_mapper: Callable[[], Callable[[Any], Finding]]
+    # intake (and each `convert` run) has its own. It answers a finding, or a `Skip` for a
+    # common outcome that is not one; it raises `Rejected` (and rarer `Ignored` verdicts).
+    new_mapper: Callable[[], Callable[[Any], Finding | Skip]]
     # An event's identity read without mapping it, so the intake counts a repeat cheaply (None
     # when the source has no such reading; `falco.falco_repeat_key` documents the contract).
     repeat_key: Callable[[Any], tuple[str, ...] | None] | None = None
@@ -44,7 +46,7 @@ PUSH_SOURCES: tuple[PushSource, ...] = (
         name="audit",
         path="/audit/webhook",
         split=audit.split_audit_body,
-        new_mapper=AuditJudgedOnce,
+        new_mapper=lambda: AuditJudgedOnce().judge,
     ),
 )
 PUSH_SOURCE_NAMES: tuple[str, ...] = tuple(source.name for source in PUSH_SOURCES)

@@ -13,7 +13,6 @@ import pstats
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -42,12 +41,13 @@ TEN_CLAUSES = (
 )
 
 
-def intake(source: str, map_event: Callable[[Any], Any], expression: str = "") -> EventIntake:
+def intake(source: str, expression: str = "") -> EventIntake:
+    """The source's intake as the daemon wires it: its mapper, its repeat key."""
     jobs: list[object] = []
     config = rules.parse_filter_config(orjson.dumps({"expression": expression}))
     return EventIntake(
         source=source,
-        map_event=map_event,
+        map_event=push_source(source).new_mapper(),
         filters=FilterState(config),
         dedup=DedupCache(window_seconds=60, max_size=10000),
         accounting=Accounting(Metrics(CollectorRegistry())),
@@ -72,7 +72,7 @@ def expression_cost(rounds: int = 20000, repeats: int = 7) -> None:
     cases = (("none", ""), ("simple", SIMPLE_EXPRESSION), ("ten clauses", TEN_CLAUSES))
     runs: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
     for label, text in cases:
-        falco_intake = intake("falco", falco.map_falco_alert, text)
+        falco_intake = intake("falco", text)
         config = rules.parse_filter_config(orjson.dumps({"expression": text}))
         assert rules.evaluate(config, finding) is None  # true: every clause evaluated
 
@@ -99,8 +99,8 @@ def expression_cost(rounds: int = 20000, repeats: int = 7) -> None:
 
 def main() -> int:
     falco_intake, audit_intake = (
-        intake("falco", falco.map_falco_alert),
-        intake("audit", audit.map_audit_event),
+        intake("falco"),
+        intake("audit"),
     )
     alert = falco_alert(0)
     events = payloads.audit_events()

@@ -20,7 +20,7 @@ import yaml
 
 from zenwatcher.filters import explain, rules
 from zenwatcher.finding import Finding
-from zenwatcher.mapping.rejection import Ignored, Rejected
+from zenwatcher.mapping.rejection import Ignored, Rejected, Skip
 from zenwatcher.mapping.reports import dispatch, kinds
 from zenwatcher.observation import observation_namespace, to_observation
 from zenwatcher.sources import PUSH_SOURCE_NAMES, PushSource, push_source
@@ -39,10 +39,10 @@ class Collected:
     notes: list[str] = field(default_factory=list)
     # One mapper per push source and run: the audit mapper judges each request once, so an
     # exec's ResponseStarted and ResponseComplete, in one file or two, are one.
-    mappers: dict[str, Callable[[Any], Finding]] = field(default_factory=dict)
+    mappers: dict[str, Callable[[Any], Finding | Skip]] = field(default_factory=dict)
     explain: bool = False  # say which value dropped each filtered finding
 
-    def mapper(self, source: PushSource) -> Callable[[Any], Finding]:
+    def mapper(self, source: PushSource) -> Callable[[Any], Finding | Skip]:
         """This run's mapper of `source`'s events."""
         if source.name not in self.mappers:
             self.mappers[source.name] = source.new_mapper()
@@ -150,13 +150,20 @@ def _events(source: PushSource, path: str, document: Any, collected: Collected) 
     findings = []
     for index, event in enumerate(events):
         try:
-            findings.append(map_event(event))
+            judged = map_event(event)
         except Ignored as ignored:
-            collected.notes.append(f"{path}: event {index} skipped ({ignored.reason}): {ignored}")
+            judged = Skip(ignored.reason, ignored.__str__)
         except Rejected as rejected:
             collected.notes.append(
                 f"{path}: event {index} rejected ({rejected.reason}): {rejected}"
             )
+            continue
+        if isinstance(judged, Skip):
+            collected.notes.append(
+                f"{path}: event {index} skipped ({judged.reason}): {judged.describe()}"
+            )
+        else:
+            findings.append(judged)
     return findings
 
 

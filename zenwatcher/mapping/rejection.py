@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # The rejected reason of an entry our own code failed on (a bug, logged with its traceback):
 # the entry is counted and skipped like a malformed one, and the rest goes on.
@@ -37,3 +38,18 @@ class Ignored(ValueError):
         if callable(self._message):
             self._message = self._message()
         return self._message
+
+
+@dataclass(slots=True)
+class Skip:
+    """What `Ignored` says, returned instead of raised where it is the common outcome: most
+    audited requests match no rule, and raising and catching an exception for each costs more
+    than reading the event. Counted as filtered{reason} exactly like Ignored; `describe()`
+    writes the message only when something reads it."""
+
+    reason: str
+    describe: Callable[[], str]
+
+    def as_ignored(self) -> Ignored:
+        """The same verdict as the exception, for callers that raise."""
+        return Ignored(self.reason, self.describe)

@@ -18,7 +18,7 @@ from zenwatcher.filters import rules
 from zenwatcher.filters.droplog import DROP_LOG
 from zenwatcher.filters.state import FilterState
 from zenwatcher.finding import Finding
-from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected
+from zenwatcher.mapping.rejection import INTERNAL_ERROR, Ignored, Rejected, Skip
 from zenwatcher.observation import observation_namespace
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import Decision, DedupCache
@@ -66,7 +66,7 @@ class EventIntake:
         self,
         *,
         source: str,
-        map_event: Callable[[Any], Finding],
+        map_event: Callable[[Any], Finding | Skip],
         filters: FilterState,
         dedup: DedupCache,
         accounting: Accounting,
@@ -130,14 +130,16 @@ class EventIntake:
         try:
             finding = self._map_event(event)
         except Ignored as ignored:
-            drop = (FILTERED, ignored.reason)
-            drops[drop] = drops.get(drop, 0) + 1
-            tally.filtered += 1
-            return
+            finding = Skip(ignored.reason, ignored.__str__)
         except Rejected as rejected:
             drop = (REJECTED, rejected.reason)
             drops[drop] = drops.get(drop, 0) + 1
             tally.reject(f"event {index}: {rejected}")
+            return
+        if isinstance(finding, Skip):
+            drop = (FILTERED, finding.reason)
+            drops[drop] = drops.get(drop, 0) + 1
+            tally.filtered += 1
             return
         config = self._filters.config
         reason = rules.evaluate(config, finding)

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from zenwatcher.filters import rules
 from zenwatcher.filters.state import FilterState
 from zenwatcher.mapping import falco
+from zenwatcher.mapping.rejection import Ignored, Skip
 from zenwatcher.metrics import Metrics
 from zenwatcher.pipeline.accounting import Accounting
 from zenwatcher.pipeline.dedup import DedupCache
@@ -161,3 +162,19 @@ def test_with_a_filter_for_the_source_every_event_is_mapped_and_judged() -> None
     assert 1 == counted(
         metrics, "zen_watcher_events_total", bucket="filtered", reason="min_severity"
     )
+
+
+def test_a_returned_skip_counts_as_a_raised_ignored() -> None:
+    """A mapper may return a Skip (the audit mapper does, for most events) or raise Ignored:
+    either is filtered{reason}, nothing is queued, nothing is rejected."""
+
+    def mapper(event: Any) -> Any:
+        if event == "skip":
+            return Skip("no_rule", lambda: "no rule matches")
+        raise Ignored("no_rule", "no rule matches")
+
+    intake, metrics, queued = make_intake(mapper)
+    tally = intake.process(["skip", "raise", "skip"])
+    assert (tally.accepted, tally.filtered, tally.rejected) == (0, 3, 0)
+    assert [] == queued
+    assert 3 == counted(metrics, "zen_watcher_events_total", bucket="filtered", reason="no_rule")

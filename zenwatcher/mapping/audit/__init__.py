@@ -8,6 +8,7 @@ from zenwatcher.mapping.audit.events import (
     STREAMING_AT_ANY,
     audit_id,
     is_streaming,
+    judge_audit_event,
     map_audit_event,
     split_audit_body,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "STREAMING_AT_ANY",
     "audit_id",
     "is_streaming",
+    "judge_audit_event",
     "map_audit_event",
     "split_audit_body",
 ]

@@ -1,7 +1,8 @@
 """Kubernetes API-server audit events mapped to findings (docs/design.md §4).
 
 `split_audit_body` unpacks a webhook body; `map_audit_event` type-checks one Event, judges it only
-at the stage its request is judged at, runs the rule table (`rules`) and builds the finding.
+at the stage its request is judged at, runs the rule table (`rules`) and builds the finding
+(`judge_audit_event` is the same, returning what is not a finding instead of raising it).
 Its identity is the rule, user, verb and objectRef (docs/design.md §3): never auditID, times,
 IPs, agent.
 """
@@ -100,17 +101,31 @@ def map_audit_event(
     `Ignored("stage")` for a stage not judged and `Ignored("no_rule")` when no rule of
     docs/design.md §4 matches.
     """
+    judged = judge_audit_event(event, streaming_judged_at=streaming_judged_at)
+    if isinstance(judged, rejection.Skip):
+        raise judged.as_ignored()
+    return judged
+
+
+def judge_audit_event(
+    event: Any, *, streaming_judged_at: frozenset[str] = STREAMING_AT_START
+) -> Finding | rejection.Skip:
+    """`map_audit_event` for the webhook intake: a stage not judged and a request no rule
+    matches (most audited requests) are returned as a `Skip`, not raised. `Rejected` is still
+    raised for a malformed event."""
     if not isinstance(event, dict):
         raise rejection.Rejected("not_an_object", _shape_message(event))
     request = read_request(event)
-    _check_stage(
+    skipped = _check_stage(
         event["stage"],  # read_request checked it
         streaming=is_streaming(event),
         streaming_judged_at=streaming_judged_at,
     )
+    if skipped is not None:
+        return skipped
     verdicts = rules.matches(request)
     if not verdicts:
-        raise rejection.Ignored(
+        return rejection.Skip(
             "no_rule", lambda: f"no audit rule matches {request.verb} {_target(request)}"
         )
     verdict = rules.most_severe(verdicts)
@@ -130,12 +145,15 @@ def map_audit_event(
     )
 
 
-def _check_stage(stage: str, *, streaming: bool, streaming_judged_at: frozenset[str]) -> None:
+def _check_stage(
+    stage: str, *, streaming: bool, streaming_judged_at: frozenset[str]
+) -> rejection.Skip | None:
     # By default a streaming request's Panic follows its ResponseStarted: not judged twice.
     judged_at = streaming_judged_at if streaming else STAGES_COMPLETE
-    if stage not in judged_at:
-        kind = "streaming" if streaming else "normal"
-        raise rejection.Ignored("stage", f"a {kind} request is not judged at stage {stage}")
+    if stage in judged_at:
+        return None
+    kind = "streaming" if streaming else "normal"
+    return rejection.Skip("stage", lambda: f"a {kind} request is not judged at stage {stage}")
 
 
 def _identity(

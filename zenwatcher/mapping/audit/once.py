@@ -3,7 +3,7 @@ keeps.
 
 A streaming request (exec, attach, portforward) is judged at the first of its stages that
 arrives: ResponseStarted normally, ResponseComplete when the audit policy omits ResponseStarted
-(`omitStages`), which `map_audit_event`'s default would filter as `stage` and so lose every exec.
+(`omitStages`), which `judge_audit_event`'s default would filter as `stage` and so lose every exec.
 The auditIDs judged are remembered for a day, at most `max_size` of them, oldest forgotten
 first; a session that outlives that is counted once more when it ends (same Observation).
 Normal requests have one judged stage and need no memory. One event loop owns an instance.
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from zenwatcher.finding import Finding
-from zenwatcher.mapping.audit.events import STREAMING_AT_ANY, is_streaming, map_audit_event
-from zenwatcher.mapping.rejection import Ignored
+from zenwatcher.mapping.audit.events import STREAMING_AT_ANY, is_streaming, judge_audit_event
+from zenwatcher.mapping.rejection import Skip
 
 DEFAULT_TTL_SECONDS = 24 * 3600.0
 DEFAULT_MAX_SIZE = 10_000  # about 2 MB of auditIDs; exec sessions are rare next to other requests
@@ -43,20 +43,33 @@ class AuditJudgedOnce:
         return len(self._judged)
 
     def __call__(self, event: Any) -> Finding:
-        finding = map_audit_event(event, streaming_judged_at=STREAMING_AT_ANY)
-        # Only findings reach here (most events raised Ignored above), so this check is rare.
-        if is_streaming(event):
-            self._judge_once(event["auditID"])  # map_audit_event checked it is a string
+        """The finding, or `Ignored`/`Rejected` raised (what `zen-watcher convert` reports)."""
+        judged = self.judge(event)
+        if isinstance(judged, Skip):
+            raise judged.as_ignored()
+        return judged
+
+    def judge(self, event: Any) -> Finding | Skip:
+        """The finding, or a `Skip` for an event that is not one (the webhook intake's form,
+        `judge_audit_event`'s); `Rejected` is raised."""
+        finding = judge_audit_event(event, streaming_judged_at=STREAMING_AT_ANY)
+        # Only findings go on (most events are skipped above), so this check is rare.
+        if isinstance(finding, Finding) and is_streaming(event):
+            audit_id: str = event["auditID"]  # judge_audit_event checked it is a string
+            if not self._judge_once(audit_id):
+                return Skip("stage", lambda: f"request {audit_id} was judged at an earlier stage")
         return finding
 
-    def _judge_once(self, audit_id: str) -> None:
+    def _judge_once(self, audit_id: str) -> bool:
+        """Remember `audit_id` as judged now; False if it already was."""
         now = self._clock()
         self._forget_expired(now)
         if audit_id in self._judged:
-            raise Ignored("stage", f"request {audit_id} was judged at an earlier stage")
+            return False
         if len(self._judged) >= self._max_size:
             self._judged.popitem(last=False)
         self._judged[audit_id] = now
+        return True
 
     def _forget_expired(self, now: float) -> None:
         judged = self._judged

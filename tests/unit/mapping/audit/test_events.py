@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness import payloads
 from tests.harness.audit_events import event, outcome, pod
 from tests.harness.paths import SHARED_FIXTURES
 from zenwatcher.finding import Category, Finding, ResourceRef, Severity
@@ -845,3 +846,44 @@ class TestIdentity:
         second = audit.map_audit_event(created("web-bbbbb"))
         assert first.name == second.name
         assert "web-" == first.identity[-1]
+
+
+class TestJudgeReturnsWhatMapRaises:
+    """`judge_audit_event` (the intake's form) and `map_audit_event` give one verdict: the same
+    finding, or a Skip whose reason and message are the Ignored's; Rejected is raised by both."""
+
+    def verdicts(self, evt: object, **kwargs: Any) -> tuple[object, object]:
+        try:
+            judged: object = audit.judge_audit_event(evt, **kwargs)
+        except rejection.Rejected as rejected:
+            judged = ("Rejected", rejected.reason, str(rejected))
+        else:
+            if isinstance(judged, rejection.Skip):
+                judged = ("Ignored", judged.reason, judged.describe())
+        try:
+            mapped: object = audit.map_audit_event(evt, **kwargs)
+        except (rejection.Ignored, rejection.Rejected) as error:
+            mapped = (type(error).__name__, error.reason, str(error))
+        return judged, mapped
+
+    def test_fixture_events_and_routine_ones(self) -> None:
+        cases: list[object] = [
+            *payloads.audit_events(include_malformed=True),
+            event(verb="get", subresource="log", code=200),
+            event(resource="secrets", stage="RequestReceived", code=None),
+            "text",
+        ]
+        for case in cases:
+            for stages in (audit.STREAMING_AT_ANY, frozenset({"ResponseStarted"})):
+                judged, mapped = self.verdicts(case, streaming_judged_at=stages)
+                if isinstance(judged, Finding):
+                    assert isinstance(mapped, Finding)
+                    assert judged.name == mapped.name
+                else:
+                    assert judged == mapped
+
+    def test_a_request_no_rule_matches_is_returned_not_raised(self) -> None:
+        judged = audit.judge_audit_event(event(verb="get", subresource="log", code=200))
+        assert isinstance(judged, rejection.Skip)
+        assert "no_rule" == judged.reason
+        assert judged.describe().startswith("no audit rule matches get pods/log")

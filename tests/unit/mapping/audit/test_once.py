@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from tests.harness.paths import SHARED_FIXTURES
+from zenwatcher.finding import Finding
 from zenwatcher.mapping import audit
 from zenwatcher.mapping.audit.once import AuditJudgedOnce
-from zenwatcher.mapping.rejection import Ignored
+from zenwatcher.mapping.rejection import Ignored, Skip
 
 
 def exec_event(stage: str, audit_id: str | None = None) -> dict[str, Any]:
@@ -77,3 +78,14 @@ def test_memory_is_bounded_in_time_and_size() -> None:
     now[0] = 150.0  # "b" and "c" expire
     assert "pod_exec" == outcome(judge, exec_event("ResponseComplete", audit_id="b"))
     assert 1 == len(judge)
+
+
+def test_judge_returns_the_later_stage_as_a_skip() -> None:
+    """The intake's form: an exec's second judged stage is a Skip("stage"), not raised."""
+    judge = AuditJudgedOnce()
+    first = judge.judge(exec_event("ResponseStarted"))
+    later = judge.judge(exec_event("ResponseComplete"))
+    assert isinstance(first, Finding)
+    assert isinstance(later, Skip)
+    assert "stage" == later.reason
+    assert "judged at an earlier stage" in later.describe()

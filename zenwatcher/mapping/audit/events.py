@@ -116,13 +116,15 @@ def judge_audit_event(
     if not isinstance(event, dict):
         raise rejection.Rejected("not_an_object", _shape_message(event))
     request = read_request(event)
-    skipped = _check_stage(
-        event["stage"],  # read_request checked it
-        streaming=is_streaming(event),
-        streaming_judged_at=streaming_judged_at,
-    )
-    if skipped is not None:
-        return skipped
+    stage: str = event["stage"]  # read_request checked it
+    # A stage judged for both kinds of request needs no look at which kind this is (with
+    # STREAMING_AT_ANY, as the intake judges, that is every ResponseComplete).
+    if stage not in STAGES_COMPLETE or stage not in streaming_judged_at:
+        skipped = _check_stage(
+            stage, streaming=is_streaming(event), streaming_judged_at=streaming_judged_at
+        )
+        if skipped is not None:
+            return skipped
     verdicts = rules.matches(request)
     if not verdicts:
         return rejection.Skip(

@@ -25,7 +25,6 @@ from zenwatcher.kube import config as kube_config
 from zenwatcher.kube import observations
 from zenwatcher.kube.client import KubeClient
 
-VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"
 KEY = "zen.kube-zen.io/shard"
 VALUE = "bench"
 POLL_SECONDS = 0.01
@@ -44,7 +43,7 @@ async def _until_written(client: KubeClient, namespace: str, count: int, started
 async def _labelled_later(running: cluster.Cluster, client: KubeClient) -> float:
     name = f"bench-sel-{uuid.uuid4().hex[:8]}"
     running.kubectl("create", "namespace", name)
-    report = fx.placed(fx.load_fixture(VULNS), name)
+    report = fx.placed(fx.load_fixture(fx.VULNS), name)
     fx.apply(running, report)
     await asyncio.sleep(1.0)  # the report is settled; nothing is watching it yet
     started = time.monotonic()
@@ -61,7 +60,7 @@ async def _labelled_later(running: cluster.Cluster, client: KubeClient) -> float
 
 async def _created_labelled(running: cluster.Cluster, client: KubeClient) -> float:
     name = f"bench-sel-{uuid.uuid4().hex[:8]}"
-    report = fx.placed(fx.load_fixture(VULNS), name)
+    report = fx.placed(fx.load_fixture(fx.VULNS), name)
     started = time.monotonic()
     await client.request(
         "POST",

@@ -17,8 +17,6 @@ from zenwatcher.kube.client import KubeClient
 
 pytestmark = pytest.mark.apiserver
 
-VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"  # two critical vulnerabilities
-
 
 def _falco_names(control_plane: cluster.Cluster, namespace: str) -> set[str]:
     return {
@@ -65,7 +63,7 @@ def test_over_budget_findings_wait_least_severe_first(
     assert 200 == daemon.post("/falco/webhook", orjson.dumps(critical))[0]
     wait_for(lambda: len(_falco_names(control_plane, namespace)) == 5, timeout=30)
 
-    vulns = fx.placed(fx.load_fixture(VULNS), namespace)
+    vulns = fx.placed(fx.load_fixture(fx.VULNS), namespace)  # two critical vulnerabilities
     fx.apply(control_plane, vulns)
     wait_for(
         lambda: (

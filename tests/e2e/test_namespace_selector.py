@@ -23,8 +23,6 @@ from tests.harness.daemons import StartDaemon
 from tests.harness.payloads import unique_alert
 from tests.harness.polling import wait_for
 
-POLICY = "kyverno/policyreport-pod-pass-fail.yaml"
-VULNS = "trivy/vulnerabilityreport-docs-nginx.yaml"
 SHARD = "zen.kube-zen.io/shard"
 
 
@@ -89,7 +87,7 @@ class TestFollowsLabels:
         daemon = start_daemon(
             WATCH_NAMESPACE_SELECTOR=f"{SHARD}={value}", REPORT_RESOLVE_GRACE_SECONDS="1"
         )
-        vulns = fx.placed(fx.load_fixture(VULNS), target)
+        vulns = fx.placed(fx.load_fixture(fx.VULNS), target)
         fx.apply(control_plane, vulns)
         time.sleep(2)
         assert {} == fx.observations(control_plane, target)
@@ -108,7 +106,7 @@ class TestFollowsLabels:
         ns.label(control_plane, target, SHARD, "elsewhere")
         wait_for(lambda: left_scope(daemon, target))
         fx.delete(control_plane, vulns)
-        fx.apply(control_plane, fx.placed(fx.load_fixture(POLICY), target))
+        fx.apply(control_plane, fx.placed(fx.load_fixture(fx.POLICY), target))
         time.sleep(4)  # four times the grace: a resolve would have happened
         assert before == resource_versions(control_plane, target)
         assert dict.fromkeys(names, "Open") == fx.phases(control_plane, target)
@@ -184,7 +182,7 @@ class TestTwoShards:
         shard_b = start_daemon(
             WATCH_NAMESPACE_SELECTOR=f"{SHARD} in ({b})", LEADER_ELECTION_ID="shard-b", **common
         )
-        reports = {name: fx.placed(fx.load_fixture(VULNS), name) for name in (first, second)}
+        reports = {name: fx.placed(fx.load_fixture(fx.VULNS), name) for name in (first, second)}
         fx.apply(control_plane, *reports.values())
         for name in (first, second):
             wanted = dict.fromkeys(fx.finding_names(reports[name]), "Open")

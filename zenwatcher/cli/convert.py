@@ -152,7 +152,7 @@ def _events(source: PushSource, path: str, document: Any, collected: Collected) 
         try:
             judged = map_event(event)
         except Ignored as ignored:
-            judged = Skip(ignored.reason, ignored.__str__)
+            judged = ignored.as_skip()
         except Rejected as rejected:
             collected.notes.append(
                 f"{path}: event {index} rejected ({rejected.reason}): {rejected}"

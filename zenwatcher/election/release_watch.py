@@ -28,10 +28,7 @@ logger = structlog.get_logger()
 # A follower can wait for hours; the server ends each watch after this many seconds (spread so
 # that the replicas' watches do not end in step) and the next one starts from a fresh read.
 SERVER_TIMEOUT_RANGE = (240, 360)
-INACTIVITY_TIMEOUT = 120.0  # two bookmark periods: the API server sends one a minute
-# A watch that ends sooner than this with nothing seen is a broken stream, not a server timeout.
-SHORT_WATCH_SECONDS = 1.0
-_RANDOM = random.Random()  # noqa: S311 - spreads watch timeouts; not a secret
+_RANDOM = random.Random()  # noqa: S311 - spreads retries; not a secret
 
 
 def named_lease_path(namespace: str, name: str) -> str:
@@ -77,8 +74,8 @@ async def watch_releases(
                     client,
                     path=path,
                     resource_version=version,
-                    server_timeout=_RANDOM.randint(*SERVER_TIMEOUT_RANGE),
-                    inactivity_timeout=INACTIVITY_TIMEOUT,
+                    server_timeout=watching.watch_timeout(SERVER_TIMEOUT_RANGE),
+                    inactivity_timeout=watching.DEFAULT_INACTIVITY_TIMEOUT,
                 )
                 async with contextlib.aclosing(stream):
                     async for event in stream:
@@ -94,7 +91,7 @@ async def watch_releases(
                 # 410 included: the next watch starts from the candidate's newer read.
                 log.debug("lease_watch_restarted", error=str(error))
             else:
-                if seen or time.monotonic() - started >= SHORT_WATCH_SECONDS:
+                if seen or time.monotonic() - started >= watching.SHORT_WATCH_SECONDS:
                     resume_from = version  # the server's timeout: watch on at once
                     continue
         await asyncio.sleep(retry_period * (1.0 + _RANDOM.random()))

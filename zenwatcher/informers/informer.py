@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, NoReturn, Protocol, TypeVar
@@ -19,6 +18,7 @@ import structlog
 
 from zenwatcher.kube import errors, watching
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.kube.watching import DEFAULT_INACTIVITY_TIMEOUT, SHORT_WATCH_SECONDS, watch_timeout
 from zenwatcher.metrics import Metrics
 from zenwatcher.pacing import Backoff
 
@@ -28,15 +28,10 @@ RestartReason = Literal["normal_end", "gone", "timeout", "error"]
 RelistReason = Literal["initial", "gone"]
 ObjectKey = tuple[str, str]
 
-# A watch closed this fast with no event is a broken server or proxy, not a server timeout;
-# treating it as an error (with backoff) avoids a hot re-watch loop (client-go does the same).
-SHORT_WATCH_SECONDS = 1.0
-DEFAULT_INACTIVITY_TIMEOUT = 120.0  # two bookmark periods: the API server sends one a minute
 # client-go's rule: no backoff for this long means the server is healthy again, so start over.
 BACKOFF_RESET_SECONDS = 120.0
 
 _T = TypeVar("_T")
-_RANDOM = random.Random()  # noqa: S311 - spreads watch timeouts; not a secret
 
 
 class ResourceGone(Exception):
@@ -67,14 +62,6 @@ def object_key(obj: dict[str, Any]) -> ObjectKey:
     """(namespace, name); the namespace is "" for cluster-scoped objects."""
     metadata = obj.get("metadata") or {}
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
-
-
-def watch_timeout(bounds: tuple[int, int], *, rng: random.Random = _RANDOM) -> int:
-    """A server timeoutSeconds from `bounds`, so many clients' watches do not end in step."""
-    low, high = bounds
-    if not 0 < low <= high:
-        raise ValueError(f"watch timeout range must be 0 < low <= high, got {bounds!r}")
-    return rng.randint(low, high)
 
 
 async def informer(

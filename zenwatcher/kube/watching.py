@@ -9,6 +9,7 @@ is raised as the ApiError its Status names (410 → `errors.Gone`), as client-go
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -26,6 +27,11 @@ EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 
 # Status reasons that mean 410 when a server leaves the code out of an ERROR event.
 _EXPIRED_REASONS = frozenset({"Expired", "Gone"})
+# A watch closed this fast with no event is a broken server or proxy, not a server timeout;
+# treating it as an error (with backoff) avoids a hot re-watch loop (client-go does the same).
+SHORT_WATCH_SECONDS = 1.0
+DEFAULT_INACTIVITY_TIMEOUT = 120.0  # two bookmark periods: the API server sends one a minute
+_RANDOM = random.Random()  # noqa: S311 - spreads watch timeouts; not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,14 @@ class ListPage:
 
 class StreamIdle(errors.TransportError):
     """No line at all (not even a bookmark) arrived for the inactivity timeout."""
+
+
+def watch_timeout(bounds: tuple[int, int], *, rng: random.Random = _RANDOM) -> int:
+    """A server timeoutSeconds from `bounds`, so many clients' watches do not end in step."""
+    low, high = bounds
+    if not 0 < low <= high:
+        raise ValueError(f"watch timeout range must be 0 < low <= high, got {bounds!r}")
+    return rng.randint(low, high)
 
 
 def resource_version_of(document: Mapping[str, Any]) -> str:

@@ -39,6 +39,10 @@ class Ignored(ValueError):
             self._message = self._message()
         return self._message
 
+    def as_skip(self) -> Skip:
+        """The same verdict as a value, for callers that count returned verdicts."""
+        return Skip(self.reason, self.__str__)
+
 
 @dataclass(slots=True)
 class Skip:

@@ -130,7 +130,7 @@ class EventIntake:
         try:
             finding = self._map_event(event)
         except Ignored as ignored:
-            finding = Skip(ignored.reason, ignored.__str__)
+            finding = ignored.as_skip()
         except Rejected as rejected:
             drop = (REJECTED, rejected.reason)
             drops[drop] = drops.get(drop, 0) + 1

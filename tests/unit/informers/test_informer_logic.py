@@ -81,25 +81,25 @@ class TestWatchTimeout:
     def test_draws_stay_within_bounds_and_spread(self) -> None:
         """Server timeouts are integers in [low, high], and not all the same."""
         rng = random.Random(42)
-        draws = [informer.watch_timeout((300, 600), rng=rng) for _ in range(500)]
+        draws = [watching.watch_timeout((300, 600), rng=rng) for _ in range(500)]
         assert set() == {d for d in draws if not 300 <= d <= 600}
         assert len(set(draws)) > 100
 
     def test_both_ends_are_reachable(self) -> None:
         """The range is inclusive, like client-go's [min, max]."""
         rng = random.Random(7)
-        draws = {informer.watch_timeout((2, 3), rng=rng) for _ in range(100)}
+        draws = {watching.watch_timeout((2, 3), rng=rng) for _ in range(100)}
         assert {2, 3} == draws
 
     def test_a_single_value_range(self) -> None:
         """low == high pins the timeout (tests use this)."""
-        assert 5 == informer.watch_timeout((5, 5))
+        assert 5 == watching.watch_timeout((5, 5))
 
     @pytest.mark.parametrize("bounds", [(0, 10), (10, 5), (-1, 3)])
     def test_bad_ranges_are_refused(self, bounds: tuple[int, int]) -> None:
         """A zero, negative or inverted range is a configuration error."""
         with pytest.raises(ValueError, match="watch timeout range"):
-            informer.watch_timeout(bounds)
+            watching.watch_timeout(bounds)
 
 
 class TestDecodeEvent:

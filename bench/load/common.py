@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +112,45 @@ def daemon(
         yield process
     finally:
         process.stop()
+
+
+def wait_first_gc_sweep(target: DaemonProcess, *, timeout: float = 120.0) -> None:
+    """Until the leader's first GC sweep has run. It comes about 30 s after the Lease is taken
+    and lists every Observation in scope; after it the next is an hour away (GC_INTERVAL), so a
+    timed window that met it would weigh once in four rounds what a user meets once an hour."""
+    deadline = time.perf_counter() + timeout
+    while target.metric_sum("zen_watcher_gc_runs_total") < 1:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"no GC sweep within {timeout:.0f} s")
+        time.sleep(1.0)
+
+
+def wait_for_count(
+    target: DaemonProcess,
+    name: str,
+    goal: float,
+    *,
+    since: float,
+    counted_before: float = 0.0,
+    longest_sleep: float = 0.5,
+    on_poll: Callable[[], None] | None = None,
+    **labels: str,
+) -> float:
+    """Until the counter `name` (summed over `labels`) reaches `goal`; returns when it did
+    (perf_counter). Each scrape of /metrics costs the daemon's event loop a few milliseconds, so
+    the polls are spaced by half the time the remaining count takes at the rate so far, between
+    50 ms and `longest_sleep`: a handful of scrapes a round instead of one every 50 ms, and the
+    end still seen within 50 ms. `on_poll` runs at each poll (say, to sample the RSS)."""
+    while True:
+        counted = target.metric_sum(name, **labels)
+        now = time.perf_counter()
+        if on_poll is not None:
+            on_poll()
+        if counted >= goal:
+            return now
+        rate = (counted - counted_before) / max(now - since, 1e-3)
+        remaining = (goal - counted) / rate if rate > 0 else longest_sleep
+        time.sleep(min(longest_sleep, max(0.05, remaining / 2)))
 
 
 def process_cpu_seconds(pid: int | None) -> float:

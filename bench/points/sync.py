@@ -2,7 +2,8 @@
 
 PolicyReports of 50 failing results each and VulnerabilityReports of 300 vulnerabilities each
 are created first; then a daemon starts and is timed until every finding is created. The
-ceiling to compare with is the API server's raw create rate of as many Observations at the
+ceiling to compare with is the API server's raw create rate of the same Observations (built from
+the same reports by the daemon's own mapping, in a namespace of their own) at the
 writer's concurrency (bench.points.writes' raw client, pinned to the daemon's core), measured
 right before and right after the sync, on the same store: the sync's findings/s over the mean
 of the two is the point's `ratio_vs_raw_create`.
@@ -12,16 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from bench.load.common import daemon, process_cpu_seconds, rss
+from bench.load.common import daemon, process_cpu_seconds, rss, wait_for_count
 from bench.points import writes
 from tests.harness.controlplane import cluster
 from tests.harness.daemon_process import DaemonProcess
 from zenwatcher.kube import config as kube_config
 from zenwatcher.kube.client import KubeClient
+from zenwatcher.mapping.reports.dispatch import map_report
+from zenwatcher.observation import to_observation
 
 # One namespace holds every finding of a point (up to 60,000), more than the default
 # OBSERVATION_BUDGET_PER_NAMESPACE (25,000) admits.
@@ -142,12 +148,36 @@ class FirstWrite:
             time.sleep(0.02)
 
 
-def raw_create_rate(running: cluster.Cluster, count: int, *, tag: str) -> float:
+def report_bodies(documents: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    """The Observations a sync of `documents` writes, built by the daemon's own mapping and body
+    (phase Open, the shipped TTL), with the reports moved to `namespace`: equal objects for the
+    raw client, under names the sync's own do not clash with."""
+    now = datetime.now(UTC)
+    bodies = []
+    for document in documents:
+        moved = copy.deepcopy(document)
+        moved["metadata"]["namespace"] = namespace
+        moved["metadata"]["uid"] = str(uuid.uuid4())  # as the API server gives the listed report
+        if isinstance(moved.get("scope"), dict):
+            moved["scope"]["namespace"] = namespace
+        labels = moved["metadata"].get("labels", {})
+        if "trivy-operator.resource.namespace" in labels:
+            labels["trivy-operator.resource.namespace"] = namespace
+        for finding in map_report(moved).findings:
+            bodies.append(
+                to_observation(finding, namespace=namespace, now=now, ttl_seconds=writes.TTL)
+            )
+    return bodies
+
+
+def raw_create_rate(running: cluster.Cluster, documents: list[dict[str, Any]]) -> float:
     """Observations/s created straight through our client at the writer's concurrency, on the
-    daemon's core; they are deleted afterwards, so the store is left as it was."""
+    daemon's core, of the objects a sync of `documents` writes; they are deleted afterwards, so
+    the store is left as it was."""
     running.kubectl("create", "namespace", RAW_NAMESPACE, check=False)
+    bodies = report_bodies(documents, RAW_NAMESPACE)
     with writes.on_daemon_cpu():
-        rate = asyncio.run(writes.raw_rate(running, RAW_NAMESPACE, count, tag=tag))
+        rate = asyncio.run(writes.raw_rate(running, bodies))
     asyncio.run(writes.delete_all(running, (RAW_NAMESPACE,)))
     return rate
 
@@ -162,7 +192,7 @@ def sync_point(
 ) -> dict[str, Any]:
     running.kubectl("create", "namespace", namespace, check=False)
     asyncio.run(create_all(running, documents))
-    raw_before = raw_create_rate(running, findings, tag=f"{namespace}-b") if against_raw else 0.0
+    raw_before = raw_create_rate(running, documents) if against_raw else 0.0
     started = time.perf_counter()
     # A leader is not ready until its informers have listed, which with a big backlog waits on
     # the write queue: allow the whole sync.
@@ -178,14 +208,24 @@ def sync_point(
         **SYNC_OVERRIDES,
     ) as target:
         assert target.process is not None
+        pid = target.process.pid
         peak = 0
-        while target.metric_sum("zen_watcher_events_total", bucket="created") < findings:
-            peak = max(peak, rss(target.process.pid))
-            time.sleep(0.5)
+
+        def sample() -> None:
+            nonlocal peak
+            peak = max(peak, rss(pid))
             if time.perf_counter() - started > 1800:
                 raise RuntimeError("sync did not finish in 30 minutes")
-        elapsed = time.perf_counter() - started
-        peak = max(peak, rss(target.process.pid))
+
+        done = wait_for_count(
+            target,
+            "zen_watcher_events_total",
+            findings,
+            since=started,
+            on_poll=sample,
+            bucket="created",
+        )
+        elapsed = done - started
         # Whether our CPU or the API server bounds the sync: the daemon's share of its core.
         cpu = process_cpu_seconds(target.process.pid)
     result = {
@@ -206,7 +246,7 @@ def sync_point(
         result["writing_seconds"] = round(writing, 1)
         result["writing_findings_per_second"] = round(writing_rate, 1)
     if against_raw:
-        raw_after = raw_create_rate(running, findings, tag=f"{namespace}-a")
+        raw_after = raw_create_rate(running, documents)
         raw = (raw_before + raw_after) / 2
         result["raw_create_rounds"] = [round(raw_before, 1), round(raw_after, 1)]
         result["raw_create_per_second"] = round(raw, 1)

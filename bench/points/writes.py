@@ -174,25 +174,41 @@ def envelope(
 
 
 async def delete_all(running: cluster.Cluster, namespaces: tuple[str, ...]) -> None:
-    """Delete every Observation the point made (one deletecollection per namespace), so the
-    points that follow run against a store the size it was before. As admin: zen-watcher's
-    role has no deletecollection. The answer lists every deleted object and can be cut short
-    on a busy server; the deletion goes on regardless, so wait for the collection to empty."""
+    """Delete every Observation the point made (deletecollection per namespace), so the points
+    that follow run against a store the size it was before. As admin: zen-watcher's role has no
+    deletecollection. Over tens of thousands of objects the call can be cut short or time out
+    (504), and what it had not deleted by then may stay: it is sent again until the collection
+    is empty."""
     connection = await kube_config.load_connection(str(running.kubeconfig("admin")))
     client = KubeClient(connection=connection, timeout=300)
     try:
         for namespace in namespaces:
             path = observations.collection_path(namespace)
-            with contextlib.suppress(errors.TransportError):
-                await client.request("DELETE", path)
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                left = await client.request("GET", path, params={"limit": "1"})
-                if not left.get("items"):
+            deadline = time.monotonic() + 900
+            while True:
+                try:
+                    await client.request("DELETE", path)
+                except errors.TransportError:
+                    pass
+                except errors.ApiError as error:
+                    if error.status != 504:
+                        raise
+                if await _emptied(client, path, within=60.0):
                     break
-                await asyncio.sleep(1.0)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Observations in {namespace} not deleted in 15 minutes")
     finally:
         await client.close()
+
+
+async def _emptied(client: KubeClient, path: str, *, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        left = await client.request("GET", path, params={"limit": "1"})
+        if not left.get("items"):
+            return True
+        await asyncio.sleep(1.0)
+    return False
 
 
 @contextlib.contextmanager

@@ -142,7 +142,8 @@ def write_rows(rows: Rows, w: dict[str, Any] | None) -> None:
     where = f"client on CPU {w['raw_client_cpu']}, as the daemon"
     median = f"median of {w['rounds']} rounds" if w.get("rounds", 1) > 1 else "one round"
     rows.add(
-        f"Raw API create rate (concurrency 8, {where}, {median})",
+        f"Raw API create rate of the same objects ({w.get('object_bytes', '?')} bytes of JSON each; "
+        f"concurrency 8, {where}, {median})",
         w["raw_create_per_second"],
         "obj/s",
         "—",

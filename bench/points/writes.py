@@ -271,6 +271,7 @@ def run_writes(running: cluster.Cluster, *, quick: bool) -> dict[str, Any]:
         "concurrency": CONCURRENCY,
         "raw_client_cpu": DAEMON_CPU,
         "rounds": len(watcher_rounds),
+        "object_bytes": len(orjson.dumps(falco_bodies("bench-raw", "size", 1)[0])),
         "raw_create_per_second": round(raw, 1),
         "raw_create_rounds": [round(rate, 1) for rate in raw_rounds],
         "raw_create_unpinned_per_second": round(raw_unpinned, 1),

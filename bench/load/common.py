@@ -117,7 +117,7 @@ def daemon(
 def wait_first_gc_sweep(target: DaemonProcess, *, timeout: float = 120.0) -> None:
     """Until the leader's first GC sweep has run. It comes about 30 s after the Lease is taken
     and lists every Observation in scope; after it the next is an hour away (GC_INTERVAL), so a
-    timed window that met it would weigh once in four rounds what a user meets once an hour."""
+    timed round that met it would weigh in seconds what a user meets once an hour."""
     deadline = time.perf_counter() + timeout
     while target.metric_sum("zen_watcher_gc_runs_total") < 1:
         if time.perf_counter() > deadline:

@@ -181,8 +181,10 @@ def raw_create_rate(
     `watched`: as the sync's own creates are, by an idle zen-watcher whose scope is the raw
     namespace. The leader watches the metadata of every Observation in its scope (the findings
     gauge), so each create is also a watch event the API server sends and the daemon reads, on
-    the shared cores; that costs the raw client about a tenth of its rate (the unwatched round
-    is printed beside it), and the writes point's raw rounds pay it too."""
+    the shared cores; that costs the raw client part of its rate (the unwatched round is
+    printed beside it), and the writes point's raw rounds pay it too. For the largest points the
+    idle daemon's first GC sweep (30 s after it leads) falls inside the round, as the syncing
+    daemon's does inside the sync."""
     running.kubectl("create", "namespace", RAW_NAMESPACE, check=False)
     bodies = report_bodies(documents, RAW_NAMESPACE)
     with contextlib.ExitStack() as stack:

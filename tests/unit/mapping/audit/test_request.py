@@ -42,6 +42,40 @@ class TestReadRequest:
             assert straight is not None, evt.get("auditID")
             assert validated_read(evt) == straight
 
+    def test_each_field_lands_in_its_place(self) -> None:
+        """The reader builds the Request by position: every field, given a value no other
+        field has, is read into the attribute of its name."""
+        want = audit_rules.Request(
+            verb="update",
+            username="carol",
+            groups=("team-x",),
+            api_group="example.io",
+            resource="widgets",
+            subresource="scale",
+            namespace="ns-a",
+            name="obj-b",
+            path="/apis/example.io/v1/namespaces/ns-a/widgets/obj-b/scale",
+            code=202,
+            request_object={"request": 1},
+            response_object={"response": 2},
+        )
+        evt = event(
+            verb=want.verb,
+            user=want.username,
+            groups=list(want.groups),
+            api_group=want.api_group,
+            resource=want.resource,
+            subresource=want.subresource,
+            namespace=want.namespace,
+            name=want.name,
+            code=want.code,
+            request_object=want.request_object,
+            responseObject=want.response_object,
+            requestURI=f"{want.path}?dryRun=All",
+        )
+        assert audit_request._typed_request(evt) == want
+        assert validated_read(evt) == want
+
     def test_nulls_read_as_empty(self) -> None:
         """A null field leaves the straight read, and reads as if it were absent."""
         with_nulls = event(resource="secrets")

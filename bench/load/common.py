@@ -24,6 +24,7 @@ from typing import Any
 from tests.harness.controlplane import cluster
 from tests.harness.daemon_process import DaemonProcess
 from tests.harness.paths import REPO_ROOT
+from tests.harness.polling import wait_for
 
 DAEMON_CPU = "0"  # the daemon under test
 LOAD_CPU = "1"  # load generators and helpers
@@ -118,11 +119,9 @@ def wait_first_gc_sweep(target: DaemonProcess, *, timeout: float = 120.0) -> Non
     """Until the leader's first GC sweep has run. It comes about 30 s after the Lease is taken
     and lists every Observation in scope; after it the next is an hour away (GC_INTERVAL), so a
     timed round that met it would weigh in seconds what a user meets once an hour."""
-    deadline = time.perf_counter() + timeout
-    while target.metric_sum("zen_watcher_gc_runs_total") < 1:
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"no GC sweep within {timeout:.0f} s")
-        time.sleep(1.0)
+    wait_for(
+        lambda: target.metric_sum("zen_watcher_gc_runs_total") >= 1, timeout=timeout, interval=1.0
+    )
 
 
 def wait_for_count(

@@ -172,11 +172,11 @@ def report_bodies(documents: list[dict[str, Any]], namespace: str) -> list[dict[
 
 
 def raw_create_rate(
-    running: cluster.Cluster, documents: list[dict[str, Any]], *, watched: bool = True
+    running: cluster.Cluster, bodies: list[dict[str, Any]], *, watched: bool = True
 ) -> float:
     """Observations/s created straight through our client at the writer's concurrency, on the
-    daemon's core, of the objects a sync of `documents` writes; they are deleted afterwards, so
-    the store is left as it was.
+    daemon's core, of `bodies` (in RAW_NAMESPACE, `report_bodies`); they are deleted afterwards,
+    so the store is left as it was and the same bodies serve the next round.
 
     `watched`: as the sync's own creates are, by an idle zen-watcher whose scope is the raw
     namespace. The leader watches the metadata of every Observation in its scope (the findings
@@ -186,7 +186,6 @@ def raw_create_rate(
     idle daemon's first GC sweep (30 s after it leads) falls inside the round, as the syncing
     daemon's does inside the sync."""
     running.kubectl("create", "namespace", RAW_NAMESPACE, check=False)
-    bodies = report_bodies(documents, RAW_NAMESPACE)
     with contextlib.ExitStack() as stack:
         if watched:
             stack.enter_context(
@@ -211,8 +210,9 @@ def sync_point(
 ) -> dict[str, Any]:
     running.kubectl("create", "namespace", namespace, check=False)
     asyncio.run(create_all(running, documents))
-    raw_unwatched = raw_create_rate(running, documents, watched=False) if against_raw else 0.0
-    raw_before = raw_create_rate(running, documents) if against_raw else 0.0
+    raw_bodies = report_bodies(documents, RAW_NAMESPACE) if against_raw else []
+    raw_unwatched = raw_create_rate(running, raw_bodies, watched=False) if against_raw else 0.0
+    raw_before = raw_create_rate(running, raw_bodies) if against_raw else 0.0
     started = time.perf_counter()
     # A leader is not ready until its informers have listed, which with a big backlog waits on
     # the write queue: allow the whole sync.
@@ -266,7 +266,7 @@ def sync_point(
         result["writing_seconds"] = round(writing, 1)
         result["writing_findings_per_second"] = round(writing_rate, 1)
     if against_raw:
-        raw_after = raw_create_rate(running, documents)
+        raw_after = raw_create_rate(running, raw_bodies)
         raw = (raw_before + raw_after) / 2
         result["raw_create_rounds"] = [round(raw_before, 1), round(raw_after, 1)]
         result["raw_create_unwatched_per_second"] = round(raw_unwatched, 1)

@@ -17,7 +17,7 @@ server leaves the ladder after two failing steps in a row, and its best is its h
 rate. A server's CPU per request
 at a rate every server passes is printed beside it: the steadier of the two measures.
 
-    python -m bench.points.intake_ratio [--duration S] [--json FILE]
+    python -m bench.points.intake_ratio [--only falco|audit] [--duration S] [--json FILE]
 """
 
 from __future__ import annotations
@@ -124,53 +124,59 @@ def best_rate(result: dict[str, Any]) -> float:
     return float(best["events_per_second"]) if best else 0.0
 
 
-def measure(duration: float) -> dict[str, Any]:
+INTAKES = ("falco", "audit")
+
+
+def measure(duration: float, intakes: tuple[str, ...] = INTAKES) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine_facts(), "duration_seconds": duration}
     results["daemon_env"] = {"WEBHOOK_AUTH_TOKEN": "(set)"}
+    ratios: dict[str, float | None] = {}
+    results["ratios"] = ratios
     with contextlib.ExitStack() as stack:
         running = stack.enter_context(control_plane())
         zen = stack.enter_context(daemon(running, "bench-ratio", WEBHOOK_AUTH_TOKEN=TOKEN))
         bare = stack.enter_context(bare_server())
-        falco_targets: dict[str, tuple[LoadTarget, str]] = {
-            "bare aiohttp": (bare, "/falco/webhook"),
-            "zen-watcher": (zen, "/falco/webhook"),
-        }
-        try:
-            binary = peer.build_falcosidekick()
-            falco_targets["falcosidekick"] = (stack.enter_context(peer.falcosidekick(binary)), "/")
-        except peer.PeerError as error:
-            print(f"falcosidekick left out: {error}", flush=True)
-        audit_targets: dict[str, tuple[LoadTarget, str]] = {
-            "bare aiohttp": (bare, "/audit/webhook"),
-            "zen-watcher": (zen, "/audit/webhook"),
-        }
-        results["falco_cpu_us"] = cpu_points(
-            falco_targets, kind="falco-repeat", rate=FALCO_CPU_RATE, duration=duration
-        )
-        results["audit_cpu_us"] = cpu_points(
-            audit_targets, kind="audit-mix", rate=AUDIT_CPU_RATE, duration=duration
-        )
-        results["falco"] = climb(
-            falco_targets, kind="falco-repeat", rates=ladder(*FALCO_LADDER), duration=duration
-        )
-        results["audit_mix"] = climb(
-            audit_targets, kind="audit-mix", rates=ladder(*AUDIT_LADDER), duration=duration
-        )
-    falco, audit = results["falco"], results["audit_mix"]
-    bare_falco, bare_audit = best_rate(falco["bare aiohttp"]), best_rate(audit["bare aiohttp"])
-    results["ratios"] = {
-        "falco_repeats_over_bare": round(best_rate(falco["zen-watcher"]) / bare_falco, 3)
-        if bare_falco
-        else None,
-        "audit_mix_over_bare_parse": round(best_rate(audit["zen-watcher"]) / bare_audit, 3)
-        if bare_audit
-        else None,
-    }
-    if "falcosidekick" in falco and best_rate(falco["falcosidekick"]):
-        results["ratios"]["falco_repeats_over_falcosidekick"] = round(
-            best_rate(falco["zen-watcher"]) / best_rate(falco["falcosidekick"]), 3
-        )
+        if "falco" in intakes:
+            falco_targets: dict[str, tuple[LoadTarget, str]] = {
+                "bare aiohttp": (bare, "/falco/webhook"),
+                "zen-watcher": (zen, "/falco/webhook"),
+            }
+            try:
+                binary = peer.build_falcosidekick()
+                falcosidekick = stack.enter_context(peer.falcosidekick(binary))
+                falco_targets["falcosidekick"] = (falcosidekick, "/")
+            except peer.PeerError as error:
+                print(f"falcosidekick left out: {error}", flush=True)
+            results["falco_cpu_us"] = cpu_points(
+                falco_targets, kind="falco-repeat", rate=FALCO_CPU_RATE, duration=duration
+            )
+            falco = results["falco"] = climb(
+                falco_targets, kind="falco-repeat", rates=ladder(*FALCO_LADDER), duration=duration
+            )
+            ratios["falco_repeats_over_bare"] = ratio(falco, "zen-watcher", "bare aiohttp")
+            if "falcosidekick" in falco:
+                ratios["falco_repeats_over_falcosidekick"] = ratio(
+                    falco, "zen-watcher", "falcosidekick"
+                )
+        if "audit" in intakes:
+            audit_targets: dict[str, tuple[LoadTarget, str]] = {
+                "bare aiohttp": (bare, "/audit/webhook"),
+                "zen-watcher": (zen, "/audit/webhook"),
+            }
+            results["audit_cpu_us"] = cpu_points(
+                audit_targets, kind="audit-mix", rate=AUDIT_CPU_RATE, duration=duration
+            )
+            audit = results["audit_mix"] = climb(
+                audit_targets, kind="audit-mix", rates=ladder(*AUDIT_LADDER), duration=duration
+            )
+            ratios["audit_mix_over_bare_parse"] = ratio(audit, "zen-watcher", "bare aiohttp")
     return results
+
+
+def ratio(climbed: dict[str, dict[str, Any]], server: str, anchor: str) -> float | None:
+    """`server`'s best passing rate over `anchor`'s (None when the anchor passed no rate)."""
+    below = best_rate(climbed[anchor])
+    return round(best_rate(climbed[server]) / below, 3) if below else None
 
 
 def table(results: dict[str, Any]) -> str:
@@ -182,7 +188,7 @@ def table(results: dict[str, Any]) -> str:
         ("falco", "Falco repeats", "falco_cpu_us", FALCO_CPU_RATE),
         ("audit_mix", "Audit, 1 in 20 a finding", "audit_cpu_us", AUDIT_CPU_RATE * 400),
     ):
-        for name, result in results[key].items():
+        for name, result in results.get(key, {}).items():
             best = result["best"]
             passing = f"{best['events_per_second']:,.0f}" if best else "none"
             p99 = f"{best['p99_ms']:.1f} ms" if best else "—"
@@ -191,18 +197,19 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"| {label} | {name} | {passing} | {p99} | {cpu_text} |")
     ratios = results["ratios"]
     lines.append("")
-    lines.append(
-        f"Falco repeats, zen-watcher / bare aiohttp: {ratios['falco_repeats_over_bare']} "
-        "(target >= 0.8)"
-    )
-    if "falco_repeats_over_falcosidekick" in ratios:
-        lines.append(
-            f"Falco repeats, zen-watcher / falcosidekick: {ratios['falco_repeats_over_falcosidekick']}"
-        )
-    lines.append(
-        f"Audit 1-in-20, zen-watcher / bare parse: {ratios['audit_mix_over_bare_parse']} "
-        "(target >= 0.5)"
-    )
+    for key, text in (
+        (
+            "falco_repeats_over_bare",
+            "Falco repeats, zen-watcher / bare aiohttp: {} (target >= 0.8)",
+        ),
+        ("falco_repeats_over_falcosidekick", "Falco repeats, zen-watcher / falcosidekick: {}"),
+        (
+            "audit_mix_over_bare_parse",
+            "Audit 1-in-20, zen-watcher / bare parse: {} (target >= 0.5)",
+        ),
+    ):
+        if key in ratios:
+            lines.append(text.format(ratios[key]))
     machine = results["machine"]
     lines.append(
         f"Machine: {machine['cores']} cores, {machine['cpu_model']}, Python {machine['python']}, "
@@ -220,10 +227,13 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load point")
     parser.add_argument("--json", help="also write the raw results to this file")
+    parser.add_argument(
+        "--only", choices=INTAKES, help="measure one intake (default: both, Falco first)"
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the control plane and daemons are stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    results = measure(args.duration)
+    results = measure(args.duration, (args.only,) if args.only else INTAKES)
     print(table(results))
     if args.json:
         output = Path(args.json)

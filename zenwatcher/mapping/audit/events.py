@@ -10,12 +10,13 @@ IPs, agent.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from zenwatcher.finding import DeferredDetails, Finding, ResourceRef
 from zenwatcher.mapping import rejection, resource_kinds, timestamps
 from zenwatcher.mapping.audit import fields, rules
-from zenwatcher.mapping.audit.request import is_audit_api, read_request
+from zenwatcher.mapping.audit.request import ROUTINE, is_audit_api, read_request, triage_request
 
 SOURCE = "audit"
 STAGE_RESPONSE_STARTED = "ResponseStarted"
@@ -115,8 +116,8 @@ def judge_audit_event(
     raised for a malformed event."""
     if not isinstance(event, dict):
         raise rejection.Rejected("not_an_object", _shape_message(event))
-    request = read_request(event)
-    stage: str = event["stage"]  # read_request checked it
+    request = triage_request(event)
+    stage: str = event["stage"]  # triage_request checked it
     # A stage judged for both kinds of request needs no look at which kind this is (with
     # STREAMING_AT_ANY, as the intake judges, that is every ResponseComplete).
     if stage not in STAGES_COMPLETE or stage not in streaming_judged_at:
@@ -125,11 +126,13 @@ def judge_audit_event(
         )
         if skipped is not None:
             return skipped
+    # Messages and details are written only when read; partial() rather than a lambda, as a
+    # lambda here would turn `event` and `request` into closure cells on every call.
+    if request is ROUTINE:
+        return rejection.Skip("no_rule", partial(_no_rule_message_of, event))
     verdicts = rules.matches(request)
     if not verdicts:
-        return rejection.Skip(
-            "no_rule", lambda: f"no audit rule matches {request.verb} {_target(request)}"
-        )
+        return rejection.Skip("no_rule", partial(_no_rule_message, request))
     verdict = rules.most_severe(verdicts)
     return Finding(
         source=SOURCE,
@@ -141,7 +144,7 @@ def judge_audit_event(
         title=_title(request, verdict),
         message=_message(event, request, verdict),
         # Every field the details read was type-checked above, so building them later is safe.
-        details=DeferredDetails(lambda: _details(event, request, verdict, verdicts)),
+        details=DeferredDetails(partial(_details, event, request, verdict, verdicts)),
         detected_at=timestamps.parse_time(event.get("stageTimestamp"))
         or timestamps.parse_time(event.get("requestReceivedTimestamp")),
     )
@@ -214,6 +217,14 @@ def _message(event: Mapping[str, Any], request: rules.Request, verdict: rules.Ve
     code = "no response code" if request.code is None else f"response {request.code}"
     user = request.username or "an unknown user"
     return f"{user} sent {request.verb} {uri} ({code}): {'; '.join(verdict.reasons)}"
+
+
+def _no_rule_message_of(event: Mapping[str, Any]) -> str:
+    return _no_rule_message(read_request(event))
+
+
+def _no_rule_message(request: rules.Request) -> str:
+    return f"no audit rule matches {request.verb} {_target(request)}"
 
 
 def _target(request: rules.Request) -> str:

@@ -9,6 +9,7 @@ again. Either way one function, `_typed_request`, decides what the Request holds
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,11 +23,32 @@ _NO_LIST: list[str] = []  # what an absent list reads as (never mutated)
 _OBJECT_REF_STRINGS = ("resource", "namespace", "name", "subresource", "apiGroup", "apiVersion")
 
 
+class Routine(enum.Enum):
+    """What `triage_request` answers for a well-formed request no audit rule can match."""
+
+    REQUEST = "routine"
+
+
+ROUTINE = Routine.REQUEST
+
+
 def read_request(event: Mapping[str, Any]) -> rules.Request:
     """The event's Request; `Rejected` naming the first field of a wrong type or missing."""
-    request = _typed_request(event)
-    if request is None:
-        request = _typed_request(_normalised(event))
+    request = _typed_request(event) or _validated_read(event, triage=False)
+    if request is ROUTINE:  # not answered without triage
+        raise AssertionError("an audit event was triaged unasked")
+    return request
+
+
+def triage_request(event: Mapping[str, Any]) -> rules.Request | Routine:
+    """`read_request`, every field checked the same, but for a request no rule can match
+    (`rules.no_rule_can_match`) ROUTINE instead of a Request nobody would look at."""
+    # Both answers of the straight read are truthy: only None goes on to the validating read.
+    return _typed_request(event, triage=True) or _validated_read(event, triage=True)
+
+
+def _validated_read(event: Mapping[str, Any], *, triage: bool) -> rules.Request | Routine:
+    request = _typed_request(_normalised(event), triage=triage)
     if request is None:  # _normalised returns only what _typed_request accepts
         raise AssertionError("a normalised audit event was not read")
     return request
@@ -37,8 +59,11 @@ def is_audit_api(value: object) -> bool:
     return value is None or (isinstance(value, str) and value.startswith(_AUDIT_PREFIX))
 
 
-def _typed_request(event: Mapping[str, Any]) -> rules.Request | None:
-    """The Request of an event whose fields all have their exact types; None for any other."""
+def _typed_request(
+    event: Mapping[str, Any], *, triage: bool = False
+) -> rules.Request | Routine | None:
+    """The Request of an event whose fields all have their exact types; None for any other.
+    With `triage`, ROUTINE for one no rule can match."""
     get = event.get
     verb, stage, audit_id = get("verb", ""), get("stage", ""), get("auditID", "")
     user, ref, status = get("user", _EMPTY), get("objectRef", _EMPTY), get("responseStatus", _EMPTY)
@@ -78,6 +103,8 @@ def _typed_request(event: Mapping[str, Any]) -> rules.Request | None:
         or not _strings(get("sourceIPs", _NO_LIST))
     ):
         return None
+    if triage and rules.no_rule_can_match(resource, username, groups, code):
+        return ROUTINE
     api_group = ""
     if resource:
         if "apiGroup" in ref:

@@ -86,6 +86,19 @@ def matches(request: Request) -> list[Verdict]:
     return verdicts
 
 
+def no_rule_can_match(resource: str, username: str, groups: list[str], code: int | None) -> bool:
+    """True when `matches` would find nothing for any request to `resource` by this user answered
+    `code`, whatever else it holds: no rule names the resource, and the two rules every request
+    meets need an anonymous user or a 403. Most audited requests are such (controllers reading
+    and renewing), and the reader builds no Request for them."""
+    return (
+        resource not in _RULES_BY_RESOURCE
+        and code != 403
+        and username != ANONYMOUS_USER
+        and UNAUTHENTICATED_GROUP not in groups
+    )
+
+
 def most_severe(verdicts: list[Verdict]) -> Verdict:
     """The verdict a request is reported as; `max` keeps the first of equals, so table order."""
     return max(verdicts, key=lambda verdict: verdict.severity.rank)

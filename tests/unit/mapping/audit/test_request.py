@@ -1,14 +1,16 @@
 """Unit tests for zenwatcher.mapping.audit.request and the rule dispatch of mapping.audit.rules.
 
-The audit hot path has two shortcuts, each checked here against the plain way it replaces: the
-straight read of a well-typed event against the validating read, and the rules picked by
-resource against running the whole table.
+The audit hot path has three shortcuts, each checked here against the plain way it replaces: the
+straight read of a well-typed event against the validating read, the rules picked by resource
+against running the whole table, and triage (no Request for a request no rule can match)
+against matching it.
 """
 
 from __future__ import annotations
 
 import copy
 import enum
+import re
 from typing import Any
 
 import pytest
@@ -29,7 +31,9 @@ def full_table(request: audit_rules.Request) -> list[audit_rules.Verdict]:
 
 def validated_read(evt: dict[str, Any]) -> audit_rules.Request | None:
     """The validating path alone (normalise, then read)."""
-    return audit_request._typed_request(audit_request._normalised(evt))
+    read = audit_request._typed_request(audit_request._normalised(evt))
+    assert read is not audit_request.ROUTINE  # never without triage
+    return read
 
 
 class TestReadRequest:
@@ -134,7 +138,8 @@ class TestReadRequest:
     def test_both_reads_agree_on_any_field_value(
         self, resource: str, field: tuple[str, ...], value: Any
     ) -> None:
-        """One field set to any JSON value: both reads give the same Request or the same error."""
+        """One field set to any JSON value: both reads give the same Request or the same error,
+        and triage rejects exactly what they reject."""
         evt = event(resource=resource)
         if not resource:
             del evt["objectRef"]["resource"]
@@ -147,13 +152,21 @@ class TestReadRequest:
         straight = audit_request._typed_request(copy.deepcopy(evt))
         try:
             validated = validated_read(evt)
-        except rejection.Rejected:
+        except rejection.Rejected as rejected:
+            why = str(rejected)
+            validated = None
+        if validated is None:
             assert straight is None  # the straight read never accepts what validation rejects
+            with pytest.raises(rejection.Rejected, match=re.escape(why)):
+                audit_request.triage_request(evt)
             return
         assert validated is not None
         if straight is not None:
             assert straight == validated
         assert audit_request.read_request(evt) == validated
+        # Triage checks every field the same: it accepts what the reads accept.
+        triaged = audit_request.triage_request(evt)
+        assert triaged is audit_request.ROUTINE or triaged == validated
 
 
 class Text(str):
@@ -230,6 +243,67 @@ class TestRuleDispatch:
             **fields,
         )
         assert audit_rules.matches(request) == full_table(request)
+
+
+class TestTriage:
+    """The third shortcut: a request no rule can match is not read into a Request at all."""
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        resource=st.sampled_from(TestRuleDispatch.RESOURCES),
+        subresource=st.sampled_from(["", "exec", "status"]),
+        verb=st.sampled_from(["create", "get", "patch", "delete", "list"]),
+        api_group=st.sampled_from(["", "apps", audit_rules.RBAC_GROUP]),
+        username=st.sampled_from(["alice", "", audit_rules.ANONYMOUS_USER]),
+        groups=st.sampled_from(
+            [(), ("system:authenticated",), ("x", audit_rules.UNAUTHENTICATED_GROUP)]
+        ),
+        code=st.sampled_from([None, 200, 401, 403, 404, 500]),
+        request_object=st.sampled_from(
+            [None, pod(privileged=True), {"data": {"token": "abc"}}, {"spec": {"type": "NodePort"}}]
+        ),
+    )
+    def test_what_no_rule_can_match_the_full_table_does_not_match(self, **fields: Any) -> None:
+        request = audit_rules.Request(
+            namespace="kube-system", name="web", path="/api/v1/x", **fields
+        )
+        if audit_rules.no_rule_can_match(
+            request.resource, request.username, list(request.groups), request.code
+        ):
+            assert [] == full_table(request)
+
+    def test_each_fixture_is_triaged_as_read(self) -> None:
+        """A fixture event (each a finding or a near miss) is ROUTINE only when no rule matches
+        it; else triage reads the same Request."""
+        for evt in payloads.audit_events(include_malformed=True):
+            try:
+                read = audit_request.read_request(evt)
+            except rejection.Rejected:
+                with pytest.raises(rejection.Rejected):
+                    audit_request.triage_request(evt)
+                continue
+            triaged = audit_request.triage_request(evt)
+            if triaged is audit_request.ROUTINE:
+                assert [] == audit_rules.matches(read)
+            else:
+                assert triaged == read
+
+    @pytest.mark.parametrize(
+        ("fields", "routine"),
+        [
+            ({"verb": "update", "resource": "leases"}, True),
+            ({"verb": "get", "resource": "leases", "user": audit_rules.ANONYMOUS_USER}, False),
+            ({"verb": "get", "resource": "leases", "code": 403}, False),
+            ({"verb": "get", "resource": "secrets"}, False),
+            ({"verb": "get", "resource": "namespaces"}, False),
+        ],
+    )
+    def test_routine_or_read(self, fields: dict[str, Any], routine: bool) -> None:
+        evt = event(**fields)
+        triaged = audit_request.triage_request(evt)
+        assert (triaged is audit_request.ROUTINE) is routine
+        if not routine:
+            assert triaged == audit_request.read_request(evt)
 
 
 class TestIgnoredMessage:

@@ -103,7 +103,7 @@ def _typed_request(
         or not _strings(get("sourceIPs", _NO_LIST))
     ):
         return None
-    if triage and rules.no_rule_can_match(resource, username, groups, code):
+    if triage and rules.no_rule_can_match(resource, verb, username, groups, code):
         return ROUTINE
     api_group = ""
     if resource:

@@ -29,6 +29,8 @@ _STREAM_VERBS = frozenset({"create", "get"})
 _WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 # Patches are judged too: a merge patch has the object's shape (a JSON patch is a list, skipped).
 _SPEC_VERBS = frozenset({"create", "update", "patch"})
+_NODEPORT_VERBS = frozenset({"create"})
+_NAMESPACE_VERBS = frozenset({"create", "delete"})
 _ROLES = frozenset({"roles", "clusterroles"})
 _BINDINGS = frozenset({"rolebindings", "clusterrolebindings"})
 # Anonymous GETs the default system:public-info-viewer role allows: load-balancer health probes,
@@ -86,13 +88,16 @@ def matches(request: Request) -> list[Verdict]:
     return verdicts
 
 
-def no_rule_can_match(resource: str, username: str, groups: list[str], code: int | None) -> bool:
-    """True when `matches` would find nothing for any request to `resource` by this user answered
-    `code`, whatever else it holds: no rule names the resource, and the two rules every request
-    meets need an anonymous user or a 403. Most audited requests are such (controllers reading
-    and renewing), and the reader builds no Request for them."""
+def no_rule_can_match(
+    resource: str, verb: str, username: str, groups: list[str], code: int | None
+) -> bool:
+    """True when `matches` would find nothing for any request with this verb to `resource` by
+    this user answered `code`, whatever else it holds: no rule names the resource with the verb,
+    and the two rules every request meets need an anonymous user or a 403. Most audited requests
+    are such (controllers listing, watching, renewing), and the reader builds no Request for
+    them."""
     return (
-        resource not in _RULES_BY_RESOURCE
+        verb not in _VERBS_BY_RESOURCE.get(resource, _NO_VERBS)
         and code != 403
         and username != ANONYMOUS_USER
         and UNAUTHENTICATED_GROUP not in groups
@@ -198,7 +203,9 @@ def _forbidden_request(request: Request) -> Verdict | None:
 
 
 def _nodeport_service(request: Request) -> Verdict | None:
-    if not _is_core(request, "services") or request.subresource or request.verb != "create":
+    if not _is_core(request, "services") or request.subresource:
+        return None
+    if request.verb not in _NODEPORT_VERBS:
         return None
     obj = _object(request)
     spec = obj.get("spec") if isinstance(obj, dict) else None
@@ -211,7 +218,7 @@ def _nodeport_service(request: Request) -> Verdict | None:
 def _namespace_change(request: Request) -> Verdict | None:
     if not _is_core(request, "namespaces") or request.subresource:
         return None
-    if request.verb not in ("create", "delete"):
+    if request.verb not in _NAMESPACE_VERBS:
         return None
     return Verdict(
         event_type="namespace_change",
@@ -235,31 +242,39 @@ def _verdict(event_type: str, severity: Severity, reasons: list[str]) -> Verdict
 
 Rule = Callable[[Request], Verdict | None]
 ANY_RESOURCE: frozenset[str] = frozenset()
+ANY_VERB: frozenset[str] = frozenset()
 
 # docs/design.md §4's table, in its order (the order breaks severity ties), each rule with the
-# resources it can match at all (ANY_RESOURCE: it looks at every request).
-TABLE: tuple[tuple[Rule, frozenset[str]], ...] = (
-    (_pod_stream, frozenset({"pods"})),
-    (_privileged_pod, objects.WORKLOAD_RESOURCES),
-    (_cluster_admin_binding, _BINDINGS),
-    (_rbac_wildcard, _ROLES),
-    (_rbac_change, _ROLES | _BINDINGS),
-    (_secret_write, frozenset({"secrets"})),
-    (_sensitive_configmap, frozenset({"configmaps"})),
-    (_anonymous_access, ANY_RESOURCE),
-    (_forbidden_request, ANY_RESOURCE),
-    (_nodeport_service, frozenset({"services"})),
-    (_namespace_change, frozenset({"namespaces"})),
+# resources and verbs it can match at all (ANY_RESOURCE: it looks at every request, and then
+# `no_rule_can_match` must know what it needs).
+TABLE: tuple[tuple[Rule, frozenset[str], frozenset[str]], ...] = (
+    (_pod_stream, frozenset({"pods"}), _STREAM_VERBS),
+    (_privileged_pod, objects.WORKLOAD_RESOURCES, _SPEC_VERBS),
+    (_cluster_admin_binding, _BINDINGS, _SPEC_VERBS),
+    (_rbac_wildcard, _ROLES, _SPEC_VERBS),
+    (_rbac_change, _ROLES | _BINDINGS, _WRITE_VERBS),
+    (_secret_write, frozenset({"secrets"}), _WRITE_VERBS),
+    (_sensitive_configmap, frozenset({"configmaps"}), _SPEC_VERBS),
+    (_anonymous_access, ANY_RESOURCE, ANY_VERB),
+    (_forbidden_request, ANY_RESOURCE, ANY_VERB),
+    (_nodeport_service, frozenset({"services"}), _NODEPORT_VERBS),
+    (_namespace_change, frozenset({"namespaces"}), _NAMESPACE_VERBS),
 )
-RULES: tuple[Rule, ...] = tuple(rule for rule, _ in TABLE)
+RULES: tuple[Rule, ...] = tuple(rule for rule, _, _ in TABLE)
 
 
 def _rules_for(resource: str | None) -> tuple[Rule, ...]:
     """The table's rules that can match `resource` (None: a resource no rule names), in order."""
-    return tuple(rule for rule, resources in TABLE if not resources or (resource in resources))
+    return tuple(rule for rule, resources, _ in TABLE if not resources or (resource in resources))
 
 
 _RULES_FOR_ANY_RESOURCE = _rules_for(None)
 _RULES_BY_RESOURCE: dict[str, tuple[Rule, ...]] = {
-    resource: _rules_for(resource) for _, resources in TABLE for resource in resources
+    resource: _rules_for(resource) for _, resources, _ in TABLE for resource in resources
+}
+# The verbs any rule naming the resource can match (the rules for every resource aside).
+_NO_VERBS: frozenset[str] = frozenset()
+_VERBS_BY_RESOURCE: dict[str, frozenset[str]] = {
+    resource: frozenset().union(*(verbs for _, named, verbs in TABLE if resource in named))
+    for resource in _RULES_BY_RESOURCE
 }

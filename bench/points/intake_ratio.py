@@ -13,9 +13,11 @@ non-2xx, `bench.load.capacity`):
 The servers climb one ladder together, rate by rate (each rate about 10 % above the last), so
 each step is measured for every server within the same minute. A failing point is tried once
 more (a shared host's neighbours can fail any 5 s point), a step fails when both tries do, a
-server leaves the ladder after two failing steps in a row, and its best is its highest passing
-rate. A server's CPU per request
-at a rate every server passes is printed beside it: the steadier of the two measures.
+server leaves the ladder after two failing steps in a row. Then, since steps 10 % apart would
+leave each best up to 10 % low, every server tries the rates a quarter, half and three quarters
+of a step above its highest passing step, until one fails. Its best is its highest passing
+rate. A server's CPU per request at a rate every server passes is printed beside it: the
+steadier of the two measures.
 
     python -m bench.points.intake_ratio [--only falco|audit] [--duration S] [--json FILE]
 """
@@ -42,6 +44,7 @@ from tests.harness.controlplane.controlplane import free_port
 
 STEP = 1.1  # each rate of the ladder is this much above the last
 FAILURES_TO_LEAVE = 2  # failing steps in a row that take a server off the ladder
+REFINE_FRACTIONS = (0.25, 0.5, 0.75)  # of a step, tried above a server's best step
 FALCO_LADDER = (2000.0, 40000.0)  # requests/s, one alert each
 AUDIT_LADDER = (20.0, 1000.0)  # requests/s of 400-event EventLists
 FALCO_CPU_RATE = 2000.0  # every server passes this; CPU per request is compared here
@@ -74,37 +77,67 @@ def bare_server() -> Iterator[BareServer]:
 def climb(
     targets: dict[str, tuple[LoadTarget, str]], *, kind: str, rates: list[float], duration: float
 ) -> dict[str, dict[str, Any]]:
-    """Every target up the same ladder, interleaved; per target its points and best."""
+    """Every target up the same ladder, interleaved, then each best refined; per target its
+    points and best."""
     results: dict[str, dict[str, Any]] = {name: {"points": [], "best": None} for name in targets}
     failures = dict.fromkeys(targets, 0)
+    best_step: dict[str, float] = {}  # the highest ladder rate each target passed
     for rate in rates:
         climbing = [name for name in targets if failures[name] < FAILURES_TO_LEAVE]
         if not climbing:
             break
         for name in climbing:
-            target, path = targets[name]
-            point = load_point(target, kind=kind, rate=rate, duration=duration, path=path)
-            if not point["passed"]:
-                # One more try: on a shared host a 5 s point can fail to a neighbour's burst.
-                results[name]["points"].append(point)
-                point = load_point(target, kind=kind, rate=rate, duration=duration, path=path)
-            results[name]["points"].append(point)
-            print(
-                f"  {kind:12} {name:14} {rate:>7.0f} req/s: events/s {point['events_per_second']:>9.0f} "
-                f"p99 {point['p99_ms']:7.1f} ms non-2xx {point['non2xx_fraction']:.4f} "
-                f"server {point['server_cpu_us_per_event']:7.1f} µs/event "
-                f"{'pass' if point['passed'] else 'FAIL'}"
-                f"{' (loadgen saturated)' if point['loadgen_saturated'] else ''}",
-                flush=True,
-            )
-            if point["passed"]:
+            if try_rate(
+                targets[name], results[name], name=name, kind=kind, rate=rate, duration=duration
+            ):
                 failures[name] = 0
-                best = results[name]["best"]
-                if best is None or point["events_per_second"] > best["events_per_second"]:
-                    results[name]["best"] = point
+                best_step[name] = rate
             else:
                 failures[name] += 1
+    # Steps 10 % apart leave a best up to 10 % under the rate the server can hold, which moves
+    # a ratio of two bests by up to 10 % either way: between its best step and the next one,
+    # each server tries the rates a quarter step apart, interleaved, until one fails.
+    refining = {name: step for name, step in best_step.items() if step < rates[-1]}
+    for fraction in REFINE_FRACTIONS:
+        for name, step in list(refining.items()):
+            rate = round(step * (1 + (STEP - 1) * fraction))
+            if not try_rate(
+                targets[name], results[name], name=name, kind=kind, rate=rate, duration=duration
+            ):
+                del refining[name]
     return results
+
+
+def try_rate(
+    target: tuple[LoadTarget, str],
+    result: dict[str, Any],
+    *,
+    name: str,
+    kind: str,
+    rate: float,
+    duration: float,
+) -> bool:
+    """One point at `rate` (tried once more if it fails), recorded in `result`; passed or not."""
+    server, path = target
+    point = load_point(server, kind=kind, rate=rate, duration=duration, path=path)
+    if not point["passed"]:
+        # One more try: on a shared host a 5 s point can fail to a neighbour's burst.
+        result["points"].append(point)
+        point = load_point(server, kind=kind, rate=rate, duration=duration, path=path)
+    result["points"].append(point)
+    print(
+        f"  {kind:12} {name:14} {rate:>7.0f} req/s: events/s {point['events_per_second']:>9.0f} "
+        f"p99 {point['p99_ms']:7.1f} ms non-2xx {point['non2xx_fraction']:.4f} "
+        f"server {point['server_cpu_us_per_event']:7.1f} µs/event "
+        f"{'pass' if point['passed'] else 'FAIL'}"
+        f"{' (loadgen saturated)' if point['loadgen_saturated'] else ''}",
+        flush=True,
+    )
+    if point["passed"]:
+        best = result["best"]
+        if best is None or point["events_per_second"] > best["events_per_second"]:
+            result["best"] = point
+    return bool(point["passed"])
 
 
 def cpu_points(

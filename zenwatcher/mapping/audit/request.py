@@ -5,6 +5,10 @@ that accepts only the exact types the API server writes (strings, lists of strin
 integer code) and gives up on anything else, a null included. Only then does the validating read
 run: it rejects a wrong type with the field's name, or turns nulls into empty values and reads
 again. Either way one function, `_typed_request`, decides what the Request holds.
+
+`triage_request`, what the webhook intake uses, is the same read that, once every field is
+checked, answers ROUTINE for a request no rule can match (`rules.no_rule_can_match`: most of
+them) instead of building a Request nothing would look at.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ image is made locally (see images.py).
 processes (each in its own process group) and containers, kube-proxy's and the kubelet's
 iptables chains, mounts under the working folder (pod volumes, rootfs, network namespaces),
 the bridge and the node address, sysctls, and the state folders (the logs stay).
+
+One run per machine: the run holds a claim (host.MachineClaim) that names its working folder
+until `stop()` has undone everything. A run that was killed before that leaves its folder
+named, and the next run undoes the leftovers (the same steps) before it starts.
 """
 
 from __future__ import annotations
@@ -66,8 +70,8 @@ class Node:
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _netns_before: set[str] = field(default_factory=set)
     _sysctls_before: dict[str, str] = field(default_factory=dict)
-    _guard: list[str] = field(default_factory=list)  # the INPUT rule guarding the API server
     _owner: bool = False
+    _claim: host.MachineClaim = field(default_factory=host.MachineClaim)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -92,7 +96,12 @@ class Node:
         """Start every part and wait for the node to be Ready."""
         started = time.monotonic()
         _preflight()
+        left = self._claim.acquire()  # refuses while another run holds the machine
         self._owner = True  # from here on, the machine's cluster state is this node's to undo
+        if left is not None:
+            self._reclaim(left)
+        _check_node_address_free()
+        self._claim.record(self.workdir)
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self._netns_before = host.netns_names()
         self._network_up()
@@ -140,8 +149,7 @@ class Node:
         host.run(["iptables", "-A", GUARD_CHAIN, "-i", "lo", "-j", "RETURN"])
         host.run(["iptables", "-A", GUARD_CHAIN, "-i", BRIDGE, "-j", "RETURN"])
         host.run(["iptables", "-A", GUARD_CHAIN, "-j", "DROP"])
-        self._guard = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", GUARD_CHAIN]
-        host.run(["iptables", "-I", *self._guard])
+        host.run(["iptables", "-I", "INPUT", "-p", "tcp", "--dport", str(port), "-j", GUARD_CHAIN])
 
     def _start_controllers(self) -> None:
         assert self.control is not None
@@ -311,6 +319,12 @@ class Node:
         """Undo `start()`; return what could not be undone (empty when all went)."""
         if not self._owner:  # the preflight refused: what is there belongs to someone else
             return []
+        problems = self._undo()
+        # With something left over, the claim keeps naming this folder: the next run undoes it.
+        self._claim.release(clean=not problems)
+        return problems
+
+    def _undo(self) -> list[str]:
         problems: list[str] = []
         steps: list[tuple[str, Callable[[], None]]] = [
             ("kubelet", lambda: self._stop_process("kubelet")),
@@ -331,6 +345,26 @@ class Node:
             except Exception as error:
                 problems.append(f"{what}: {error}")
         return problems
+
+    def _reclaim(self, left: Path) -> None:
+        """Undo what a killed run, working in `left`, left on the machine: its processes (no
+        run holds the claim, so none is alive by design, but a killed pytest leaves its
+        children), then the same steps as `stop()`."""
+        for pid in host.pids_with_argument(str(left)) - {os.getpid()}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        leftover = Node(
+            workdir=left,
+            control_bin=self.control_bin,
+            node_bin=self.node_bin,
+            images=[],
+            _netns_before=host.netns_names(),  # which names were the killed run's is not known
+            _owner=True,
+            _claim=self._claim,  # held by this run: the leftover's stop must not release it
+        )
+        problems = leftover._undo()
+        if problems:
+            raise NodeError(f"could not undo what a killed run left in {left}: {problems}")
 
     def _stop_process(self, name: str) -> None:
         process = self._processes.pop(name, None)
@@ -410,8 +444,14 @@ class Node:
                     pass
             host.quiet([tool, "-F", "KUBE-FIREWALL"])
             host.quiet([tool, "-X", "KUBE-FIREWALL"])
-        if self._guard:
-            host.quiet(["iptables", "-D", *self._guard])
+        # Every INPUT rule into the guard chain (a killed run's port is not this run's).
+        rules = subprocess.run(
+            ["iptables", "-S", "INPUT"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()
+        for rule in rules:
+            words = rule.split()
+            if words[:2] == ["-A", "INPUT"] and words[-2:] == ["-j", GUARD_CHAIN]:
+                host.quiet(["iptables", "-D", *words[1:]])
         host.quiet(["iptables", "-F", GUARD_CHAIN])
         host.quiet(["iptables", "-X", GUARD_CHAIN])
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
@@ -435,11 +475,15 @@ def _preflight() -> None:
         missing.append("containernetworking-plugins (/usr/lib/cni/bridge)")
     if missing:
         raise NodeError(f"missing: {', '.join(missing)}; see tests/cluster/install.sh")
+
+
+def _check_node_address_free() -> None:
+    """After the claim and any reclaim: the node address on `lo` now is none of ours."""
     addresses = subprocess.run(
         ["ip", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True, check=False
     ).stdout
     if f" {NODE_IP}/" in addresses:
         raise NodeError(
-            f"{NODE_IP} is on lo: another cluster test runs, or one was killed; after stopping"
+            f"{NODE_IP} is on lo, left by something no cluster test run recorded; after stopping"
             f" its kubelet, kube-proxy and containerd: ip addr del {NODE_IP}/32 dev lo"
         )

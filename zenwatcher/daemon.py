@@ -34,6 +34,7 @@ from zenwatcher.kube.client import KubeClient
 from zenwatcher.kube.config import KubeConfigError, load_connection
 from zenwatcher.leader.context import LeaderContext
 from zenwatcher.leader.term import LeaderWork
+from zenwatcher.loop_lag import sample_loop_lag
 from zenwatcher.metrics import Metrics
 from zenwatcher.metrics.findings import FindingsMode
 from zenwatcher.pipeline.assembly import Pipeline, make_intakes, make_pipeline
@@ -202,6 +203,9 @@ def _start_tasks(
         name="flusher",
     )
     tasks["api-checker"] = create_guarded_task(api_checker(client, readiness), name="api-checker")
+    tasks["loop-lag"] = create_guarded_task(
+        sample_loop_lag(metrics.event_loop_lag.observe), name="loop-lag"
+    )
     if pipeline.scope.dynamic:
         tasks["namespace-scope"] = create_guarded_task(
             pipeline.scope.run(client=client, metrics=metrics), name="namespace-scope"

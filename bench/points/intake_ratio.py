@@ -17,7 +17,9 @@ server leaves the ladder after two failing steps in a row. Then, since steps 10 
 leave each best up to 10 % low, every server tries the rates a quarter, half and three quarters
 of a step above its highest passing step, until one fails. Its best is its highest passing
 rate. A server's CPU per request at a rate every server passes is printed beside it: the
-steadier of the two measures.
+steadier of the two measures. Beside each of zen-watcher's points: how many of its event
+loop's wake-ups (`zen_watcher_event_loop_lag_seconds`, ten a second) came more than 25, 50
+and 100 ms late, so a point failed by a stall is told from one failed by the load.
 
     python -m bench.points.intake_ratio [--only falco|audit] [--duration S] [--json FILE]
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 import subprocess
 import sys
@@ -41,6 +44,7 @@ from bench.load.common import DAEMON_CPU, TOKEN, control_plane, daemon, machine_
 from bench.points import peer
 from bench.points.baseline import BareServer
 from tests.harness.controlplane.controlplane import free_port
+from tests.harness.daemon_process import DaemonProcess
 
 STEP = 1.1  # each rate of the ladder is this much above the last
 FAILURES_TO_LEAVE = 2  # failing steps in a row that take a server off the ladder
@@ -49,6 +53,7 @@ FALCO_LADDER = (2000.0, 40000.0)  # requests/s, one alert each
 AUDIT_LADDER = (20.0, 1000.0)  # requests/s of 400-event EventLists
 FALCO_CPU_RATE = 2000.0  # every server passes this; CPU per request is compared here
 AUDIT_CPU_RATE = 20.0
+LOOP_LAG = "zen_watcher_event_loop_lag_seconds_bucket"
 
 
 def ladder(low: float, high: float) -> list[float]:
@@ -119,18 +124,25 @@ def try_rate(
 ) -> bool:
     """One point at `rate` (tried once more if it fails), recorded in `result`; passed or not."""
     server, path = target
-    point = load_point(server, kind=kind, rate=rate, duration=duration, path=path)
+    point = lagged_point(server, kind=kind, rate=rate, duration=duration, path=path)
     if not point["passed"]:
         # One more try: on a shared host a 5 s point can fail to a neighbour's burst.
         result["points"].append(point)
-        point = load_point(server, kind=kind, rate=rate, duration=duration, path=path)
+        point = lagged_point(server, kind=kind, rate=rate, duration=duration, path=path)
     result["points"].append(point)
+    lag = point.get("loop_lag")
     print(
         f"  {kind:12} {name:14} {rate:>7.0f} req/s: events/s {point['events_per_second']:>9.0f} "
         f"p99 {point['p99_ms']:7.1f} ms non-2xx {point['non2xx_fraction']:.4f} "
         f"server {point['server_cpu_us_per_event']:7.1f} µs/event "
         f"{'pass' if point['passed'] else 'FAIL'}"
-        f"{' (loadgen saturated)' if point['loadgen_saturated'] else ''}",
+        f"{' (loadgen saturated)' if point['loadgen_saturated'] else ''}"
+        + (
+            f" | loop lag > 25/50/100 ms: {lag['over_25ms']:.0f}/{lag['over_50ms']:.0f}/"
+            f"{lag['over_100ms']:.0f} of {lag['wakeups']:.0f}, all <= {lag['all_within_s']} s"
+            if lag
+            else ""
+        ),
         flush=True,
     )
     if point["passed"]:
@@ -138,6 +150,42 @@ def try_rate(
         if best is None or point["events_per_second"] > best["events_per_second"]:
             result["best"] = point
     return bool(point["passed"])
+
+
+def lagged_point(
+    server: LoadTarget, *, kind: str, rate: float, duration: float, path: str
+) -> dict[str, Any]:
+    """`load_point`, plus, for zen-watcher, how late its event loop ran during the point (its
+    `zen_watcher_event_loop_lag_seconds`, read before and after): a point whose p99 fails at
+    a CPU share the bare handler holds may have met a stall rather than the load."""
+    before = loop_lag_buckets(server)
+    point = load_point(server, kind=kind, rate=rate, duration=duration, path=path)
+    if before is not None:
+        point["loop_lag"] = lag_between(before, loop_lag_buckets(server) or {})
+    return point
+
+
+def loop_lag_buckets(server: LoadTarget) -> dict[float, float] | None:
+    """zen-watcher's loop-lag histogram, cumulative count by upper bound; None for the peers."""
+    if not isinstance(server, DaemonProcess):
+        return None
+    buckets: dict[float, float] = {}
+    for key, value in server.metrics().items():
+        if key.startswith(LOOP_LAG + "{"):
+            buckets[float(key.split('le="', 1)[1].split('"', 1)[0])] = value
+    return buckets
+
+
+def lag_between(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """The wake-ups between two readings: how many, how many later than 25, 50 and 100 ms, and
+    the lowest bucket bound that holds them all."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    wakeups = counts.get(math.inf, 0.0)
+    return {
+        "wakeups": wakeups,
+        **{f"over_{round(b * 1000)}ms": wakeups - counts.get(b, 0.0) for b in (0.025, 0.05, 0.1)},
+        "all_within_s": min((b for b, count in counts.items() if count >= wakeups), default=0.0),
+    }
 
 
 def cpu_points(

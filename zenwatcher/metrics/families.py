@@ -13,6 +13,7 @@ import enum
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
+from zenwatcher import loop_lag
 from zenwatcher.mapping.reports.kinds import REPORT_KINDS
 from zenwatcher.metrics.counters import LoopCounter
 from zenwatcher.metrics.findings import CurrentFindings, FindingsByRule, FindingsMode
@@ -217,6 +218,13 @@ class Metrics:
         )
         self.gc_duration = Histogram(
             "zen_watcher_gc_duration_seconds", "Duration of a GC sweep.", registry=registry
+        )
+        self.event_loop_lag = Histogram(
+            "zen_watcher_event_loop_lag_seconds",
+            f"How late a timer due every {loop_lag.INTERVAL} s ran: how long the event loop, "
+            "which serves the webhooks, writers and elector, was held by other work.",
+            buckets=loop_lag.BUCKETS,
+            registry=registry,
         )
         self.reconciles = LoopCounter(
             "zen_watcher_report_reconciles_total",

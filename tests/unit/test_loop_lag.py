@@ -45,4 +45,3 @@ async def test_an_idle_loop_shows_no_stall() -> None:
     samples = await samples_around(None)
     assert max(samples) < STALL / 2
     assert min(samples) >= 0.0
-

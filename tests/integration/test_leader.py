@@ -480,6 +480,39 @@ class TestLostRenewals:
         assert b_started <= LEASE_DURATION + MAX_JITTERED_RETRY + MARGIN
         assert "pod-b" == (await field.lease())["spec"]["holderIdentity"]
 
+    async def test_a_crashed_leader_is_replaced_a_lease_after_its_last_renewal(
+        self, field: Field
+    ) -> None:
+        """The follower sees each renewal through its watch, not at its next poll.
+
+        1. a leads through the proxy, renewing every 0.3 s (lease 4 s); b follows with a 2.5 s
+           retry period, so it reads the Lease only every 2.5 to 3 s.
+        2. Right after one of a's renewals, a's traffic stalls, as a crash would end it.
+        Result: b leads a lease (4 s) after that renewal, give or take the margin, and not
+        before. Seen only at b's next poll, the renewal would count up to 3 s later.
+        """
+        stalling_client, proxy = await field.stalling_client()
+        a = field.candidate("pod-a", client=stalling_client, timings=(4.0, 3.5, RETRY_PERIOD))
+        b = field.candidate("pod-b", timings=(4.0, 3.5, 2.5))
+        a.start(field.tracker.lead_for("pod-a"))
+        await first_leader(a)
+        b.start(field.tracker.lead_for("pod-b"))
+        await asyncio.sleep(1.0)  # b has read the Lease once and watches it
+        renewed = (await field.lease())["spec"]["renewTime"]
+        for _ in range(300):  # a renews every 0.3 s: the next renewal, read within 10 ms
+            if (await field.lease())["spec"]["renewTime"] != renewed:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("a did not renew within 3 s")
+        stalled_at = time.monotonic()
+        proxy.stall()
+        await first_leader(b, timeout=10)
+        took = time.monotonic() - stalled_at
+
+        assert 4.0 - 0.1 <= took <= 4.0 + MARGIN, took
+        assert "pod-b" == (await field.lease())["spec"]["holderIdentity"]
+
 
 class TestRenewalConflicts:
     async def test_stale_copy_is_reread_and_renewed(self, field: Field) -> None:

@@ -4,7 +4,8 @@ Semantics follow client-go's tools/leaderelection on a coordination.k8s.io Lease
 `election.record`). A term ends when a renewal misses its deadline, another holder shows up, or
 the work itself ends; the work is cancelled and awaited before anything else happens. Graceful
 shutdown cancels `run()`, then calls `release()`; a waiting candidate also watches the Lease
-(`election.release_watch`), so a follower takes over as soon as it sees the release.
+(`election.release_watch`), so a follower takes over as soon as it sees the release, and after
+a crash a lease duration after the last renewal it saw happen.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ logger = structlog.get_logger()
 
 # client-go's leaderelection.JitterFactor is 1.2 (acquire attempts every retry * [1, 2.2)), which
 # lets a crashed leader stand for up to lease + 2 x 2.2 x retry (about 24 s at 15/2). Candidates
-# here poll every retry * [1, 1.2) and also wake right at the observed expiry, so the takeover
-# after a crash is bounded by lease + 1.2 x retry (the design's 17 s); the spread still keeps
-# candidates out of step.
+# here poll every retry * [1, 1.2), see each renewal through the Lease watch as it happens, and
+# wake right at the observed expiry, so the takeover after a crash comes a lease (plus the
+# watch's and one call's latency) after the last renewal; a candidate that can only poll
+# bounds it by lease + 1.2 x retry (the design's 17 s). The spread keeps candidates out of step.
 JITTER_FACTOR = 0.2
 # client-go's own check, with its JitterFactor: renew_deadline > 1.2 x retry_period.
 TIMING_CHECK_FACTOR = 1.2
@@ -150,6 +152,7 @@ class LeaderElector:
                     name=self._name,
                     resource_version=self._read_version,
                     wake=self._released.set,
+                    observe=self._seen_by_watch,
                     retry_period=self._retry_period,
                 ),
                 name=f"lease-watch:{self._name}",
@@ -323,6 +326,12 @@ class LeaderElector:
         if previous is None or previous.holder != current.holder:
             self._log.info("lease_holder_observed", holder=current.holder)
         return current
+
+    def _seen_by_watch(self, lease: dict[str, Any]) -> None:
+        """A version of the Lease the watch delivered, noted as a read would note it: the
+        holder's lease then expires a lease duration after its renewal, not after this
+        candidate's next poll. What to write still comes from a fresh read."""
+        self._observed.observe(record.from_spec(lease.get("spec") or {}), self._clock())
 
     def _acquiring(self, current: record.LeaseRecord | None) -> record.LeaseRecord:
         return record.acquiring(

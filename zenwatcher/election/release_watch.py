@@ -1,12 +1,16 @@
-"""Wakes a waiting candidate as soon as the Lease it waits for is released or deleted.
+"""Wakes a waiting candidate as soon as the Lease it waits for is released or deleted, and
+shows it every renewal as it happens.
 
 client-go's candidates only poll, once a retry period; after a graceful release a follower
-therefore leads up to a whole (jittered) retry period later. Here a candidate also watches its
-one Lease (a field selector on its name) from the resourceVersion it last read, and tries again
-at once when the holder is cleared or the Lease is gone. The watch decides nothing: the
-candidate still reads the Lease and writes it under its resourceVersion as before, only sooner.
-Where the watch cannot run (RBAC without `watch` on leases, a proxy that breaks streams) the
-candidate simply polls as before.
+therefore leads up to a whole (jittered) retry period later, and since a holder's lease expires
+a lease duration after the candidate *saw* its last renewal, a crashed leader stands for up to
+a retry period more than its lease. Here a candidate also watches its one Lease (a field
+selector on its name) from the resourceVersion it last read: it tries again at once when the
+holder is cleared or the Lease is gone, and notes each change when the watch delivers it, so
+the expiry counts from the renewal itself. The watch decides nothing: the candidate still
+reads the Lease and writes it under its resourceVersion as before, only sooner. Where the watch
+cannot run (RBAC without `watch` on leases, a proxy that breaks streams) the candidate simply
+polls as before.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import structlog
@@ -54,9 +59,11 @@ async def watch_releases(
     name: str,
     resource_version: Callable[[], str],
     wake: Callable[[], None],
+    observe: Callable[[dict[str, Any]], None],
     retry_period: float,
 ) -> None:
-    """Call `wake()` on every release of the Lease, until cancelled (or refused by RBAC).
+    """Call `observe(lease)` on every version of the Lease the watch delivers and `wake()` on
+    every release, until cancelled (or refused by RBAC).
 
     Each watch starts from `resource_version()`: the version the candidate last read, so only
     what happened after that read can wake it.
@@ -81,6 +88,8 @@ async def watch_releases(
                     async for event in stream:
                         seen += 1
                         version = event.resource_version or version
+                        if event.type in ("ADDED", "MODIFIED"):
+                            observe(event.object)
                         if is_release(event):
                             log.info("lease_release_seen", type=event.type)
                             wake()

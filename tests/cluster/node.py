@@ -399,8 +399,11 @@ class Node:
 
     def _stop_kube_proxy(self) -> None:
         self._stop_process("kube-proxy")
-        # Removes the KUBE-* chains and rules it installed.
-        with self.log_file("kube-proxy-cleanup").open("ab") as log:
+        # Removes the KUBE-* chains and rules it installed. The folder may be gone: a killed
+        # run's, removed since by pytest's rotation of its temporary folders.
+        log_path = self.log_file("kube-proxy-cleanup")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
             subprocess.run(
                 [str(self.node_bin / "kube-proxy"), "--cleanup"],
                 stdout=log,

@@ -97,11 +97,11 @@ class Node:
         started = time.monotonic()
         _preflight()
         left = self._claim.acquire()  # refuses while another run holds the machine
-        self._owner = True  # from here on, the machine's cluster state is this node's to undo
         if left is not None:
             self._reclaim(left)
         _check_node_address_free()
         self._claim.record(self.workdir)
+        self._owner = True  # from here on, the machine's cluster state is this node's to undo
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self._netns_before = host.netns_names()
         self._network_up()
@@ -317,7 +317,7 @@ class Node:
 
     def stop(self) -> list[str]:
         """Undo `start()`; return what could not be undone (empty when all went)."""
-        if not self._owner:  # the preflight refused: what is there belongs to someone else
+        if not self._owner:  # refused before changing anything: what is there is not ours
             return []
         problems = self._undo()
         # With something left over, the claim keeps naming this folder: the next run undoes it.

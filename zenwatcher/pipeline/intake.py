@@ -95,6 +95,7 @@ class EventIntake:
         """Account for every event; queue a write for each finding new to this window."""
         tally = Tally()
         now = self._wall_clock()
+        source, dedup = self.source, self._dedup
         # Counted per request, not per event: one metric call per reason, not per event.
         drops: Drops = {}  # a plain dict: building a collections.Counter costs more
         # Repeats skip the mapping only where nothing but the mapping could drop them: no
@@ -109,9 +110,11 @@ class EventIntake:
         try:
             for index, event in enumerate(events):
                 try:
-                    if repeat_key is not None and self._counted_as_repeat(repeat_key, event, now):
-                        tally.deduplicated += 1
-                        continue
+                    if repeat_key is not None:
+                        identity = repeat_key(event)
+                        if identity is not None and dedup.repeat((source, identity), now_wall=now):
+                            tally.deduplicated += 1
+                            continue
                     self._process_one(event, index, now, tally, drops)
                 except Exception:
                     # A bug met by one event (a mapper raising what it should have rejected)
@@ -162,17 +165,9 @@ class EventIntake:
         self._enqueue(CreateJob(finding=finding, namespace=namespace, seen_at=now))
         tally.accepted += 1
 
-    def _counted_as_repeat(
-        self, repeat_key: Callable[[Any], Hashable | None], event: Any, now: datetime
-    ) -> bool:
-        identity = repeat_key(event)
-        return identity is not None and self._dedup.repeat((self.source, identity), now_wall=now)
-
     def _account(self, received: int, tally: Tally, drops: Drops) -> None:
         accounting, source = self._accounting, self.source
-        accounting.received(source, received)
-        if tally.deduplicated:
-            accounting.deduplicated(source, tally.deduplicated)
+        accounting.arrived(source, received, tally.deduplicated)
         for (bucket, reason), count in drops.items():
             if bucket == FILTERED:
                 accounting.filtered(source, reason, count)

@@ -7,6 +7,7 @@ refuse to send what is under test (a broken chunked body, a stalled one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,6 +33,13 @@ ALERT = {"rule": "Terminal shell", "priority": "Warning", "output_fields": {"k8s
 
 @pytest.fixture(name="port")
 async def _port() -> AsyncIterator[int]:
+    async with serving(max_body_bytes=2 * 1024 * 1024) as port:
+        yield port
+
+
+@contextlib.asynccontextmanager
+async def serving(*, max_body_bytes: int) -> AsyncIterator[int]:
+    """The Falco handler behind its guard on a loopback port, the write queue holding 3."""
     metrics = Metrics(CollectorRegistry())
     queued: list[WriteJob] = []
     intake = EventIntake(
@@ -49,10 +57,12 @@ async def _port() -> AsyncIterator[int]:
     )
     policy = PeerPolicy(allowed=(), trusted_proxies=())
     dispatch = guarded_dispatch([("/hook", handler)], metrics=metrics, policy=policy, token="")
-    server = Server(dispatch, port=free_port(), host="127.0.0.1", max_body_bytes=2 * 1024 * 1024)
+    server = Server(dispatch, port=free_port(), host="127.0.0.1", max_body_bytes=max_body_bytes)
     await server.start()
-    yield server.port
-    await server.stop()
+    try:
+        yield server.port
+    finally:
+        await server.stop()
 
 
 async def exchange(port: int, head: str, *body_parts: bytes, pause: float = 0.0) -> tuple[int, Any]:
@@ -98,6 +108,25 @@ async def test_chunked_body_is_read(port: int) -> None:
     chunk = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
     status, answer = await exchange(port, head("Transfer-Encoding: chunked"), chunk)
     assert (200, 1) == (status, answer["accepted"])
+
+
+async def test_small_body_still_arriving_is_read_whole(port: int) -> None:
+    """A small body is taken as it lies when aiohttp has all of it; one still arriving when the
+    handler starts is awaited to its end, not answered from its first part."""
+    body = orjson.dumps([ALERT, {**ALERT, "rule": "Another rule"}])
+    status, answer = await exchange(
+        port, head(f"Content-Length: {len(body)}"), body[:20], body[20:], pause=0.2
+    )
+    assert (200, 2) == (status, answer["accepted"])
+
+
+async def test_small_body_over_the_size_limit_is_413() -> None:
+    """The body size limit holds for a body read whole at once, as for one read in parts."""
+    body = orjson.dumps({**ALERT, "output": "x" * 200})
+    async with serving(max_body_bytes=100) as port:
+        status, answer = await exchange(port, head(f"Content-Length: {len(body)}"), body)
+        assert 413 == status
+        assert answer["error"]
 
 
 async def test_slow_large_body_is_408(port: int, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -102,9 +102,9 @@ def requests(body: bytes, count: int) -> list[web.BaseRequest]:
     return made
 
 
-def daemon_handler() -> Handler:
+def daemon_handler(token: str = TOKEN) -> Handler:
     """The webhook handler as the daemon builds it, at the shipped defaults with a token."""
-    settings = Settings.from_env({"WEBHOOK_AUTH_TOKEN": TOKEN, "POD_NAMESPACE": "zen-system"})
+    settings = Settings.from_env({"WEBHOOK_AUTH_TOKEN": token, "POD_NAMESPACE": "zen-system"})
     return make_webhook_handler(
         settings=settings.webhook,
         metrics=Metrics(CollectorRegistry()),

@@ -7,6 +7,7 @@ answer's counts are exactly what happened to the request's events.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ MAX_ERRORS_IN_ANSWER = 5
 FILTERED = "filtered"
 REJECTED = "rejected"
 Drops = dict[tuple[str, str], int]  # (bucket, reason) -> events, counted per request
+_NOW_UTC = functools.partial(datetime.now, UTC)  # one C call per request, not a lambda's frame
 
 
 @dataclass(slots=True)
@@ -74,7 +76,7 @@ class EventIntake:
         default_namespace: str,
         allowed_namespaces: frozenset[str] = frozenset(),
         in_scope: Callable[[str], bool] | None = None,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall_clock: Callable[[], datetime] = _NOW_UTC,
         repeat_key: Callable[[Any], Hashable | None] | None = None,
     ) -> None:
         self.source = source
@@ -90,6 +92,7 @@ class EventIntake:
         # The source's identity of an event read without mapping it (None: map it); what the
         # finding's dedup key would be, so a repeat is counted without building its finding.
         self._repeat_key = repeat_key
+        self._judged: tuple[rules.FilterConfig, bool] | None = None  # passes_everything's, cached
 
     def process(self, events: list[Any]) -> Tally:
         """Account for every event; queue a write for each finding new to this window."""
@@ -104,7 +107,7 @@ class EventIntake:
             self._repeat_key
             if self._in_scope is None
             and not self._allowed_namespaces
-            and rules.passes_everything(self._filters.config, self.source)
+            and self._passes_everything(self._filters.config)
             else None
         )
         try:
@@ -126,6 +129,14 @@ class EventIntake:
         finally:  # even if a bug stops the loop, what was queued stays accounted for
             self._account(len(events), tally, drops)
         return tally
+
+    def _passes_everything(self, config: rules.FilterConfig) -> bool:
+        """`rules.passes_everything` for this source, judged once per configuration (a reload
+        replaces the configuration object, so a new one is judged afresh)."""
+        judged = self._judged
+        if judged is None or judged[0] is not config:
+            judged = self._judged = (config, rules.passes_everything(config, self.source))
+        return judged[1]
 
     def _process_one(
         self, event: Any, index: int, now: datetime, tally: Tally, drops: Drops

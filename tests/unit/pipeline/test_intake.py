@@ -162,6 +162,9 @@ def test_with_a_filter_for_the_source_every_event_is_mapped_and_judged() -> None
     assert 1 == counted(
         metrics, "zen_watcher_events_total", bucket="filtered", reason="min_severity"
     )
+    state.config = rules.FilterConfig.empty()  # the filter removed: repeats skip mapping again
+    assert 1 == intake.process([alert("a")]).deduplicated
+    assert 2 == mapper.calls
 
 
 def test_a_returned_skip_counts_as_a_raised_ignored() -> None:

@@ -23,15 +23,6 @@ class Accounting:
     def received(self, source: str, count: int = 1) -> None:
         self._child("received", source, "", "").inc(count)
 
-    def arrived(self, source: str, received: int, deduplicated: int) -> None:
-        """One webhook request's events and its repeats among them: the counts every request
-        moves, in one call (`received` and `deduplicated` together)."""
-        child = self._child
-        child("received", source, "", "").inc(received)
-        if deduplicated:
-            child("bucket", source, Bucket.DEDUPLICATED, "").inc(deduplicated)
-            child("deduped", source, "", "").inc(deduplicated)
-
     def created(self, source: str, severity: str) -> None:
         self._child("bucket", source, Bucket.CREATED, "").inc()
         self._child("created", source, severity, "").inc()

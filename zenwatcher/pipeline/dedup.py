@@ -96,8 +96,9 @@ class DedupCache:
             raise ValueError(f"window_seconds must be positive, got {window_seconds!r}")
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1, got {max_size!r}")
-        self._window = window_seconds
         self._slice_seconds = window_seconds / SLICES_PER_WINDOW
+        # A slice is due once its start is this long ago (a window after its end).
+        self._due_after = window_seconds + self._slice_seconds
         self._max_size = max_size
         self._clock = clock
         # key -> payload, or _Repeats while some are pending; least recently observed first
@@ -142,7 +143,7 @@ class DedupCache:
         now = self._clock()
         slices = self._slices
         # `_settle_due`'s own test, here first: a repeat rarely finds a slice due.
-        if slices and slices[0].start <= now - self._window - self._slice_seconds:
+        if slices and slices[0].start <= now - self._due_after:
             self._settle_due(now)
         return self._count_repeat(key, now_wall)
 
@@ -184,7 +185,7 @@ class DedupCache:
 
     def _settle_due(self, now: float) -> None:
         """Flush (and keep) or expire every key whose slice is a window old."""
-        due_start = now - self._window - self._slice_seconds
+        due_start = now - self._due_after
         slices = self._slices
         while slices and slices[0].start <= due_start:
             oldest = slices.popleft()

@@ -178,7 +178,9 @@ class EventIntake:
 
     def _account(self, received: int, tally: Tally, drops: Drops) -> None:
         accounting, source = self._accounting, self.source
-        accounting.arrived(source, received, tally.deduplicated)
+        accounting.received(source, received)
+        if tally.deduplicated:
+            accounting.deduplicated(source, tally.deduplicated)
         for (bucket, reason), count in drops.items():
             if bucket == FILTERED:
                 accounting.filtered(source, reason, count)
